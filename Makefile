@@ -1,0 +1,59 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Each step leaves a stamp in .venv so re-runs only redo what changed.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+VPY := $(VENV)/bin/python
+PIP := $(VPY) -m pip install --disable-pip-version-check -q -c requirements/constraints.txt
+SHARED ?= $(abspath ../shared)
+VISION_MSGS_DIR ?= $(SHARED)/ros_interfaces/vision_msgs/msg
+FRAME_DIR ?= $(SHARED)/data/nuscenes_frame
+DEMO_DIR ?= build/demo
+DEMO_FRAMES ?= 20
+
+.PHONY: setup test lint typecheck pytest demo clean distclean
+
+setup: $(VENV)/.stamp-package
+
+$(VENV)/.stamp-venv:
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (the ROS 2 Kilted wheels are cp311)"; exit 2; }
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' || { echo "error: $(PYTHON) is not Python 3.11"; exit 2; }
+	@command -v cmake >/dev/null || { echo "error: cmake not found (Debian: apt-get install cmake)"; exit 2; }
+	@command -v cc >/dev/null || { echo "error: no C compiler (Debian: apt-get install build-essential)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	@touch $@
+
+$(VENV)/.stamp-ros: $(VENV)/.stamp-venv requirements/ros.txt requirements/constraints.txt
+	$(PIP) -r requirements/ros.txt
+	@touch $@
+
+$(VENV)/.stamp-vision-msgs: $(VENV)/.stamp-ros interfaces/vision_msgs/CMakeLists.txt interfaces/vision_msgs/package.xml scripts/build_vision_msgs.py
+	$(VPY) scripts/build_vision_msgs.py --msg-dir $(VISION_MSGS_DIR) --source interfaces/vision_msgs --build-dir build/vision_msgs
+	@touch $@
+
+$(VENV)/.stamp-package: $(VENV)/.stamp-vision-msgs setup.py setup.cfg requirements/constraints.txt
+	$(PIP) -e '.[dev,bags]'
+	@touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check bevfusion_ros test scripts launch
+
+typecheck: setup
+	$(VENV)/bin/mypy bevfusion_ros/core
+
+pytest: setup
+	$(VENV)/bin/python -m pytest -q
+
+test: lint typecheck pytest
+
+# The main job as far as it exists: the real nuScenes frame as a rosbag2 (mcap), played over a
+# real ROS 2 graph into a subscriber in another process that converts and reports what arrived.
+demo: setup
+	$(VENV)/bin/bevfusion-ros make-bag --frame $(FRAME_DIR) --out $(DEMO_DIR)/nuscenes_frame_bag --frames $(DEMO_FRAMES) --overwrite
+	$(VENV)/bin/bevfusion-ros demo-transport --bag $(DEMO_DIR)/nuscenes_frame_bag
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,1 @@
+"""ROS-free core: numpy data types, geometry, pre/post-processing and backends."""

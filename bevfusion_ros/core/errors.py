@@ -1,0 +1,27 @@
+"""The package's exception types. Messages are complete sentences that name the culprit."""
+
+from __future__ import annotations
+
+
+class BevFusionError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(BevFusionError):
+    """A configuration value is missing or outside its allowed values."""
+
+
+class MessageError(BevFusionError):
+    """A sensor message is malformed or uses an encoding/layout this package cannot read."""
+
+
+class BagError(BevFusionError):
+    """A rosbag is missing, unreadable or lacks what the command needs."""
+
+
+class DataError(BevFusionError):
+    """A data set on disk (e.g. the nuScenes frame) is missing or inconsistent."""
+
+
+class DependencyError(BevFusionError):
+    """An optional package needed for the requested feature is not installed."""

@@ -1,0 +1,20 @@
+"""Optional third-party imports for the core, each in one place, imported only when used."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from bevfusion_ros.core.errors import DependencyError
+
+
+def import_cv2() -> ModuleType:
+    """OpenCV, needed only for JPEG/PNG decode and encode."""
+    try:
+        import cv2
+    except ImportError as exc:  # pragma: no cover - exercised only where OpenCV is absent
+        msg = (
+            "OpenCV is needed to decode compressed images: install python3-opencv (ROS distro) "
+            f"or opencv-python-headless (pip). Import failed: {exc}"
+        )
+        raise DependencyError(msg) from exc
+    return cv2

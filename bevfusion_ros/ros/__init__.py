@@ -1,0 +1,1 @@
+"""The thin rclpy layer: message conversion, transport settings, nodes."""

@@ -1,0 +1,1 @@
+"""Console scripts (``bevfusion-ros <command>``)."""

@@ -1,0 +1,36 @@
+"""``bevfusion-ros``: one entry point, one subcommand per tool module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bevfusion_ros.core.errors import BevFusionError
+
+# subcommand -> (module, one-line help); each module has add_arguments(parser) and run(args).
+COMMANDS = {
+    "make-bag": ("bevfusion_ros.tools.make_bag", "write the real nuScenes frame into a rosbag2 (mcap)"),
+    "play": ("bevfusion_ros.tools.play", "publish a bag over ROS 2 with its recorded timing"),
+    "probe": ("bevfusion_ros.tools.probe", "subscribe, convert and report sizes and latency"),
+    "demo-transport": ("bevfusion_ros.tools.demo_transport", "play a bag into a probe in another process"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bevfusion-ros", description="BEVFusion for ROS 2: tools")
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    args = ap.parse_args(argv)
+    try:
+        return int(importlib.import_module(args._module).run(args))
+    except BevFusionError as exc:
+        print(f"bevfusion-ros {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""``bevfusion-ros make-bag``: the real nuScenes frame as a rosbag2, recorded as a vehicle would.
+
+Per frame k (10 Hz, stamps advancing by 0.1 s, each sensor keeping its real offset to the LiDAR):
+  /cameras/<cam>/image_raw            sensor_msgs/Image bgr8 1600x900 (or .../image_raw/compressed)
+  /cameras/<cam>/camera_info          sensor_msgs/CameraInfo
+  /lidar/points                       sensor_msgs/PointCloud2 (x, y, z, intensity float32; ring uint16)
+  /ground_truth/detections            vision_msgs/Detection3DArray (LiDAR frame, box centres)
+and once, at the start: /tf_static (tf2_msgs/TFMessage: base_link -> lidar_top and each camera).
+The extrinsics also go to <bag>/calibration.yaml (lidar->camera 4x4 and K per camera), the file the
+perception node reads when TF is not used.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from rclpy.serialization import serialize_message
+
+from bevfusion_ros.core.geometry import rotation_to_quaternion
+from bevfusion_ros.ros import build
+from bevfusion_ros.tools.bagio import BagWriter
+from bevfusion_ros.tools.nuscenes_frame import NuScenesFrame, load_frame
+from bevfusion_ros.tools.progress import progress
+
+LIDAR_FRAME = "lidar_top"
+BASE_FRAME = "base_link"
+LIDAR_TOPIC = "/lidar/points"
+GT_TOPIC = "/ground_truth/detections"
+
+
+def camera_frame(name: str) -> str:
+    return name.lower()
+
+
+def image_topic(name: str, compressed: bool = False) -> str:
+    return f"/cameras/{camera_frame(name)}/image_raw" + ("/compressed" if compressed else "")
+
+
+def info_topic(name: str) -> str:
+    return f"/cameras/{camera_frame(name)}/camera_info"
+
+
+def _tf_static(frame: NuScenesFrame, store: Any, ns: int) -> bytes:
+    t = store.types
+    stamp = t["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9)
+    transforms = []
+    children = [(LIDAR_FRAME, frame.lidar2ego)] + [(camera_frame(c.name), c.cam2ego) for c in frame.cameras]
+    for child, mat in children:
+        q = rotation_to_quaternion(mat[:3, :3])
+        transforms.append(
+            t["geometry_msgs/msg/TransformStamped"](
+                header=t["std_msgs/msg/Header"](stamp=stamp, frame_id=BASE_FRAME),
+                child_frame_id=child,
+                transform=t["geometry_msgs/msg/Transform"](
+                    translation=t["geometry_msgs/msg/Vector3"](x=mat[0, 3], y=mat[1, 3], z=mat[2, 3]),
+                    rotation=t["geometry_msgs/msg/Quaternion"](x=q[0], y=q[1], z=q[2], w=q[3]),
+                ),
+            )
+        )
+    msg = t["tf2_msgs/msg/TFMessage"](transforms=transforms)
+    return bytes(store.serialize_cdr(msg, "tf2_msgs/msg/TFMessage"))
+
+
+def calibration_dict(frame: NuScenesFrame) -> dict[str, Any]:
+    return {
+        "lidar_frame": LIDAR_FRAME,
+        "cameras": [
+            {
+                "name": camera_frame(c.name),
+                "frame_id": camera_frame(c.name),
+                "width": c.intrinsics.width,
+                "height": c.intrinsics.height,
+                "K": c.intrinsics.K.tolist(),
+                "lidar2cam": c.lidar2cam.tolist(),
+            }
+            for c in frame.cameras
+        ],
+    }
+
+
+def write_bag(
+    frame: NuScenesFrame, out: Path, n_frames: int, rate_hz: float = 10.0, compressed: bool = False,
+    storage: str = "mcap", overwrite: bool = False, show_progress: bool = True,
+) -> Path:
+    t0 = round(frame.timestamp * 1e9)
+    period = round(1e9 / rate_hz)
+    lidar_names = ("x", "y", "z", "intensity", "ring")
+    lidar_types = (np.float32, np.float32, np.float32, np.float32, np.uint16)
+    with BagWriter(out, storage=storage, overwrite=overwrite) as bag:
+        bag.write("/tf_static", "tf2_msgs/msg/TFMessage", t0 - 1, _tf_static(frame, bag.store, t0))
+        for k in progress(range(n_frames), desc="writing bag", unit="frame", enabled=show_progress):
+            events: list[tuple[int, str, str, Any]] = []
+            for cam in frame.cameras:
+                ns = t0 + k * period + round((cam.timestamp - frame.timestamp) * 1e9)
+                hdr = build.header(camera_frame(cam.name), ns)
+                if compressed:
+                    events.append((ns, image_topic(cam.name, True), "sensor_msgs/msg/CompressedImage",
+                                   build.compressed_image_msg(cam.image_bgr, hdr)))
+                else:
+                    events.append((ns, image_topic(cam.name), "sensor_msgs/msg/Image",
+                                   build.image_msg(cam.image_bgr, hdr, "bgr8")))
+                events.append((ns, info_topic(cam.name), "sensor_msgs/msg/CameraInfo",
+                               build.camera_info_msg(cam.intrinsics, hdr)))
+            ns = t0 + k * period
+            hdr = build.header(LIDAR_FRAME, ns)
+            events.append((ns, LIDAR_TOPIC, "sensor_msgs/msg/PointCloud2",
+                           build.pointcloud2_msg(frame.points, lidar_names, hdr, lidar_types)))
+            events.append((ns, GT_TOPIC, "vision_msgs/msg/Detection3DArray", build.detections_msg(frame.boxes, hdr)))
+            for ns_e, topic, msgtype, msg in sorted(events, key=lambda e: e[0]):
+                bag.write(topic, msgtype, ns_e, serialize_message(msg))
+    (out / "calibration.yaml").write_text(yaml.safe_dump(calibration_dict(frame), sort_keys=False))
+    return out
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--frame", type=Path, default=Path("../shared/data/nuscenes_frame"),
+                    help="folder of the nuScenes frame export (frame.json)")
+    ap.add_argument("--out", type=Path, required=True, help="bag folder to create")
+    ap.add_argument("--frames", type=int, default=10, help="number of 10 Hz frames (default 10)")
+    ap.add_argument("--rate", type=float, default=10.0, help="frame rate in Hz (default 10)")
+    ap.add_argument("--compressed", action="store_true", help="write JPEG CompressedImage instead of raw bgr8")
+    ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    ap.add_argument("--overwrite", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.frames < 1 or args.rate <= 0:
+        raise SystemExit("--frames must be >= 1 and --rate > 0")
+    frame = load_frame(args.frame)
+    out = write_bag(frame, args.out, args.frames, args.rate, args.compressed, args.storage, args.overwrite)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"wrote {out} ({args.frames} frames, {size / 2**20:.1f} MiB): 6 cameras, lidar "
+          f"({len(frame.points)} points), {len(frame.boxes)} ground-truth boxes, calibration.yaml")
+    return 0

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Build vision_msgs with the real rosidl toolchain into a venv that holds the ROS 2 wheels.
+
+Run with the venv's interpreter. Nothing is needed at run time afterwards: the generated
+Python package and its typesupport libraries are installed into the venv itself.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+# The wheels were built in manylinux containers and their exported CMake targets still name
+# that container's interpreter; rosidl_generator_py refuses to configure against missing paths.
+_WHEEL_PYTHON_INCLUDE = "/opt/python/cp311-cp311/include/python3.11"
+_WHEEL_NUMPY_INCLUDE = "/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include"
+
+
+def fail(msg: str) -> None:
+    print(f"build_vision_msgs: error: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def patch_cmake_exports(prefix: Path) -> int:
+    import numpy
+
+    py_inc = sysconfig.get_paths()["include"]
+    np_inc = numpy.get_include()
+    patched = 0
+    for path in (prefix / "share").glob("*/cmake/*.cmake"):
+        text = path.read_text()
+        if _WHEEL_PYTHON_INCLUDE not in text and _WHEEL_NUMPY_INCLUDE not in text:
+            continue
+        path.write_text(text.replace(_WHEEL_PYTHON_INCLUDE, py_inc).replace(_WHEEL_NUMPY_INCLUDE, np_inc))
+        patched += 1
+    return patched
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--msg-dir", required=True, type=Path, help="folder with the upstream vision_msgs *.msg")
+    ap.add_argument("--source", required=True, type=Path, help="the interface package (CMakeLists.txt)")
+    ap.add_argument("--build-dir", required=True, type=Path)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    args = ap.parse_args()
+
+    prefix = Path(sys.prefix)
+    if prefix == Path(sys.base_prefix):
+        fail("run this with the virtual environment's python (sys.prefix is not a venv)")
+    for tool in ("cmake", "make"):
+        if shutil.which(tool) is None:
+            fail(f"'{tool}' not found: install it (Debian: apt-get install cmake build-essential)")
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        fail("no C compiler found: install one (Debian: apt-get install build-essential)")
+    msgs = sorted(args.msg_dir.glob("*.msg"))
+    if not msgs:
+        fail(f"no .msg files in {args.msg_dir}: point --msg-dir at the upstream vision_msgs/msg folder")
+
+    n = patch_cmake_exports(prefix)
+    print(f"build_vision_msgs: pointed {n} exported CMake files at {sysconfig.get_paths()['include']}")
+
+    env = dict(os.environ, AMENT_PREFIX_PATH=str(prefix), CMAKE_PREFIX_PATH=str(prefix))
+    args.build_dir.mkdir(parents=True, exist_ok=True)
+    configure = [
+        "cmake", str(args.source.resolve()),
+        f"-DVISION_MSGS_MSG_DIR={args.msg_dir.resolve()}",
+        f"-DCMAKE_INSTALL_PREFIX={prefix}",
+        f"-DPython3_EXECUTABLE={sys.executable}",
+        "-DBUILD_TESTING=OFF",
+    ]
+    for cmd in (configure, ["make", f"-j{args.jobs}"], ["make", "install"]):
+        res = subprocess.run(
+            cmd, cwd=args.build_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        if res.returncode != 0:
+            print(res.stdout[-6000:], file=sys.stderr)
+            fail(f"'{' '.join(cmd[:2])}' failed (exit {res.returncode}); full log above")
+    check = subprocess.run(
+        [sys.executable, "-c", "from vision_msgs.msg import Detection3DArray, LabelInfo; print('ok')"],
+        capture_output=True, text=True,
+    )
+    if check.returncode != 0:
+        fail(f"vision_msgs was built but does not import:\n{check.stderr}")
+    print(f"build_vision_msgs: vision_msgs ({len(msgs)} messages) installed into {prefix}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

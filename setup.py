@@ -1,0 +1,39 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "bevfusion_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
+        (f"share/{PACKAGE}/engines", glob("engines/*.yaml") + glob("engines/*.onnx") + glob("engines/*.md")),
+    ],
+    python_requires=">=3.10",
+    # numpy/opencv/yaml come from the ROS distribution's rosdep keys on a vehicle (package.xml);
+    # on a pip-only machine requirements/constraints.txt pins them.
+    install_requires=["numpy", "PyYAML", "tqdm"],
+    extras_require={
+        "bags": ["rosbags", "opencv-python-headless"],
+        "dev": ["pytest", "pytest-timeout", "hypothesis", "ruff", "mypy", "types-PyYAML"],
+    },
+    zip_safe=True,
+    maintainer="bevfusion_ros maintainers",
+    maintainer_email="bevfusion_ros@example.com",
+    description="BEVFusion camera+LiDAR perception for ROS 2 on Jetson AGX Orin",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "bevfusion-ros = bevfusion_ros.tools.cli:main",
+            "bag_player = bevfusion_ros.tools.play:main",
+            "topic_probe = bevfusion_ros.tools.probe:main",
+        ],
+    },
+)
