@@ -1,0 +1,45 @@
+"""Shared fixtures. ROS settings are applied before any test imports rclpy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bevfusion_ros.ros.transport import transport_env
+
+REPO = Path(__file__).resolve().parents[1]
+FRAME_DIR = Path(os.environ.get("BEVFUSION_FRAME_DIR", REPO.parent / "shared" / "data" / "nuscenes_frame"))
+# A domain of our own so parallel runs on one machine (two checkouts, CI and a session) never
+# see each other's topics.
+DOMAIN_ID = 100 + os.getpid() % 100
+os.environ.update(transport_env(domain_id=DOMAIN_ID))
+
+
+@pytest.fixture(scope="session")
+def frame_dir() -> Path:
+    if not (FRAME_DIR / "frame.json").is_file():
+        pytest.skip(f"the real nuScenes frame is not at {FRAME_DIR} (set BEVFUSION_FRAME_DIR)")
+    return FRAME_DIR
+
+
+@pytest.fixture(scope="session")
+def frame(frame_dir: Path):  # type: ignore[no-untyped-def]
+    from bevfusion_ros.tools.nuscenes_frame import load_frame
+
+    return load_frame(frame_dir)
+
+
+@pytest.fixture
+def ros_node():  # type: ignore[no-untyped-def]
+    """A node on the default context (so rclpy.spin_once works), shut down after the test."""
+    import rclpy
+
+    rclpy.init()
+    node = rclpy.create_node(f"test_node_{os.getpid()}")
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

@@ -1,0 +1,65 @@
+"""The package's shape: what colcon and the vehicle rely on."""
+
+from __future__ import annotations
+
+import ast
+import py_compile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_core_never_imports_rclpy_or_ros_layers() -> None:
+    offenders = []
+    for path in (REPO / "bevfusion_ros" / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            bad = [n for n in names if n.split(".")[0] in {"rclpy", "rosbags"} or n.startswith("bevfusion_ros.ros")
+                   or n.startswith("bevfusion_ros.tools") or n.endswith("_msgs") or ".msg" in n]
+            offenders += [f"{path.relative_to(REPO)}: {n}" for n in bad]
+    assert offenders == []
+
+
+def test_package_xml_declares_the_runtime_and_test_dependencies() -> None:
+    root = ET.parse(REPO / "package.xml").getroot()
+    assert root.get("format") == "3" and root.findtext("name") == "bevfusion_ros"
+    execs = {e.text for e in root.findall("exec_depend")}
+    for dep in ("rclpy", "sensor_msgs", "sensor_msgs_py", "nav_msgs", "vision_msgs", "visualization_msgs",
+                "diagnostic_msgs", "message_filters", "cv_bridge", "launch", "launch_ros"):
+        assert dep in execs, dep
+    tests = {e.text for e in root.findall("test_depend")}
+    assert {"launch_testing", "launch_testing_ros"} <= tests
+    assert root.find("export/build_type").text == "ament_python"
+
+
+def test_ament_resource_marker_and_data_folders_exist() -> None:
+    assert (REPO / "resource" / "bevfusion_ros").is_file()
+    for folder in ("launch", "config", "engines", "test"):
+        assert (REPO / folder).is_dir(), folder
+    setup = (REPO / "setup.py").read_text()
+    for needle in ("share/ament_index/resource_index/packages", "launch/*.launch.py", "config/*.xml", "engines/"):
+        assert needle in setup, needle
+
+
+def test_launch_files_compile() -> None:
+    files = list((REPO / "launch").glob("*.launch.py"))
+    assert files
+    for f in files:
+        py_compile.compile(str(f), doraise=True)
+        assert "generate_launch_description" in f.read_text()
+
+
+def test_fastdds_profile_is_shared_memory_only() -> None:
+    ns = {"d": "http://www.eprosima.com"}
+    root = ET.parse(REPO / "config" / "fastdds_shm.xml").getroot()
+    desc = root.find("d:profiles/d:transport_descriptors/d:transport_descriptor", ns)
+    assert desc.findtext("d:type", namespaces=ns) == "SHM"
+    assert int(desc.findtext("d:segment_size", namespaces=ns)) == 256 * 2**20
+    assert int(desc.findtext("d:maxMessageSize", namespaces=ns)) == 16 * 2**20
+    rtps = root.find("d:profiles/d:participant/d:rtps", ns)
+    assert rtps.findtext("d:useBuiltinTransports", namespaces=ns) == "false"
