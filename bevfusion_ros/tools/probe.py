@@ -40,6 +40,7 @@ class TopicStats:
             "shape": self.shape, "latency_ms_p50": float(np.percentile(lat, 50)),
             "latency_ms_p99": float(np.percentile(lat, 99)), "latency_ms_max": float(lat.max()),
             "errors": self.errors, "last_error": self.last_error,
+            "all_latency_ms": [round(v, 3) for v in self.latency_ms],
         }
 
 
