@@ -6,11 +6,15 @@ installed share folder, so ground truth and detections can be written and read l
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bevfusion_ros.core.errors import BagError, DependencyError
+
+T = TypeVar("T")
 
 
 def _rosbags() -> Any:
@@ -94,3 +98,39 @@ def iter_raw(reader: Any, topics: set[str] | None = None) -> Iterator[tuple[str,
     conns = [c for c in reader.connections if topics is None or c.topic in topics]
     for conn, ns, raw in reader.messages(connections=conns):
         yield conn.topic, conn.msgtype, ns, bytes(raw)
+
+
+def read_ahead(items: Iterator[T], depth: int = 32) -> Iterator[T]:
+    """Iterate ``items`` from a background thread through a bounded queue, so slow storage reads
+    (a cold mcap chunk) overlap with the consumer's waiting instead of delaying it."""
+    q: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def fill() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((False, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((True, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put((True, exc))
+
+    worker = threading.Thread(target=fill, name="bag-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            done, value = q.get()
+            if done:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        worker.join(timeout=5)

@@ -16,7 +16,7 @@ from typing import Any
 
 from bevfusion_ros.core.errors import BevFusionError, DependencyError
 from bevfusion_ros.ros.msgtypes import message_class
-from bevfusion_ros.tools.bagio import iter_raw, open_reader
+from bevfusion_ros.tools.bagio import iter_raw, open_reader, read_ahead
 
 DEFAULT_LATCHED = ("/tf_static",)
 
@@ -85,11 +85,11 @@ def play(node: Any, bag: Path, rate: float = 1.0, topics: set[str] | None = None
             node.get_logger().warning(f"playing although no subscriber matched yet on: {', '.join(waiting)}")
         start = time.monotonic()
         for _ in range(loops):
-            t_wall0 = time.monotonic()
+            t_wall0 = 0.0
             t_bag0: int | None = None
-            for topic, _msgtype, ns, raw in iter_raw(reader, set(publishers)):
-                if t_bag0 is None:
-                    t_bag0 = ns
+            for topic, _msgtype, ns, raw in read_ahead(iter_raw(reader, set(publishers))):
+                if t_bag0 is None:  # the clock starts with the first message, not with opening the bag
+                    t_bag0, t_wall0 = ns, time.monotonic()
                 target = t_wall0 + (ns - t_bag0) / 1e9 / rate
                 delay = target - time.monotonic()
                 if delay > 0:

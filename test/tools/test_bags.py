@@ -102,3 +102,19 @@ def test_play_into_probe_in_another_process(bag) -> None:
     assert all(s["errors"] == 0 for s in report.values())
     assert "/tf_static" not in report  # tf2_msgs has no wheel: skipped by both sides, and said so
     assert "not playing /tf_static" in output
+
+
+def test_read_ahead_keeps_order_and_passes_errors_on() -> None:
+    from bevfusion_ros.tools.bagio import read_ahead
+
+    assert list(read_ahead(iter(range(1000)), depth=4)) == list(range(1000))
+
+    def broken():
+        yield 1
+        raise BagError("corrupt chunk")
+
+    got = []
+    with pytest.raises(BagError, match="corrupt chunk"):
+        for item in read_ahead(broken()):
+            got.append(item)
+    assert got == [1]
