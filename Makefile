@@ -31,8 +31,10 @@ $(VENV)/.stamp-vision-msgs: $(VENV)/.stamp-ros interfaces/vision_msgs/CMakeLists
 	$(VPY) scripts/build_vision_msgs.py --msg-dir $(VISION_MSGS_DIR) --source interfaces/vision_msgs --build-dir build/vision_msgs
 	@touch $@
 
-$(VENV)/.stamp-package: $(VENV)/.stamp-vision-msgs setup.py setup.cfg requirements/constraints.txt
-	$(PIP) -e '.[dev,bags]'
+# The build backend comes from the pins too (no isolated build env fetching whatever is newest).
+$(VENV)/.stamp-package: $(VENV)/.stamp-vision-msgs setup.py setup.cfg pyproject.toml requirements/constraints.txt
+	$(PIP) setuptools
+	$(PIP) --no-build-isolation -e '.[dev,bags]'
 	@touch $@
 
 lint: setup
