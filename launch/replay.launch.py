@@ -14,9 +14,8 @@ from launch.actions import DeclareLaunchArgument, ExecuteProcess, SetEnvironment
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from bevfusion_ros.ros.transport import GLIBC_TUNABLES
 from launch import LaunchDescription
-
-GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 
 
 def generate_launch_description():

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from nav_msgs.msg import OccupancyGrid
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from vision_msgs.msg import Detection3DArray
 
@@ -22,9 +21,7 @@ from bevfusion_ros.tools.make_bag import GT_TOPIC, LIDAR_TOPIC, image_topic, inf
 
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 sys.path.insert(0, str(HELPERS))
-from publish_frame import GRID_TOPIC, probability_grid  # noqa: E402
-
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+from publish_frame import GRID_TOPIC, LATCHED, probability_grid  # noqa: E402
 
 
 @pytest.fixture

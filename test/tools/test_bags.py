@@ -11,7 +11,7 @@ from sensor_msgs.msg import Image, PointCloud2
 from bevfusion_ros.core.errors import BagError
 from bevfusion_ros.ros import convert
 from bevfusion_ros.tools import cli
-from bevfusion_ros.tools.bagio import iter_raw, open_reader
+from bevfusion_ros.tools.bagio import iter_raw, open_reader, typestore
 from bevfusion_ros.tools.demo_transport import run_transport
 from bevfusion_ros.tools.make_bag import GT_TOPIC, LIDAR_TOPIC, image_topic, write_bag
 
@@ -42,7 +42,7 @@ def test_bag_holds_every_topic_at_10_hz(bag, frame) -> None:
 
 def test_bag_messages_decode_with_rosbags_and_rclpy_alike(bag, frame) -> None:
     reader = open_reader(bag)
-    store = __import__("bevfusion_ros.tools.bagio", fromlist=["typestore"]).typestore()
+    store = typestore()
     try:
         raw = {t: (ty, data) for t, ty, _, data in iter_raw(reader)}
     finally:
