@@ -25,3 +25,15 @@ class DataError(BevFusionError):
 
 class DependencyError(BevFusionError):
     """An optional package needed for the requested feature is not installed."""
+
+
+class InputError(BevFusionError):
+    """One frame's sensor input cannot be processed (wrong camera count, image size, empty cloud...)."""
+
+
+class CalibrationError(BevFusionError):
+    """Camera or LiDAR calibration is unusable (not a rigid transform, bad intrinsics, wrong count)."""
+
+
+class BackendError(BevFusionError):
+    """An inference backend failed to load a model or run it, or its model disagrees with the YAML."""

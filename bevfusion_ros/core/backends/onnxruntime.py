@@ -1,0 +1,80 @@
+"""ONNX Runtime backend: the reference backend, and what CI runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bevfusion_ros.core.backends.base import Arrays, Backend
+from bevfusion_ros.core.errors import BackendError, DependencyError
+from bevfusion_ros.core.model import ModelSpec, Stage
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int32)": "int32",
+              "tensor(int64)": "int64", "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+
+
+def import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        msg = f"the onnxruntime backend needs the onnxruntime package (pip install onnxruntime): {exc}"
+        raise DependencyError(msg) from exc
+    return onnxruntime
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, model: ModelSpec, stage: Stage, threads: int = 0,
+                 providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> None:
+        super().__init__(model, stage)
+        self.threads = threads
+        self.providers = providers
+        self._session: Any = None
+
+    def activate_impl(self) -> None:
+        if self.stage.plugin:
+            msg = (
+                f"stage {self.stage.name} needs the TensorRT plugin {self.stage.plugin!r}; ONNX Runtime cannot run it. "
+                "Use the tensorrt backend for this model."
+            )
+            raise BackendError(msg)
+        ort = import_onnxruntime()
+        path = self.model.path(self.stage)
+        opts = ort.SessionOptions()
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(path), opts, providers=list(self.providers))
+        except Exception as exc:  # ORT raises its own untyped errors for unreadable or invalid files
+            msg = f"stage {self.stage.name}: ONNX Runtime cannot load {path}: {exc}"
+            raise BackendError(msg) from None
+        self._check_io()
+
+    def _check_io(self) -> None:
+        """The ONNX file must have exactly the tensors the YAML declares, with compatible shapes."""
+        for kind, specs, actual in (("input", self.stage.inputs, self._session.get_inputs()),
+                                    ("output", self.stage.outputs, self._session.get_outputs())):
+            by_name = {a.name: a for a in actual}
+            for spec in specs:
+                if spec.name not in by_name:
+                    msg = (f"stage {self.stage.name}: the model YAML names {kind} {spec.name} but "
+                           f"{self.model.path(self.stage).name} has {', '.join(by_name)}")
+                    raise BackendError(msg)
+                a = by_name[spec.name]
+                if not spec.matches(a.shape) or _ORT_TYPES.get(a.type) != spec.dtype:
+                    msg = (f"stage {self.stage.name}: {kind} {spec.name} is {list(spec.shape)} {spec.dtype} in the "
+                           f"model YAML but {a.shape} {a.type} in {self.model.path(self.stage).name}")
+                    raise BackendError(msg)
+
+    def infer_impl(self, feeds: Arrays) -> Arrays:
+        names = [t.name for t in self.stage.outputs]
+        try:
+            outs = self._session.run(names, feeds)
+        except Exception as exc:
+            msg = f"stage {self.stage.name}: ONNX Runtime failed: {exc}"
+            raise BackendError(msg) from None
+        return dict(zip(names, outs, strict=True))
+
+    def deactivate_impl(self) -> None:
+        self._session = None

@@ -1,0 +1,420 @@
+"""The model contract: a YAML that describes BEVFusion's deployment split, read into frozen dataclasses.
+
+One file names every stage (ONNX or runtime-provided), its tensors with shapes and dtypes, and the
+pre/post-processing constants the runtime needs. It is validated once at load: every problem is a
+``ConfigError`` naming the key path and the allowed values. See engines/README.md for the layout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bevfusion_ros.core.errors import ConfigError
+
+# Stage kinds. "onnx" stages run in a backend; the others are implemented by the runtime.
+ONNX = "onnx"
+RUNTIME_STAGES = ("image_preprocess", "bevpool", "pillarize")
+STAGE_KINDS = (ONNX, *RUNTIME_STAGES)
+DTYPES = ("float32", "float16", "int32", "int64", "uint8", "bool")
+DECODERS = ("centerpoint", "transfusion")
+NMS_TYPES = ("circle", "none")
+CHANNEL_ORDERS = ("rgb", "bgr")
+
+
+def _get(d: Mapping[str, Any], key: str, where: str, typ: type | tuple[type, ...] | None = None) -> Any:
+    if key not in d:
+        msg = f"{where}.{key} is missing"
+        raise ConfigError(msg)
+    value = d[key]
+    if typ is not None and not isinstance(value, typ):
+        names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+        msg = f"{where}.{key} must be {names}, got {value!r}"
+        raise ConfigError(msg)
+    return value
+
+
+def _floats(value: Any, n: int, where: str) -> tuple[float, ...]:
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != n:
+        msg = f"{where} must be a list of {n} numbers, got {value!r}"
+        raise ConfigError(msg)
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        msg = f"{where} must be a list of {n} numbers, got {value!r}"
+        raise ConfigError(msg) from None
+    if not all(math.isfinite(v) for v in out):
+        msg = f"{where} must be finite numbers, got {value!r}"
+        raise ConfigError(msg)
+    return out
+
+
+def _choice(value: Any, allowed: Sequence[str], where: str) -> str:
+    if value not in allowed:
+        msg = f"{where} is {value!r}; allowed: {', '.join(allowed)}"
+        raise ConfigError(msg)
+    return str(value)
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, Sequence) or isinstance(value, str) or not value:
+        msg = f"{where} must be a non-empty list of names, got {value!r}"
+        raise ConfigError(msg)
+    out = tuple(str(v) for v in value)
+    if len(set(out)) != len(out):
+        msg = f"{where} has duplicate names: {list(out)}"
+        raise ConfigError(msg)
+    return out
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A stage input or output. A dimension of -1 is dynamic (checked at run time only)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    @classmethod
+    def parse(cls, name: str, raw: Any, where: str) -> TensorSpec:
+        if not isinstance(raw, Mapping):
+            msg = f"{where} must be a mapping with 'shape' and 'dtype', got {raw!r}"
+            raise ConfigError(msg)
+        shape = _get(raw, "shape", where, list)
+        if not all(isinstance(d, int) and (d > 0 or d == -1) for d in shape):
+            msg = f"{where}.shape must be a list of positive integers (or -1 for dynamic), got {shape!r}"
+            raise ConfigError(msg)
+        dtype = _choice(raw.get("dtype", "float32"), DTYPES, f"{where}.dtype")
+        return cls(name, tuple(shape), dtype)
+
+    def matches(self, shape: Sequence[int | str | None]) -> bool:
+        if len(shape) != len(self.shape):
+            return False
+        return all(w == -1 or not isinstance(g, int) or g == w for w, g in zip(self.shape, shape, strict=True))
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    kind: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    file: str = ""
+    # A stage that needs a TensorRT plugin (e.g. a sparse-convolution LiDAR backbone) names it here;
+    # such a stage cannot run in ONNX Runtime and the runtime says so at load.
+    plugin: str = ""
+    dla_capable: bool = True
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """How a camera image becomes a network input (BEVFusion's resize + bottom crop + normalise)."""
+
+    input_height: int
+    input_width: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    channel_order: str  # channel order the network expects
+    feature_stride: int
+
+
+@dataclass(frozen=True)
+class Grid:
+    """An axis-aligned BEV grid in the LiDAR frame; cell (iy, ix) has centre xmin + (ix + 0.5) * dx."""
+
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    resolution: float
+
+    @property
+    def nx(self) -> int:
+        return round((self.xmax - self.xmin) / self.resolution)
+
+    @property
+    def ny(self) -> int:
+        return round((self.ymax - self.ymin) / self.resolution)
+
+
+@dataclass(frozen=True)
+class LidarConfig:
+    point_cloud_range: tuple[float, float, float, float, float, float]
+    voxel_size: tuple[float, float, float]
+    max_points: int
+    intensity_scale: float  # divides the raw intensity (nuScenes: 0..255)
+
+    @property
+    def grid(self) -> Grid:
+        r = self.point_cloud_range
+        return Grid(r[0], r[1], r[3], r[4], self.voxel_size[0])
+
+
+@dataclass(frozen=True)
+class CameraBevConfig:
+    depth: tuple[float, float, float]  # start, stop, step in metres along the optical axis
+    grid: Grid
+    zmin: float
+    zmax: float
+
+    @property
+    def depth_bins(self) -> int:
+        start, stop, step = self.depth
+        return round((stop - start) / step)
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    decoder: str
+    score_threshold: float
+    max_detections: int
+    nms: str
+    nms_radius: tuple[float, ...]  # per class, metres (circle NMS), as CenterPoint tunes it
+    out_grid: Grid  # grid of the head's output maps
+    heatmap_sigmoid: bool  # True when the head emits logits
+
+
+@dataclass(frozen=True)
+class MapConfig:
+    classes: tuple[str, ...]
+    grid: Grid
+    threshold: float
+    output_sigmoid: bool
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    directory: Path
+    cameras: tuple[str, ...]
+    class_names: tuple[str, ...]
+    image: ImageConfig
+    camera_bev: CameraBevConfig
+    lidar: LidarConfig
+    post: PostprocessConfig
+    map: MapConfig | None
+    stages: tuple[Stage, ...]
+
+    def stage(self, name: str) -> Stage:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        msg = f"model '{self.name}' has no stage '{name}'; stages: {', '.join(s.name for s in self.stages)}"
+        raise ConfigError(msg)
+
+    def path(self, stage: Stage) -> Path:
+        return self.directory / stage.file
+
+    def tensor(self, name: str) -> TensorSpec:
+        for s in self.stages:
+            for t in (*s.inputs, *s.outputs):
+                if t.name == name:
+                    return t
+        msg = f"model '{self.name}' has no tensor '{name}'"
+        raise ConfigError(msg)
+
+
+def _grid(raw: Any, where: str) -> Grid:
+    if not isinstance(raw, Mapping):
+        msg = f"{where} must be a mapping with xbound and ybound ([min, max, step])"
+        raise ConfigError(msg)
+    x = _floats(_get(raw, "xbound", where), 3, f"{where}.xbound")
+    y = _floats(_get(raw, "ybound", where), 3, f"{where}.ybound")
+    if x[2] != y[2] or x[2] <= 0:
+        msg = f"{where}: xbound and ybound must share one positive step (square cells), got {x[2]} and {y[2]}"
+        raise ConfigError(msg)
+    if x[1] <= x[0] or y[1] <= y[0]:
+        msg = f"{where}: bounds must have min < max, got xbound {x} and ybound {y}"
+        raise ConfigError(msg)
+    g = Grid(x[0], y[0], x[1], y[1], x[2])
+    for n, lo, hi in (("x", x[0], x[1]), ("y", y[0], y[1])):
+        cells = (hi - lo) / x[2]
+        if abs(cells - round(cells)) > 1e-6:
+            msg = f"{where}.{n}bound: ({hi} - {lo}) / {x[2]} is not a whole number of cells"
+            raise ConfigError(msg)
+    return g
+
+
+def _stage(name: str, raw: Any, directory: Path, check_files: bool) -> Stage:
+    where = f"stages.{name}"
+    if not isinstance(raw, Mapping):
+        msg = f"{where} must be a mapping"
+        raise ConfigError(msg)
+    kind = _choice(raw.get("kind", ONNX), STAGE_KINDS, f"{where}.kind")
+    ins = _get(raw, "inputs", where, dict)
+    outs = _get(raw, "outputs", where, dict)
+    inputs = tuple(TensorSpec.parse(k, v, f"{where}.inputs.{k}") for k, v in ins.items())
+    outputs = tuple(TensorSpec.parse(k, v, f"{where}.outputs.{k}") for k, v in outs.items())
+    file = ""
+    if kind == ONNX:
+        file = str(_get(raw, "file", where, str))
+        if check_files and not (directory / file).is_file():
+            msg = f"{where}.file: {directory / file} does not exist"
+            raise ConfigError(msg)
+    return Stage(name, kind, inputs, outputs, file, str(raw.get("plugin", "") or ""), bool(raw.get("dla", True)))
+
+
+def _check_graph(stages: Sequence[Stage]) -> None:
+    """Every input must be produced by an earlier stage (or be a pipeline input); shapes must agree."""
+    produced: dict[str, tuple[str, TensorSpec]] = {}
+    for s in stages:
+        for t in s.inputs:
+            if s.kind == "image_preprocess" or (s.kind == "pillarize"):
+                continue  # their inputs are the sensor data, not tensors
+            if t.name not in produced:
+                msg = f"stages.{s.name}.inputs.{t.name} is not an output of any earlier stage"
+                raise ConfigError(msg)
+            src, spec = produced[t.name]
+            if not spec.matches(t.shape) or spec.dtype != t.dtype:
+                msg = (
+                    f"stages.{s.name}.inputs.{t.name} is {list(t.shape)} {t.dtype} but stage {src} "
+                    f"produces {list(spec.shape)} {spec.dtype}"
+                )
+                raise ConfigError(msg)
+        for t in s.outputs:
+            if t.name in produced:
+                msg = f"stages.{s.name}.outputs.{t.name} is already produced by stage {produced[t.name][0]}"
+                raise ConfigError(msg)
+            produced[t.name] = (s.name, t)
+
+
+def parse_model(raw: Mapping[str, Any], directory: Path, check_files: bool = True) -> ModelSpec:
+    if not isinstance(raw, Mapping):
+        msg = "model YAML must be a mapping at the top level"
+        raise ConfigError(msg)
+    name = str(_get(raw, "name", "model"))
+    cams = _names(_get(raw, "cameras", "model"), "cameras")
+    classes = _names(_get(raw, "class_names", "model"), "class_names")
+
+    im = _get(raw, "image", "model", dict)
+    image = ImageConfig(
+        int(_get(im, "input_height", "image", int)), int(_get(im, "input_width", "image", int)),
+        _floats(_get(im, "mean", "image"), 3, "image.mean"),  # type: ignore[arg-type]
+        _floats(_get(im, "std", "image"), 3, "image.std"),  # type: ignore[arg-type]
+        _choice(im.get("channel_order", "rgb"), CHANNEL_ORDERS, "image.channel_order"),
+        int(_get(im, "feature_stride", "image", int)),
+    )
+    if image.input_height <= 0 or image.input_width <= 0 or image.feature_stride <= 0:
+        msg = "image.input_height, image.input_width and image.feature_stride must be positive"
+        raise ConfigError(msg)
+    if image.input_height % image.feature_stride or image.input_width % image.feature_stride:
+        msg = (
+            f"image input {image.input_width}x{image.input_height} is not divisible by "
+            f"image.feature_stride {image.feature_stride}"
+        )
+        raise ConfigError(msg)
+    if min(image.std) <= 0:
+        msg = f"image.std must be positive, got {list(image.std)}"
+        raise ConfigError(msg)
+
+    cb = _get(raw, "camera_bev", "model", dict)
+    depth = _floats(_get(cb, "depth", "camera_bev"), 3, "camera_bev.depth")
+    if depth[2] <= 0 or depth[1] <= depth[0] or depth[0] <= 0:
+        msg = f"camera_bev.depth must be [start > 0, stop > start, step > 0], got {list(depth)}"
+        raise ConfigError(msg)
+    zb = _floats(_get(cb, "zbound", "camera_bev"), 2, "camera_bev.zbound")
+    camera_bev = CameraBevConfig(depth, _grid(cb, "camera_bev"), zb[0], zb[1])  # type: ignore[arg-type]
+
+    li = _get(raw, "lidar", "model", dict)
+    pcr = _floats(_get(li, "point_cloud_range", "lidar"), 6, "lidar.point_cloud_range")
+    vs = _floats(_get(li, "voxel_size", "lidar"), 3, "lidar.voxel_size")
+    if any(pcr[i + 3] <= pcr[i] for i in range(3)) or min(vs) <= 0 or vs[0] != vs[1]:
+        msg = f"lidar.point_cloud_range {list(pcr)} / voxel_size {list(vs)}: need min < max and square positive voxels"
+        raise ConfigError(msg)
+    max_points = int(_get(li, "max_points", "lidar", int))
+    if max_points <= 0:
+        msg = f"lidar.max_points must be positive, got {max_points}"
+        raise ConfigError(msg)
+    lidar = LidarConfig(pcr, vs, max_points, float(li.get("intensity_scale", 255.0)))  # type: ignore[arg-type]
+
+    pp = _get(raw, "postprocess", "model", dict)
+    nms = _choice(pp.get("nms", "circle"), NMS_TYPES, "postprocess.nms")
+    radius = pp.get("nms_radius", [1.0] * len(classes))
+    radius_t = _floats(radius, len(classes), "postprocess.nms_radius (one per class)")
+    thr = float(_get(pp, "score_threshold", "postprocess", (int, float)))
+    if not 0.0 <= thr <= 1.0:
+        msg = f"postprocess.score_threshold must be in [0, 1], got {thr}"
+        raise ConfigError(msg)
+    post = PostprocessConfig(
+        _choice(pp.get("decoder", "centerpoint"), DECODERS, "postprocess.decoder"), thr,
+        int(_get(pp, "max_detections", "postprocess", int)), nms, radius_t, _grid(_get(pp, "grid", "postprocess"),
+                                                                                  "postprocess.grid"),
+        bool(pp.get("heatmap_sigmoid", True)),
+    )
+
+    mp = raw.get("map")
+    map_cfg = None
+    if mp is not None:
+        map_cfg = MapConfig(
+            _names(_get(mp, "classes", "map"), "map.classes"), _grid(_get(mp, "grid", "map"), "map.grid"),
+            float(mp.get("threshold", 0.5)), bool(mp.get("output_sigmoid", False)),
+        )
+
+    raw_stages = _get(raw, "stages", "model", dict)
+    stages = tuple(_stage(k, v, directory, check_files) for k, v in raw_stages.items())
+    _check_graph(stages)
+    spec = ModelSpec(name, directory, cams, classes, image, camera_bev, lidar, post, map_cfg, stages)
+    _check_consistency(spec)
+    return spec
+
+
+def _check_consistency(spec: ModelSpec) -> None:
+    """The YAML's constants must agree with its tensor shapes, or pre/post-processing would misread them."""
+    im, n = spec.image, len(spec.cameras)
+    for s in spec.stages:
+        if s.kind == "image_preprocess":
+            want = (1, n, 3, im.input_height, im.input_width)
+            if s.outputs[0].shape != want:
+                msg = f"stages.{s.name}.outputs.{s.outputs[0].name} must be {list(want)} (cameras x image size)"
+                raise ConfigError(msg)
+        if s.kind == "bevpool":
+            g = spec.camera_bev.grid
+            fh, fw = im.input_height // im.feature_stride, im.input_width // im.feature_stride
+            feat, depth = s.inputs
+            if depth.shape[-3:] != (spec.camera_bev.depth_bins, fh, fw):
+                msg = (
+                    f"stages.{s.name}.inputs.{depth.name} must end in [depth_bins={spec.camera_bev.depth_bins}, "
+                    f"{fh}, {fw}] (camera_bev.depth, image size / feature_stride), got {list(depth.shape)}"
+                )
+                raise ConfigError(msg)
+            if feat.shape[-2:] != (fh, fw) or feat.shape[1] != n:
+                msg = f"stages.{s.name}.inputs.{feat.name} must be [1, {n}, C, {fh}, {fw}], got {list(feat.shape)}"
+                raise ConfigError(msg)
+            out = s.outputs[0]
+            if out.shape != (1, feat.shape[2], g.ny, g.nx):
+                msg = f"stages.{s.name}.outputs.{out.name} must be [1, {feat.shape[2]}, {g.ny}, {g.nx}], got {list(out.shape)}"
+                raise ConfigError(msg)
+        if s.kind == "pillarize":
+            g = spec.lidar.grid
+            out = s.outputs[0]
+            if out.shape[-2:] != (g.ny, g.nx):
+                msg = f"stages.{s.name}.outputs.{out.name} must end in [{g.ny}, {g.nx}] (lidar grid), got {list(out.shape)}"
+                raise ConfigError(msg)
+    if spec.map is not None and len(spec.map.classes) != _map_channels(spec):
+        msg = f"map.classes names {len(spec.map.classes)} classes but the map head outputs {_map_channels(spec)}"
+        raise ConfigError(msg)
+
+
+def _map_channels(spec: ModelSpec) -> int:
+    for s in spec.stages:
+        if s.name == "head.map":
+            return s.outputs[0].shape[1]
+    return -1
+
+
+def load_model(path: Path | str, check_files: bool = True) -> ModelSpec:
+    p = Path(path)
+    if not p.is_file():
+        msg = f"model YAML {p} does not exist"
+        raise ConfigError(msg)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        msg = f"model YAML {p} is not valid YAML: {exc}"
+        raise ConfigError(msg) from None
+    return parse_model(raw, p.parent, check_files)

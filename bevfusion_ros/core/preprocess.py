@@ -1,0 +1,178 @@
+"""Pre-processing in numpy: camera images -> network tensor, point cloud -> cropped points -> pillar grid.
+
+Image path (BEVFusion's): scale to the network width keeping the aspect ratio, keep the bottom
+``input_height`` rows (the sky is cropped), normalise with mean/std. Downscaling by a large factor
+first averages k x k blocks (k = the integer part of the factor) so that a 1600x900 camera and a
+400x225 camera see the same input; the remaining factor is bilinear with pixel centres aligned.
+All index maps are computed once per image size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from bevfusion_ros.core.errors import InputError
+from bevfusion_ros.core.model import ImageConfig, LidarConfig
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+PILLAR_FEATURES = ("log_count", "z_max", "z_mean", "z_min", "intensity_mean")
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """Maps an image of (width, height) to the network input: block-average by ``pool``, scale, bottom crop."""
+
+    width: int
+    height: int
+    pool: int
+    scale: float  # network pixels per image pixel
+    crop_top: int  # rows of the scaled image dropped at the top
+
+    @classmethod
+    def create(cls, width: int, height: int, cfg: ImageConfig) -> ImageTransform:
+        scale = cfg.input_width / width
+        scaled_h = round(height * scale)
+        if scaled_h < cfg.input_height:
+            msg = (
+                f"image {width}x{height} scaled to width {cfg.input_width} is {scaled_h} rows high, fewer than "
+                f"the network input height {cfg.input_height}: the camera's aspect ratio is too wide for this model"
+            )
+            raise InputError(msg)
+        pool = max(1, int(np.floor(1.0 / scale + 1e-9)))
+        while pool > 1 and (width % pool or height % pool):
+            pool -= 1
+        return cls(width, height, pool, scale, scaled_h - cfg.input_height)
+
+    def input_to_image(self, u: npt.ArrayLike, v: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Network-input pixel coordinates (pixel centres at integers) -> original image coordinates."""
+        uu = np.asarray(u, dtype=np.float64)
+        vv = np.asarray(v, dtype=np.float64)
+        return (uu + 0.5) / self.scale - 0.5, (vv + self.crop_top + 0.5) / self.scale - 0.5
+
+    def image_to_input(self, x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        xx = np.asarray(x, dtype=np.float64)
+        yy = np.asarray(y, dtype=np.float64)
+        return (xx + 0.5) * self.scale - 0.5, (yy + 0.5) * self.scale - 0.5 - self.crop_top
+
+
+def _bilinear_taps(out_n: int, src_n: int, coords: npt.NDArray[np.float64]) -> tuple[I64, I64, F32]:
+    c = np.clip(coords, 0.0, src_n - 1.0)
+    i0 = np.floor(c).astype(np.int64)
+    i1 = np.minimum(i0 + 1, src_n - 1)
+    w = (c - i0).astype(np.float32)
+    assert i0.shape == (out_n,)
+    return i0, i1, w
+
+
+class ImagePreprocessor:
+    """uint8 HxWx3 camera images -> float32 (1, N, 3, H, W) normalised network input."""
+
+    def __init__(self, cfg: ImageConfig, input_order: str = "bgr") -> None:
+        if input_order not in ("rgb", "bgr"):
+            msg = f"image input order must be 'rgb' or 'bgr', got {input_order!r}"
+            raise InputError(msg)
+        self.cfg = cfg
+        swap = input_order != cfg.channel_order
+        self._channels = np.array([2, 1, 0] if swap else [0, 1, 2])
+        # mean/std are given in the network's channel order, which is the order after the swap.
+        self._mean = np.asarray(cfg.mean, np.float32)
+        self._inv_std = 1.0 / np.asarray(cfg.std, np.float32)
+        self._taps: dict[tuple[int, int], tuple[ImageTransform, tuple[I64, I64, F32], tuple[I64, I64, F32]]] = {}
+
+    def transform(self, width: int, height: int) -> ImageTransform:
+        return self._plan(width, height)[0]
+
+    def _plan(self, width: int, height: int) -> tuple[ImageTransform, tuple[I64, I64, F32], tuple[I64, I64, F32]]:
+        key = (width, height)
+        if key not in self._taps:
+            t = ImageTransform.create(width, height, self.cfg)
+            x, y = t.input_to_image(np.arange(self.cfg.input_width), np.arange(self.cfg.input_height))
+            # Image coordinates -> coordinates in the block-averaged image (centres aligned).
+            px, py = (x + 0.5) / t.pool - 0.5, (y + 0.5) / t.pool - 0.5
+            self._taps[key] = (
+                t, _bilinear_taps(self.cfg.input_width, width // t.pool, px),
+                _bilinear_taps(self.cfg.input_height, height // t.pool, py),
+            )
+        return self._taps[key]
+
+    def one(self, image: npt.NDArray[np.uint8], out: F32) -> None:
+        """Write one camera's (3, H, W) normalised input into ``out``."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            msg = f"camera image must be HxWx3 uint8, got shape {image.shape} dtype {image.dtype}"
+            raise InputError(msg)
+        h, w = image.shape[:2]
+        t, (x0, x1, wx), (y0, y1, wy) = self._plan(w, h)
+        k = t.pool
+        # Rows first: only the rows the bilinear taps touch are pooled.
+        rows = np.unique(np.concatenate([y0, y1]))
+        lut = np.zeros(h // k, np.int64)
+        lut[rows] = np.arange(rows.size)
+        blocks = image[: (h // k) * k].reshape(h // k, k, (w // k), k, 3)[rows]
+        pooled = blocks.mean(axis=(1, 3), dtype=np.float32) if k > 1 else blocks[:, 0, :, 0].astype(np.float32)
+        a = pooled[lut[y0]] * (1 - wy)[:, None, None] + pooled[lut[y1]] * wy[:, None, None]
+        b = a[:, x0] * (1 - wx)[None, :, None] + a[:, x1] * wx[None, :, None]
+        b = b[..., self._channels]
+        out[...] = ((b - self._mean) * self._inv_std).transpose(2, 0, 1)
+
+    def __call__(self, images: Sequence[npt.NDArray[np.uint8]], expected: int) -> F32:
+        if len(images) != expected:
+            msg = f"expected {expected} camera images (one per model camera), got {len(images)}"
+            raise InputError(msg)
+        out = np.empty((1, expected, 3, self.cfg.input_height, self.cfg.input_width), np.float32)
+        for i, img in enumerate(images):
+            try:
+                self.one(np.asarray(img), out[0, i])
+            except InputError as exc:
+                msg = f"camera {i}: {exc}"
+                raise InputError(msg) from None
+        return out
+
+
+def crop_points(points: npt.ArrayLike, cfg: LidarConfig) -> F32:
+    """(N, >=4) x, y, z, intensity -> float32 (M, 4) finite points inside the point-cloud range."""
+    p = np.asarray(points)
+    if p.ndim != 2 or p.shape[1] < 4:
+        msg = f"point cloud must be (N, >=4) with x, y, z, intensity columns, got shape {p.shape}"
+        raise InputError(msg)
+    if p.shape[0] > cfg.max_points:
+        msg = f"point cloud has {p.shape[0]} points, more than lidar.max_points = {cfg.max_points}"
+        raise InputError(msg)
+    p = p[:, :4].astype(np.float32, copy=False)
+    finite = np.isfinite(p).all(axis=1)
+    if not finite.any():
+        msg = f"point cloud has no finite points ({p.shape[0]} points received)"
+        raise InputError(msg)
+    r = cfg.point_cloud_range
+    keep = finite & (p[:, 0] >= r[0]) & (p[:, 0] < r[3]) & (p[:, 1] >= r[1]) & (p[:, 1] < r[4])
+    keep &= (p[:, 2] >= r[2]) & (p[:, 2] < r[5])
+    return np.ascontiguousarray(p[keep])
+
+
+def pillarize(points: F32, cfg: LidarConfig) -> F32:
+    """Cropped (M, 4) points -> (1, 5, ny, nx) pillar statistics (see PILLAR_FEATURES); empty cells are 0."""
+    g = cfg.grid
+    r = cfg.point_cloud_range
+    out = np.zeros((len(PILLAR_FEATURES), g.ny * g.nx), np.float32)
+    if points.shape[0]:
+        ix = np.clip(((points[:, 0] - g.xmin) / g.resolution).astype(np.int64), 0, g.nx - 1)
+        iy = np.clip(((points[:, 1] - g.ymin) / g.resolution).astype(np.int64), 0, g.ny - 1)
+        cell = iy * g.nx + ix
+        order = np.argsort(cell, kind="stable")
+        cs = cell[order]
+        starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
+        cells = cs[starts]
+        counts = np.diff(np.r_[starts, cs.size]).astype(np.float32)
+        z = (points[order, 2] - r[2]) / (r[5] - r[2])
+        inten = points[order, 3] / cfg.intensity_scale
+        out[0, cells] = np.log1p(counts)
+        out[1, cells] = np.maximum.reduceat(z, starts)
+        out[2, cells] = np.add.reduceat(z, starts) / counts
+        out[3, cells] = np.minimum.reduceat(z, starts)
+        out[4, cells] = np.add.reduceat(inten, starts) / counts
+    return out.reshape(1, len(PILLAR_FEATURES), g.ny, g.nx)

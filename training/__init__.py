@@ -1,0 +1,1 @@
+"""Training, export and quantisation of the reference model (torch; the `train` extra). Never imported by the runtime."""

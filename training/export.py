@@ -1,0 +1,98 @@
+"""Export a trained checkpoint to one ONNX file per stage, and write the golden outputs for CI.
+
+    python -m training.export --checkpoint bevfusion_tiny.pt --frame-json PATH/frame.json
+
+Golden: for a fixed generated scene, every stage's output from PyTorch (a fixed random subset of
+elements plus summary statistics, to keep the file small) and the decoded boxes. The CI test runs
+the ONNX Runtime pipeline on the same inputs and compares stage by stage, without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bevfusion_ros.core.model import ModelSpec, load_model
+from bevfusion_ros.core.postprocess import decode_boxes
+from bevfusion_ros.tools import scenes
+from training.data import SampleMaker, load_rig
+from training.model import BevFusionTiny
+from training.train import MODEL_YAML, build_index
+
+GOLDEN_SEED = 20_000_001
+SUBSET = 4096
+
+
+def stage_modules(model: BevFusionTiny) -> dict[str, nn.Module]:
+    return {"camera.backbone": model.camera_backbone, "camera.vtransform": model.vtransform,
+            "lidar.backbone": model.lidar_backbone, "fuser": model.fuser, "head.bbox": model.box_head,
+            "head.map": model.map_head}
+
+
+def export(model: BevFusionTiny, spec: ModelSpec, opset: int = 17) -> None:
+    model.eval()
+    for name, module in stage_modules(model).items():
+        stage = spec.stage(name)
+        args = tuple(torch.zeros(t.shape) for t in stage.inputs)
+        path = spec.path(stage)
+        torch.onnx.export(module, args, str(path), input_names=[t.name for t in stage.inputs],
+                          output_names=[t.name for t in stage.outputs], opset_version=opset, dynamo=False,
+                          do_constant_folding=True)
+        print(f"{name}: {path} {path.stat().st_size / 1e6:.2f} MB")
+
+
+@torch.no_grad()
+def golden(model: BevFusionTiny, spec: ModelSpec, maker: SampleMaker, out: Path) -> None:
+    model.eval()
+    scene = scenes.generate_scene(GOLDEN_SEED)
+    images, pillars, _, _ = maker.inputs(scene)
+    t: dict[str, torch.Tensor] = {"images": torch.from_numpy(images), "lidar_pillars": torch.from_numpy(pillars)}
+    t["camera_feature"], t["camera_depth"] = model.camera_backbone(t["images"])
+    t["camera_bev"] = model.bevpool(t["camera_feature"], t["camera_depth"])
+    t["camera_bev_feature"] = model.vtransform(t["camera_bev"])
+    t["lidar_bev_feature"] = model.lidar_backbone(t["lidar_pillars"])
+    t["fused"] = model.fuser(t["camera_bev_feature"], t["lidar_bev_feature"])
+    for k, v in zip(("heatmap", "reg", "height", "dim", "rot"), model.box_head(t["fused"]), strict=True):
+        t[k] = v
+    t["map_probs"] = model.map_head(t["fused"])
+    rng = np.random.default_rng(0)
+    data: dict[str, np.ndarray] = {"seed": np.array(GOLDEN_SEED)}
+    for k, v in t.items():
+        a = v.numpy().astype(np.float32)
+        idx = np.sort(rng.choice(a.size, min(SUBSET, a.size), replace=False))
+        data[f"{k}/index"] = idx
+        data[f"{k}/values"] = a.reshape(-1)[idx]
+        data[f"{k}/stats"] = np.array([a.mean(), a.std(), np.abs(a).max()], np.float64)
+        data[f"{k}/shape"] = np.array(a.shape)
+    dets = decode_boxes({k: t[k].numpy() for k in ("heatmap", "reg", "height", "dim", "rot")}, spec.post,
+                        spec.class_names)
+    data["boxes/centers"], data["boxes/sizes"], data["boxes/yaw"] = dets.centers, dets.sizes, dets.yaw
+    data["boxes/scores"], data["boxes/labels"] = dets.scores, dets.labels
+    np.savez_compressed(out, **data)
+    print(f"golden: {out} ({out.stat().st_size / 1e3:.0f} kB, {len(dets)} boxes)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--frame-json", required=True)
+    ap.add_argument("--model", default=str(MODEL_YAML))
+    ap.add_argument("--golden", default=str(Path(__file__).resolve().parents[1] / "test" / "data" / "golden_reference.npz"))
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    spec = load_model(args.model, check_files=False)
+    model = BevFusionTiny(spec, build_index(spec, args.frame_json))
+    model.load_state_dict(torch.load(args.checkpoint, map_location="cpu"))
+    export(model, spec)
+    Path(args.golden).parent.mkdir(parents=True, exist_ok=True)
+    golden(model, spec, SampleMaker(spec, load_rig(args.frame_json, spec.cameras)), Path(args.golden))
+    print(json.dumps({"params": sum(p.numel() for p in model.parameters())}))
+
+
+if __name__ == "__main__":
+    main()
