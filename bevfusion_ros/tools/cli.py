@@ -14,6 +14,8 @@ COMMANDS = {
     "play": ("bevfusion_ros.tools.play", "publish a bag over ROS 2 with its recorded timing"),
     "probe": ("bevfusion_ros.tools.probe", "subscribe, convert and report sizes and latency"),
     "demo-transport": ("bevfusion_ros.tools.demo_transport", "play a bag into a probe in another process"),
+    "infer": ("bevfusion_ros.tools.infer", "run one frame through the pipeline and write BEV and camera PNGs"),
+    "eval-scenes": ("bevfusion_ros.tools.eval_scenes", "score the model on held-out generated scenes (mAP, NDS, mIoU)"),
 }
 
 
