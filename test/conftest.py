@@ -43,3 +43,30 @@ def ros_node():  # type: ignore[no-untyped-def]
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
+
+
+REFERENCE_MODEL = Path(__file__).resolve().parents[1] / "engines" / "reference" / "model.yaml"
+
+
+@pytest.fixture(scope="session")
+def spec():  # type: ignore[no-untyped-def]
+    from bevfusion_ros.core.model import load_model
+
+    return load_model(REFERENCE_MODEL)
+
+
+@pytest.fixture(scope="session")
+def rig(frame_dir: Path, spec):  # type: ignore[no-untyped-def]
+    from bevfusion_ros.tools.infer import frame_rig
+
+    return frame_rig(frame_dir, spec.cameras)
+
+
+@pytest.fixture(scope="session")
+def pipeline(spec):  # type: ignore[no-untyped-def]
+    from bevfusion_ros.core.pipeline import Pipeline
+
+    p = Pipeline(spec, "onnxruntime", threads=2)
+    p.activate()
+    yield p
+    p.deactivate()

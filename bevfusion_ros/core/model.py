@@ -19,7 +19,8 @@ from bevfusion_ros.core.errors import ConfigError
 
 # Stage kinds. "onnx" stages run in a backend; the others are implemented by the runtime.
 ONNX = "onnx"
-RUNTIME_STAGES = ("image_preprocess", "bevpool", "pillarize")
+RUNTIME_STAGES = ("image_preprocess", "bevpool", "pillarize", "voxelize")
+SENSOR_STAGES = ("image_preprocess", "pillarize", "voxelize")  # fed by sensor data, not tensors
 STAGE_KINDS = (ONNX, *RUNTIME_STAGES)
 DTYPES = ("float32", "float16", "int32", "int64", "uint8", "bool")
 DECODERS = ("centerpoint", "transfusion")
@@ -264,7 +265,7 @@ def _check_graph(stages: Sequence[Stage]) -> None:
     produced: dict[str, tuple[str, TensorSpec]] = {}
     for s in stages:
         for t in s.inputs:
-            if s.kind == "image_preprocess" or (s.kind == "pillarize"):
+            if s.kind in SENSOR_STAGES:
                 continue  # their inputs are the sensor data, not tensors
             if t.name not in produced:
                 msg = f"stages.{s.name}.inputs.{t.name} is not an output of any earlier stage"

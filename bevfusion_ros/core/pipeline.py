@@ -17,7 +17,7 @@ import numpy.typing as npt
 from bevfusion_ros.core.backends.base import Backend, create_backend
 from bevfusion_ros.core.bevpool import BevPoolIndex
 from bevfusion_ros.core.detections import Detections
-from bevfusion_ros.core.errors import CalibrationError, InputError
+from bevfusion_ros.core.errors import CalibrationError, ConfigError, InputError
 from bevfusion_ros.core.model import ONNX, ModelSpec, Stage
 from bevfusion_ros.core.postprocess import Segmentation, decode_boxes, decode_map
 from bevfusion_ros.core.preprocess import ImagePreprocessor, crop_points, pillarize
@@ -40,6 +40,11 @@ class Pipeline:
     def __init__(self, spec: ModelSpec, backend: str | BackendMaker = "onnxruntime", image_order: str = "bgr",
                  **backend_options: object) -> None:
         self.spec = spec
+        for s in spec.stages:
+            if s.kind == "voxelize":
+                msg = (f"stage {s.name}: sparse voxelisation feeds a TensorRT sparse-convolution plugin and is not "
+                       "part of the numpy runtime; use a model with a pillarize stage")
+                raise ConfigError(msg)
         self.preprocessor = ImagePreprocessor(spec.image, input_order=image_order)
         if isinstance(backend, str):
             name = backend

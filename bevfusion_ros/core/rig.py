@@ -14,6 +14,16 @@ from bevfusion_ros.core.errors import CalibrationError
 F64 = npt.NDArray[np.float64]
 
 
+def scale_intrinsics(k: npt.ArrayLike, sx: float, sy: float) -> F64:
+    """K of the same camera resampled by (sx, sy), pixel centres aligned (centres at integer coordinates)."""
+    m = np.asarray(k, dtype=np.float64).copy()
+    m[0, 0] *= sx
+    m[1, 1] *= sy
+    m[0, 2] = sx * (m[0, 2] + 0.5) - 0.5
+    m[1, 2] = sy * (m[1, 2] + 0.5) - 0.5
+    return m
+
+
 def check_rigid(matrix: npt.ArrayLike, where: str, tol: float = 1e-3) -> F64:
     """A 4x4 with an orthonormal, right-handed rotation and a (0, 0, 0, 1) last row, else CalibrationError."""
     m = np.asarray(matrix, dtype=np.float64)

@@ -19,7 +19,7 @@ from bevfusion_ros.core.detections import Detections
 from bevfusion_ros.core.errors import BagError
 from bevfusion_ros.core.model import load_model
 from bevfusion_ros.core.pipeline import Pipeline
-from bevfusion_ros.core.rig import CameraRig
+from bevfusion_ros.core.rig import CameraRig, scale_intrinsics
 from bevfusion_ros.tools.visualize import bev_figure, camera_mosaic
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "engines" / "reference" / "model.yaml"
@@ -42,8 +42,7 @@ def frame_rig(frame_dir: Path | str, names: tuple[str, ...], width: int = 1600, 
     ks = []
     for n in names:
         k = by_name[n].intrinsics
-        s = np.diag([width / k.width, height / k.height, 1.0])
-        ks.append(CameraIntrinsics.from_arrays(s @ k.K, width, height))
+        ks.append(CameraIntrinsics.from_arrays(scale_intrinsics(k.K, width / k.width, height / k.height), width, height))
     return CameraRig.create(names, ks, [by_name[n].lidar2cam for n in names])
 
 

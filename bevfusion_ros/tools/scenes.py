@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from bevfusion_ros.core.detections import Detections
 from bevfusion_ros.core.model import Grid
-from bevfusion_ros.core.rig import CameraRig
+from bevfusion_ros.core.rig import CameraRig, scale_intrinsics
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -303,11 +303,8 @@ def lidar_sweep(scene: Scene, rng: np.random.Generator | None = None) -> F32:
 def render_camera(scene: Scene, rig: CameraRig, camera: int, width: int, height: int) -> npt.NDArray[np.uint8]:
     """HxWx3 uint8 BGR image of the scene from camera ``camera`` of the rig, at any resolution."""
     k = rig.intrinsics[camera]
-    sx, sy = width / k.width, height / k.height
-    kk = k.K.copy()
-    kk[0] *= sx
-    kk[1] *= sy
-    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    kk = scale_intrinsics(k.K, width / k.width, height / k.height)
+    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
     rays_cam = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3) @ np.linalg.inv(kk).T
     cam2lidar = rig.cam2lidar[camera]
     dirs = rays_cam @ cam2lidar[:3, :3].T
