@@ -32,13 +32,14 @@ $(VENV)/.stamp-vision-msgs: $(VENV)/.stamp-ros interfaces/vision_msgs/CMakeLists
 	@touch $@
 
 # The build backend comes from the pins too (no isolated build env fetching whatever is newest).
-$(VENV)/.stamp-package: $(VENV)/.stamp-vision-msgs setup.py setup.cfg pyproject.toml requirements/constraints.txt
+$(VENV)/.stamp-package: $(VENV)/.stamp-vision-msgs setup.py setup.cfg pyproject.toml requirements/constraints.txt requirements/devkit.txt
 	$(PIP) setuptools
-	$(PIP) --no-build-isolation -e '.[dev,bags]'
+	$(PIP) --no-build-isolation -e '.[dev,bags,onnx,viz]'
+	$(PIP) --no-deps -r requirements/devkit.txt
 	@touch $@
 
 lint: setup
-	$(VENV)/bin/ruff check bevfusion_ros test scripts launch
+	$(VENV)/bin/ruff check bevfusion_ros test scripts launch training benchmarks
 
 typecheck: setup
 	$(VENV)/bin/mypy bevfusion_ros/core

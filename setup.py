@@ -13,7 +13,8 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
-        (f"share/{PACKAGE}/engines", glob("engines/*.yaml") + glob("engines/*.onnx") + glob("engines/*.md")),
+        (f"share/{PACKAGE}/engines", glob("engines/*.yaml") + glob("engines/*.md")),
+        (f"share/{PACKAGE}/engines/reference", glob("engines/reference/*")),
     ],
     python_requires=">=3.10",
     # numpy/opencv/yaml come from the ROS distribution's rosdep keys on a vehicle (package.xml);
@@ -21,6 +22,11 @@ setup(
     install_requires=["numpy", "PyYAML", "tqdm"],
     extras_require={
         "bags": ["rosbags", "opencv-python-headless"],
+        # the reference backend (on a Jetson: NVIDIA's onnxruntime-gpu wheel for JetPack)
+        "onnx": ["onnxruntime"],
+        "viz": ["matplotlib"],
+        # training and export of the reference model (training/); never needed at run time
+        "train": ["torch", "onnx"],
         "dev": ["pytest", "pytest-timeout", "hypothesis", "ruff", "mypy", "types-PyYAML"],
     },
     zip_safe=True,

@@ -24,7 +24,8 @@ def load_rig(frame_json: Path | str, names: tuple[str, ...]) -> CameraRig:
     meta = json.loads(Path(frame_json).read_text())
     cams = meta["cameras"]
     return CameraRig.create(
-        names, [CameraIntrinsics.from_arrays(cams[n]["cam2img"], 1600, 900) for n in names],
+        names,
+        [CameraIntrinsics.from_arrays(cams[n]["cam2img"], 1600, 900) for n in names],
         [np.asarray(cams[n]["lidar2cam"]) for n in names],
     )
 
@@ -36,7 +37,7 @@ def box_targets(boxes: scenes.Detections, spec: ModelSpec) -> dict[str, npt.NDAr
     ind = np.zeros(MAX_OBJECTS, np.int64)
     mask = np.zeros(MAX_OBJECTS, np.float32)
     reg = np.zeros((MAX_OBJECTS, 8), np.float32)  # dx, dy, z, log l, log w, log h, sin, cos
-    yy, xx = np.mgrid[0:g.ny, 0:g.nx]
+    yy, xx = np.mgrid[0 : g.ny, 0 : g.nx]
     n = 0
     for i in range(len(boxes)):
         cx = (boxes.centers[i, 0] - g.xmin) / g.resolution
@@ -44,8 +45,8 @@ def box_targets(boxes: scenes.Detections, spec: ModelSpec) -> dict[str, npt.NDAr
         ix, iy = int(cx), int(cy)
         if not (0 <= ix < g.nx and 0 <= iy < g.ny) or n >= MAX_OBJECTS:
             continue
-        l, w, h = boxes.sizes[i]
-        radius = max(1.0, 0.35 * min(l, w) / g.resolution + 0.5)
+        length, w, h = boxes.sizes[i]
+        radius = max(1.0, 0.35 * min(length, w) / g.resolution + 0.5)
         sigma = (2 * radius + 1) / 6
         gauss = np.exp(-((xx - ix) ** 2 + (yy - iy) ** 2) / (2 * sigma**2))
         gauss[np.abs(xx - ix) > radius] = 0
@@ -54,8 +55,16 @@ def box_targets(boxes: scenes.Detections, spec: ModelSpec) -> dict[str, npt.NDAr
         np.maximum(heat[lab], gauss, out=heat[lab])
         ind[n] = iy * g.nx + ix
         mask[n] = 1
-        reg[n] = (cx - ix, cy - iy, boxes.centers[i, 2], np.log(l), np.log(w), np.log(h), np.sin(boxes.yaw[i]),
-                  np.cos(boxes.yaw[i]))
+        reg[n] = (
+            cx - ix,
+            cy - iy,
+            boxes.centers[i, 2],
+            np.log(length),
+            np.log(w),
+            np.log(h),
+            np.sin(boxes.yaw[i]),
+            np.cos(boxes.yaw[i]),
+        )
         n += 1
     return {"heatmap": heat, "ind": ind, "mask": mask, "reg": reg}
 
@@ -66,7 +75,9 @@ class SampleMaker:
         self.rig = rig
         self.pre = ImagePreprocessor(spec.image, input_order="bgr")
 
-    def inputs(self, scene: scenes.Scene) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], list, npt.NDArray[np.float32]]:
+    def inputs(
+        self, scene: scenes.Scene
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], list, npt.NDArray[np.float32]]:
         imgs = scenes.render_cameras(scene, self.rig, *RENDER_SIZE)
         images = self.pre(imgs, len(self.rig))
         pts = scenes.lidar_sweep(scene)

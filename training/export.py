@@ -29,9 +29,14 @@ SUBSET = 4096
 
 
 def stage_modules(model: BevFusionTiny) -> dict[str, nn.Module]:
-    return {"camera.backbone": model.camera_backbone, "camera.vtransform": model.vtransform,
-            "lidar.backbone": model.lidar_backbone, "fuser": model.fuser, "head.bbox": model.box_head,
-            "head.map": model.map_head}
+    return {
+        "camera.backbone": model.camera_backbone,
+        "camera.vtransform": model.vtransform,
+        "lidar.backbone": model.lidar_backbone,
+        "fuser": model.fuser,
+        "head.bbox": model.box_head,
+        "head.map": model.map_head,
+    }
 
 
 def export(model: BevFusionTiny, spec: ModelSpec, opset: int = 17) -> None:
@@ -40,9 +45,16 @@ def export(model: BevFusionTiny, spec: ModelSpec, opset: int = 17) -> None:
         stage = spec.stage(name)
         args = tuple(torch.zeros(t.shape) for t in stage.inputs)
         path = spec.path(stage)
-        torch.onnx.export(module, args, str(path), input_names=[t.name for t in stage.inputs],
-                          output_names=[t.name for t in stage.outputs], opset_version=opset, dynamo=False,
-                          do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=[t.name for t in stage.inputs],
+            output_names=[t.name for t in stage.outputs],
+            opset_version=opset,
+            dynamo=False,
+            do_constant_folding=True,
+        )
         print(f"{name}: {path} {path.stat().st_size / 1e6:.2f} MB")
 
 
@@ -69,8 +81,9 @@ def golden(model: BevFusionTiny, spec: ModelSpec, maker: SampleMaker, out: Path)
         data[f"{k}/values"] = a.reshape(-1)[idx]
         data[f"{k}/stats"] = np.array([a.mean(), a.std(), np.abs(a).max()], np.float64)
         data[f"{k}/shape"] = np.array(a.shape)
-    dets = decode_boxes({k: t[k].numpy() for k in ("heatmap", "reg", "height", "dim", "rot")}, spec.post,
-                        spec.class_names)
+    dets = decode_boxes(
+        {k: t[k].numpy() for k in ("heatmap", "reg", "height", "dim", "rot")}, spec.post, spec.class_names
+    )
     data["boxes/centers"], data["boxes/sizes"], data["boxes/yaw"] = dets.centers, dets.sizes, dets.yaw
     data["boxes/scores"], data["boxes/labels"] = dets.scores, dets.labels
     np.savez_compressed(out, **data)
@@ -82,7 +95,9 @@ def main() -> None:
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--frame-json", required=True)
     ap.add_argument("--model", default=str(MODEL_YAML))
-    ap.add_argument("--golden", default=str(Path(__file__).resolve().parents[1] / "test" / "data" / "golden_reference.npz"))
+    ap.add_argument(
+        "--golden", default=str(Path(__file__).resolve().parents[1] / "test" / "data" / "golden_reference.npz")
+    )
     args = ap.parse_args()
     torch.manual_seed(0)
     spec = load_model(args.model, check_files=False)

@@ -16,7 +16,9 @@ from bevfusion_ros.core.model import ModelSpec
 
 
 def conv(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class CameraBackbone(nn.Module):
@@ -24,8 +26,16 @@ class CameraBackbone(nn.Module):
 
     def __init__(self, channels: int, depth_bins: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(conv(3, 24, 2), conv(24, 32), conv(32, 48, 2), conv(48, 48), conv(48, 64, 2),
-                                  conv(64, 64), conv(64, 96), conv(96, 96))
+        self.body = nn.Sequential(
+            conv(3, 24, 2),
+            conv(24, 32),
+            conv(32, 48, 2),
+            conv(48, 48),
+            conv(48, 64, 2),
+            conv(64, 64),
+            conv(64, 96),
+            conv(96, 96),
+        )
         self.feat = nn.Conv2d(96, channels, 1)
         self.depth = nn.Conv2d(96, depth_bins, 1)
 
@@ -87,7 +97,9 @@ class Fuser(nn.Module):
         self.fuse = conv(cam + lidar, 96)
         self.block1 = nn.Sequential(conv(96, 96), conv(96, 96))
         self.block2 = nn.Sequential(conv(96, 128, 2), conv(128, 128), conv(128, 128))
-        self.up = nn.Sequential(nn.ConvTranspose2d(128, 64, 2, 2, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(128, 64, 2, 2, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True)
+        )
         self.out = conv(96 + 64, cout)
 
     def forward(self, camera_bev_feature: torch.Tensor, lidar_bev_feature: torch.Tensor) -> torch.Tensor:
@@ -146,15 +158,25 @@ class BevFusionTiny(nn.Module):
         self.camera_backbone = CameraBackbone(feat, spec.camera_bev.depth_bins)
         self.bevpool = BevPool(index)
         self.vtransform = VTransform(feat, spec.tensor("camera_bev_feature").shape[1])
-        self.lidar_backbone = LidarBackbone(spec.tensor("lidar_pillars").shape[1], spec.tensor("lidar_bev_feature").shape[1])
-        self.fuser = Fuser(spec.tensor("camera_bev_feature").shape[1], spec.tensor("lidar_bev_feature").shape[1],
-                           spec.tensor("fused").shape[1])
+        self.lidar_backbone = LidarBackbone(
+            spec.tensor("lidar_pillars").shape[1], spec.tensor("lidar_bev_feature").shape[1]
+        )
+        self.fuser = Fuser(
+            spec.tensor("camera_bev_feature").shape[1],
+            spec.tensor("lidar_bev_feature").shape[1],
+            spec.tensor("fused").shape[1],
+        )
         self.box_head = BoxHead(spec.tensor("fused").shape[1], len(spec.class_names))
         assert spec.map is not None
         self.map_head = MapHead(spec.tensor("fused").shape[1], len(spec.map.classes), spec)
 
-    def forward(self, images: torch.Tensor, pillars: torch.Tensor, drop_camera: torch.Tensor | None = None,
-                drop_lidar: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        images: torch.Tensor,
+        pillars: torch.Tensor,
+        drop_camera: torch.Tensor | None = None,
+        drop_lidar: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         feat, depth = self.camera_backbone(images)
         cam = self.vtransform(self.bevpool(feat, depth))
         lid = self.lidar_backbone(pillars)
@@ -164,5 +186,12 @@ class BevFusionTiny(nn.Module):
             lid = lid * (1 - drop_lidar)[:, None, None, None]
         fused = self.fuser(cam, lid)
         heat, reg, height, dim, rot = self.box_head(fused)
-        return {"camera_depth": depth, "heatmap": heat, "reg": reg, "height": height, "dim": dim, "rot": rot,
-                "map_logits": self.map_head.logits(fused)}
+        return {
+            "camera_depth": depth,
+            "heatmap": heat,
+            "reg": reg,
+            "height": height,
+            "dim": dim,
+            "rot": rot,
+            "map_logits": self.map_head.logits(fused),
+        }

@@ -96,9 +96,14 @@ def main() -> None:
     if args.resume:
         model.load_state_dict(torch.load(args.resume, map_location=dev))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
-    loader = DataLoader(Scenes(spec, args.frame_json, args.first_seed), batch_size=args.batch,
-                        num_workers=args.workers, pin_memory=dev.type == "cuda", persistent_workers=args.workers > 0,
-                        prefetch_factor=4 if args.workers else None)
+    loader = DataLoader(
+        Scenes(spec, args.frame_json, args.first_seed),
+        batch_size=args.batch,
+        num_workers=args.workers,
+        pin_memory=dev.type == "cuda",
+        persistent_workers=args.workers > 0,
+        prefetch_factor=4 if args.workers else None,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     budget = args.minutes * 60
@@ -130,14 +135,25 @@ def main() -> None:
         opt.step()
         step += 1
         if step % 25 == 0 or step == 1:
-            row = {"step": step, "t": round(elapsed, 1), "lr": opt.param_groups[0]["lr"],
-                   **{k: round(float(v), 4) for k, v in parts.items()}}
+            row = {
+                "step": step,
+                "t": round(elapsed, 1),
+                "lr": opt.param_groups[0]["lr"],
+                **{k: round(float(v), 4) for k, v in parts.items()},
+            }
             log.append(row)
             print(json.dumps(row), flush=True)
     torch.save(model.state_dict(), out / "bevfusion_tiny.pt")
-    summary = {"steps": step, "samples": step * args.batch, "seconds": round(time.time() - start, 1),
-               "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
-               "params": sum(p.numel() for p in model.parameters()), "batch": args.batch, "lr": args.lr, "log": log}
+    summary = {
+        "steps": step,
+        "samples": step * args.batch,
+        "seconds": round(time.time() - start, 1),
+        "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
+        "params": sum(p.numel() for p in model.parameters()),
+        "batch": args.batch,
+        "lr": args.lr,
+        "log": log,
+    }
     (out / "train_log.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps({k: v for k, v in summary.items() if k != "log"}))
     np.save(out / "done.npy", np.array([step]))

@@ -23,8 +23,9 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
 
-def frustum_points(rig: CameraRig, transforms: Sequence[ImageTransform], image: ImageConfig,
-                   bev: CameraBevConfig) -> npt.NDArray[np.float64]:
+def frustum_points(
+    rig: CameraRig, transforms: Sequence[ImageTransform], image: ImageConfig, bev: CameraBevConfig
+) -> npt.NDArray[np.float64]:
     """(N_cam, D, fH, fW, 3) LiDAR-frame positions of every (depth bin, feature pixel)."""
     fh, fw = image.input_height // image.feature_stride, image.input_width // image.feature_stride
     s = image.feature_stride
@@ -61,8 +62,9 @@ class BevPoolIndex:
     grid_hw: tuple[int, int]
 
     @classmethod
-    def create(cls, rig: CameraRig, transforms: Sequence[ImageTransform], image: ImageConfig,
-               bev: CameraBevConfig) -> BevPoolIndex:
+    def create(
+        cls, rig: CameraRig, transforms: Sequence[ImageTransform], image: ImageConfig, bev: CameraBevConfig
+    ) -> BevPoolIndex:
         if len(transforms) != len(rig):
             msg = f"bevpool needs one image transform per camera: {len(transforms)} for {len(rig)} cameras"
             raise CalibrationError(msg)
@@ -73,7 +75,9 @@ class BevPoolIndex:
         iy = np.floor((pts[..., 1] - g.ymin) / g.resolution).astype(np.int64)
         keep = (ix >= 0) & (ix < g.nx) & (iy >= 0) & (iy < g.ny) & (pts[..., 2] >= bev.zmin) & (pts[..., 2] < bev.zmax)
         if not keep.any():
-            msg = "no camera frustum point falls inside the BEV grid: check lidar2cam (it may be inverted) and camera_bev"
+            msg = (
+                "no camera frustum point falls inside the BEV grid: check lidar2cam (it may be inverted) and camera_bev"
+            )
             raise CalibrationError(msg)
         flat = np.flatnonzero(keep.reshape(-1))
         cell = (iy * g.nx + ix).reshape(-1)[flat]

@@ -23,8 +23,18 @@ import numpy.typing as npt
 from bevfusion_ros.core.detections import Detections
 from bevfusion_ros.core.errors import DependencyError
 
-NUSCENES_CLASS_RANGE = {"car": 50, "truck": 50, "bus": 50, "trailer": 50, "construction_vehicle": 50,
-                        "pedestrian": 40, "motorcycle": 40, "bicycle": 40, "traffic_cone": 30, "barrier": 30}
+NUSCENES_CLASS_RANGE = {
+    "car": 50,
+    "truck": 50,
+    "bus": 50,
+    "trailer": 50,
+    "construction_vehicle": 50,
+    "pedestrian": 40,
+    "motorcycle": 40,
+    "bicycle": 40,
+    "traffic_cone": 30,
+    "barrier": 30,
+}
 MAP_THRESHOLDS = (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65)
 TP_METRICS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
 
@@ -40,16 +50,28 @@ def import_devkit() -> dict[str, Any]:
             f"nuscenes-devkit pyquaternion shapely scikit-learn scipy descartes cachetools): {exc}"
         )
         raise DependencyError(msg) from exc
-    return {"EvalBoxes": EvalBoxes, "accumulate": accumulate, "calc_ap": calc_ap, "calc_tp": calc_tp,
-            "DetectionBox": DetectionBox, "DetectionConfig": DetectionConfig, "DetectionMetrics": DetectionMetrics}
+    return {
+        "EvalBoxes": EvalBoxes,
+        "accumulate": accumulate,
+        "calc_ap": calc_ap,
+        "calc_tp": calc_tp,
+        "DetectionBox": DetectionBox,
+        "DetectionConfig": DetectionConfig,
+        "DetectionMetrics": DetectionMetrics,
+    }
 
 
 def detection_config(class_names: Sequence[str]) -> Any:
     dk = import_devkit()
     return dk["DetectionConfig"](
-        class_range={c: NUSCENES_CLASS_RANGE.get(c, 50) for c in class_names}, dist_fcn="center_distance",
-        dist_ths=[0.5, 1.0, 2.0, 4.0], dist_th_tp=2.0, min_recall=0.1, min_precision=0.1,
-        max_boxes_per_sample=500, mean_ap_weight=5,
+        class_range={c: NUSCENES_CLASS_RANGE.get(c, 50) for c in class_names},
+        dist_fcn="center_distance",
+        dist_ths=[0.5, 1.0, 2.0, 4.0],
+        dist_th_tp=2.0,
+        min_recall=0.1,
+        min_precision=0.1,
+        max_boxes_per_sample=500,
+        mean_ap_weight=5,
     )
 
 
@@ -77,15 +99,24 @@ class DetectionEvaluator:
                 if name not in cfg.class_range or dist[i] > cfg.class_range[name]:
                     continue
                 half = float(det.yaw[i]) / 2
-                rows.append(dk["DetectionBox"](
-                    sample_token=token, translation=tuple(float(v) for v in det.centers[i]),
-                    size=(float(det.sizes[i, 1]), float(det.sizes[i, 0]), float(det.sizes[i, 2])),  # devkit: w, l, h
-                    rotation=(float(np.cos(half)), 0.0, 0.0, float(np.sin(half))),  # devkit: w, x, y, z
-                    velocity=(float(vel[i, 0]), float(vel[i, 1])),
-                    ego_translation=(float(det.centers[i, 0]), float(det.centers[i, 1]), float(det.centers[i, 2])),
-                    num_pts=1 if is_gt else -1, detection_name=name,
-                    detection_score=-1.0 if is_gt else float(det.scores[i]), attribute_name="",
-                ))
+                rows.append(
+                    dk["DetectionBox"](
+                        sample_token=token,
+                        translation=tuple(float(v) for v in det.centers[i]),
+                        size=(
+                            float(det.sizes[i, 1]),
+                            float(det.sizes[i, 0]),
+                            float(det.sizes[i, 2]),
+                        ),  # devkit: w, l, h
+                        rotation=(float(np.cos(half)), 0.0, 0.0, float(np.sin(half))),  # devkit: w, x, y, z
+                        velocity=(float(vel[i, 0]), float(vel[i, 1])),
+                        ego_translation=(float(det.centers[i, 0]), float(det.centers[i, 1]), float(det.centers[i, 2])),
+                        num_pts=1 if is_gt else -1,
+                        detection_name=name,
+                        detection_score=-1.0 if is_gt else float(det.scores[i]),
+                        attribute_name="",
+                    )
+                )
             boxes.add_boxes(token, rows)
         return boxes
 
@@ -104,7 +135,8 @@ class DetectionEvaluator:
             for metric in TP_METRICS:
                 # The devkit leaves these undefined for classes where they mean nothing.
                 if (name == "traffic_cone" and metric in ("attr_err", "vel_err", "orient_err")) or (
-                        name == "barrier" and metric in ("attr_err", "vel_err")):
+                    name == "barrier" and metric in ("attr_err", "vel_err")
+                ):
                     tp = np.nan
                 else:
                     tp = dk["calc_tp"](data[(name, cfg.dist_th_tp)], cfg.min_recall, metric)
@@ -113,8 +145,10 @@ class DetectionEvaluator:
         out["frames"] = len(self.gt)
         out["gt_boxes"] = int(sum(len(d) for _, d in self.gt))
         out["pred_boxes"] = int(sum(len(d) for _, d in self.pred))
-        out["pr_curves"] = {name: {"precision": data[(name, 2.0)].precision.tolist(),
-                                   "recall": data[(name, 2.0)].recall.tolist()} for name in cfg.class_names}
+        out["pr_curves"] = {
+            name: {"precision": data[(name, 2.0)].precision.tolist(), "recall": data[(name, 2.0)].recall.tolist()}
+            for name in cfg.class_names
+        }
         return out
 
 
@@ -150,6 +184,11 @@ class MapIoU:
         best = np.nanmax(np.where(np.isnan(iou), -1, iou), axis=1)
         best = np.where(best < 0, np.nan, best)
         per_class = {c: float(v) for c, v in zip(self.classes, best, strict=True)}
-        return {"miou": float(np.nanmean(best)) if np.isfinite(best).any() else float("nan"), "iou": per_class,
-                "best_threshold": {c: float(self.thresholds[int(np.nanargmax(np.nan_to_num(iou[i], nan=-1)))])
-                                   for i, c in enumerate(self.classes)}}
+        return {
+            "miou": float(np.nanmean(best)) if np.isfinite(best).any() else float("nan"),
+            "iou": per_class,
+            "best_threshold": {
+                c: float(self.thresholds[int(np.nanargmax(np.nan_to_num(iou[i], nan=-1)))])
+                for i, c in enumerate(self.classes)
+            },
+        }

@@ -294,7 +294,8 @@ def parse_model(raw: Mapping[str, Any], directory: Path, check_files: bool = Tru
 
     im = _get(raw, "image", "model", dict)
     image = ImageConfig(
-        int(_get(im, "input_height", "image", int)), int(_get(im, "input_width", "image", int)),
+        int(_get(im, "input_height", "image", int)),
+        int(_get(im, "input_width", "image", int)),
         _floats(_get(im, "mean", "image"), 3, "image.mean"),  # type: ignore[arg-type]
         _floats(_get(im, "std", "image"), 3, "image.std"),  # type: ignore[arg-type]
         _choice(im.get("channel_order", "rgb"), CHANNEL_ORDERS, "image.channel_order"),
@@ -342,9 +343,12 @@ def parse_model(raw: Mapping[str, Any], directory: Path, check_files: bool = Tru
         msg = f"postprocess.score_threshold must be in [0, 1], got {thr}"
         raise ConfigError(msg)
     post = PostprocessConfig(
-        _choice(pp.get("decoder", "centerpoint"), DECODERS, "postprocess.decoder"), thr,
-        int(_get(pp, "max_detections", "postprocess", int)), nms, radius_t, _grid(_get(pp, "grid", "postprocess"),
-                                                                                  "postprocess.grid"),
+        _choice(pp.get("decoder", "centerpoint"), DECODERS, "postprocess.decoder"),
+        thr,
+        int(_get(pp, "max_detections", "postprocess", int)),
+        nms,
+        radius_t,
+        _grid(_get(pp, "grid", "postprocess"), "postprocess.grid"),
         bool(pp.get("heatmap_sigmoid", True)),
     )
 
@@ -352,8 +356,10 @@ def parse_model(raw: Mapping[str, Any], directory: Path, check_files: bool = Tru
     map_cfg = None
     if mp is not None:
         map_cfg = MapConfig(
-            _names(_get(mp, "classes", "map"), "map.classes"), _grid(_get(mp, "grid", "map"), "map.grid"),
-            float(mp.get("threshold", 0.5)), bool(mp.get("output_sigmoid", False)),
+            _names(_get(mp, "classes", "map"), "map.classes"),
+            _grid(_get(mp, "grid", "map"), "map.grid"),
+            float(mp.get("threshold", 0.5)),
+            bool(mp.get("output_sigmoid", False)),
         )
 
     raw_stages = _get(raw, "stages", "model", dict)
@@ -388,13 +394,19 @@ def _check_consistency(spec: ModelSpec) -> None:
                 raise ConfigError(msg)
             out = s.outputs[0]
             if out.shape != (1, feat.shape[2], g.ny, g.nx):
-                msg = f"stages.{s.name}.outputs.{out.name} must be [1, {feat.shape[2]}, {g.ny}, {g.nx}], got {list(out.shape)}"
+                msg = (
+                    f"stages.{s.name}.outputs.{out.name} must be [1, {feat.shape[2]}, {g.ny}, {g.nx}], "
+                    f"got {list(out.shape)}"
+                )
                 raise ConfigError(msg)
         if s.kind == "pillarize":
             g = spec.lidar.grid
             out = s.outputs[0]
             if out.shape[-2:] != (g.ny, g.nx):
-                msg = f"stages.{s.name}.outputs.{out.name} must end in [{g.ny}, {g.nx}] (lidar grid), got {list(out.shape)}"
+                msg = (
+                    f"stages.{s.name}.outputs.{out.name} must end in [{g.ny}, {g.nx}] (lidar grid), "
+                    f"got {list(out.shape)}"
+                )
                 raise ConfigError(msg)
     if spec.map is not None and len(spec.map.classes) != _map_channels(spec):
         msg = f"map.classes names {len(spec.map.classes)} classes but the map head outputs {_map_channels(spec)}"

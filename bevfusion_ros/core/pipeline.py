@@ -37,13 +37,20 @@ class FrameResult:
 
 
 class Pipeline:
-    def __init__(self, spec: ModelSpec, backend: str | BackendMaker = "onnxruntime", image_order: str = "bgr",
-                 **backend_options: object) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        backend: str | BackendMaker = "onnxruntime",
+        image_order: str = "bgr",
+        **backend_options: object,
+    ) -> None:
         self.spec = spec
         for s in spec.stages:
             if s.kind == "voxelize":
-                msg = (f"stage {s.name}: sparse voxelisation feeds a TensorRT sparse-convolution plugin and is not "
-                       "part of the numpy runtime; use a model with a pillarize stage")
+                msg = (
+                    f"stage {s.name}: sparse voxelisation feeds a TensorRT sparse-convolution plugin and is not "
+                    "part of the numpy runtime; use a model with a pillarize stage"
+                )
                 raise ConfigError(msg)
         self.preprocessor = ImagePreprocessor(spec.image, input_order=image_order)
         if isinstance(backend, str):
@@ -101,8 +108,9 @@ class Pipeline:
                 msg = f"camera {name}: image is {shape}, but its calibration is for {w}x{h} (HxWx3 expected)"
                 raise InputError(msg)
 
-    def __call__(self, images: Sequence[npt.NDArray[np.uint8]], points: npt.ArrayLike,
-                 keep_tensors: bool = False) -> FrameResult:
+    def __call__(
+        self, images: Sequence[npt.NDArray[np.uint8]], points: npt.ArrayLike, keep_tensors: bool = False
+    ) -> FrameResult:
         if self.rig is None or self.bevpool is None:
             msg = "pipeline has no calibration: call set_calibration(rig) before running frames"
             raise CalibrationError(msg)

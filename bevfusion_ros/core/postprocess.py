@@ -29,11 +29,13 @@ def local_maxima(heat: F32) -> npt.NDArray[np.bool_]:
     m = heat.copy()
     for dy in range(3):
         for dx in range(3):
-            np.maximum(m, padded[:, dy:dy + h, dx:dx + w], out=m)
+            np.maximum(m, padded[:, dy : dy + h, dx : dx + w], out=m)
     return np.asarray(heat >= m)
 
 
-def circle_nms(centers: F32, scores: F32, labels: npt.NDArray[np.int32], radius: tuple[float, ...]) -> npt.NDArray[np.int64]:
+def circle_nms(
+    centers: F32, scores: F32, labels: npt.NDArray[np.int32], radius: tuple[float, ...]
+) -> npt.NDArray[np.int64]:
     """Greedy per-class suppression of boxes whose BEV centres lie within the class radius of a better one."""
     order = np.argsort(-scores, kind="stable")
     r = np.asarray(radius, np.float32)[labels]
@@ -56,8 +58,9 @@ def _check(outputs: Mapping[str, npt.NDArray[np.generic]], names: tuple[str, ...
         raise InputError(msg)
 
 
-def decode_centerpoint(outputs: Mapping[str, npt.NDArray[np.generic]], cfg: PostprocessConfig,
-                       class_names: tuple[str, ...]) -> Detections:
+def decode_centerpoint(
+    outputs: Mapping[str, npt.NDArray[np.generic]], cfg: PostprocessConfig, class_names: tuple[str, ...]
+) -> Detections:
     _check(outputs, BOX_TENSORS)
     heat = np.asarray(outputs["heatmap"], np.float32)[0]
     if heat.shape[0] != len(class_names):
@@ -65,7 +68,7 @@ def decode_centerpoint(outputs: Mapping[str, npt.NDArray[np.generic]], cfg: Post
         raise InputError(msg)
     if cfg.heatmap_sigmoid:
         heat = sigmoid(heat)
-    k, h, w = heat.shape
+    _, h, w = heat.shape
     peaks = np.where(local_maxima(heat), heat, 0.0).reshape(-1)
     n = min(cfg.max_detections, peaks.size)
     top = np.argpartition(-peaks, n - 1)[:n]
@@ -85,8 +88,9 @@ def decode_centerpoint(outputs: Mapping[str, npt.NDArray[np.generic]], cfg: Post
     return _finish(det, cfg)
 
 
-def decode_transfusion(outputs: Mapping[str, npt.NDArray[np.generic]], cfg: PostprocessConfig,
-                       class_names: tuple[str, ...]) -> Detections:
+def decode_transfusion(
+    outputs: Mapping[str, npt.NDArray[np.generic]], cfg: PostprocessConfig, class_names: tuple[str, ...]
+) -> Detections:
     """TransFusion-style per-query outputs (score (1, K, Q); reg in output-grid cells, already offset by the
     query position; height, dim (log), rot (sin, cos), vel), as BEVFusion's head.bbox export emits them."""
     _check(outputs, ("score", "reg", "height", "dim", "rot"))
@@ -103,8 +107,9 @@ def decode_transfusion(outputs: Mapping[str, npt.NDArray[np.generic]], cfg: Post
     dims = np.exp(np.asarray(outputs["dim"], np.float32)[0]).T
     rot = np.asarray(outputs["rot"], np.float32)[0]
     vel = np.asarray(outputs["vel"], np.float32)[0].T if "vel" in outputs else None
-    det = Detections.create(np.stack([x, y, z], axis=1), dims, np.arctan2(rot[0], rot[1]), best, labels,
-                            class_names, vel)
+    det = Detections.create(
+        np.stack([x, y, z], axis=1), dims, np.arctan2(rot[0], rot[1]), best, labels, class_names, vel
+    )
     det = det.select(det.scores >= cfg.score_threshold)
     return _finish(det, cfg)
 
@@ -116,8 +121,9 @@ def _finish(det: Detections, cfg: PostprocessConfig) -> Detections:
     return det.select(order)
 
 
-def decode_boxes(outputs: Mapping[str, npt.NDArray[np.generic]], cfg: PostprocessConfig,
-                 class_names: tuple[str, ...]) -> Detections:
+def decode_boxes(
+    outputs: Mapping[str, npt.NDArray[np.generic]], cfg: PostprocessConfig, class_names: tuple[str, ...]
+) -> Detections:
     if cfg.decoder == "transfusion":
         return decode_transfusion(outputs, cfg, class_names)
     return decode_centerpoint(outputs, cfg, class_names)

@@ -49,13 +49,17 @@ class ImageTransform:
             pool -= 1
         return cls(width, height, pool, scale, scaled_h - cfg.input_height)
 
-    def input_to_image(self, u: npt.ArrayLike, v: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    def input_to_image(
+        self, u: npt.ArrayLike, v: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Network-input pixel coordinates (pixel centres at integers) -> original image coordinates."""
         uu = np.asarray(u, dtype=np.float64)
         vv = np.asarray(v, dtype=np.float64)
         return (uu + 0.5) / self.scale - 0.5, (vv + self.crop_top + 0.5) / self.scale - 0.5
 
-    def image_to_input(self, x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    def image_to_input(
+        self, x: npt.ArrayLike, y: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         xx = np.asarray(x, dtype=np.float64)
         yy = np.asarray(y, dtype=np.float64)
         return (xx + 0.5) * self.scale - 0.5, (yy + 0.5) * self.scale - 0.5 - self.crop_top
@@ -96,7 +100,8 @@ class ImagePreprocessor:
             # Image coordinates -> coordinates in the block-averaged image (centres aligned).
             px, py = (x + 0.5) / t.pool - 0.5, (y + 0.5) / t.pool - 0.5
             self._taps[key] = (
-                t, _bilinear_taps(self.cfg.input_width, width // t.pool, px),
+                t,
+                _bilinear_taps(self.cfg.input_width, width // t.pool, px),
                 _bilinear_taps(self.cfg.input_height, height // t.pool, py),
             )
         return self._taps[key]

@@ -39,7 +39,10 @@ def check_rigid(matrix: npt.ArrayLike, where: str, tol: float = 1e-3) -> F64:
     r = m[:3, :3]
     err = float(np.abs(r @ r.T - np.eye(3)).max())
     if err > tol or np.linalg.det(r) < 0:
-        msg = f"{where} is not a rigid transform: rotation part is not orthonormal (max |R R^T - I| = {err:.3g}) or det < 0"
+        msg = (
+            f"{where} is not a rigid transform: rotation part is not orthonormal "
+            f"(max |R R^T - I| = {err:.3g}) or det < 0"
+        )
         raise CalibrationError(msg)
     return m
 
@@ -65,7 +68,10 @@ class CameraRig:
         mats = np.stack([check_rigid(m, f"lidar2cam of camera {n}") for n, m in zip(names, lidar2cam, strict=True)])
         for n, k in zip(names, intrinsics, strict=True):
             if k.fx <= 0 or k.fy <= 0 or k.width <= 0 or k.height <= 0:
-                msg = f"camera {n}: intrinsics need fx, fy > 0 and an image size, got K={k.K.tolist()} {k.width}x{k.height}"
+                msg = (
+                    f"camera {n}: intrinsics need fx, fy > 0 and an image size, "
+                    f"got K={k.K.tolist()} {k.width}x{k.height}"
+                )
                 raise CalibrationError(msg)
         return cls(tuple(names), tuple(intrinsics), mats)
 
@@ -110,7 +116,9 @@ def box_corners(centers: npt.ArrayLike, sizes: npt.ArrayLike, yaw: npt.ArrayLike
     return np.stack([x, yy, local[..., 2]], axis=-1) + c[:, None, :]
 
 
-def points_in_boxes(points: npt.ArrayLike, centers: npt.ArrayLike, sizes: npt.ArrayLike, yaw: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+def points_in_boxes(
+    points: npt.ArrayLike, centers: npt.ArrayLike, sizes: npt.ArrayLike, yaw: npt.ArrayLike
+) -> npt.NDArray[np.bool_]:
     """(P, B) mask: point p lies inside box b."""
     p = np.asarray(points, dtype=np.float64)[:, :3]
     c = np.asarray(centers, dtype=np.float64).reshape(-1, 3)
@@ -120,4 +128,6 @@ def points_in_boxes(points: npt.ArrayLike, centers: npt.ArrayLike, sizes: npt.Ar
     cos, sin = np.cos(y)[None], np.sin(y)[None]
     lx = d[..., 0] * cos + d[..., 1] * sin
     ly = -d[..., 0] * sin + d[..., 1] * cos
-    return np.asarray((np.abs(lx) <= s[None, :, 0] / 2) & (np.abs(ly) <= s[None, :, 1] / 2) & (np.abs(d[..., 2]) <= s[None, :, 2] / 2))
+    return np.asarray(
+        (np.abs(lx) <= s[None, :, 0] / 2) & (np.abs(ly) <= s[None, :, 1] / 2) & (np.abs(d[..., 2]) <= s[None, :, 2] / 2)
+    )

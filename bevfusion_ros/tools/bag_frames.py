@@ -43,8 +43,11 @@ def bag_rig(bag: Path, names: tuple[str, ...]) -> CameraRig:
         msg = f"{path} lacks cameras {missing}; it has {sorted(cams)}"
         raise BagError(msg)
     sel = [cams[camera_frame(n)] for n in names]
-    return CameraRig.create(names, [CameraIntrinsics.from_arrays(c["K"], c["width"], c["height"]) for c in sel],
-                            [np.asarray(c["lidar2cam"]) for c in sel])
+    return CameraRig.create(
+        names,
+        [CameraIntrinsics.from_arrays(c["K"], c["width"], c["height"]) for c in sel],
+        [np.asarray(c["lidar2cam"]) for c in sel],
+    )
 
 
 def _stamp(msg: Any) -> int:
@@ -80,8 +83,11 @@ def read_frames(bag: Path, names: tuple[str, ...]) -> Iterator[BagFrame]:
         for topic, msgtype, _, raw in iter_raw(reader, {*topics, *ctopics, LIDAR_TOPIC, GT_TOPIC}):
             m = store.deserialize_cdr(raw, msgtype)
             if topic in topics or topic in ctopics:
-                img = (convert.image_to_array(m, "bgr", use_distro=False) if topic in topics
-                       else convert.compressed_to_array(m, "bgr"))
+                img = (
+                    convert.image_to_array(m, "bgr", use_distro=False)
+                    if topic in topics
+                    else convert.compressed_to_array(m, "bgr")
+                )
                 r = recent[topics.get(topic, ctopics.get(topic, 0))]
                 r.append((_stamp(m), np.array(img)))
                 del r[:-2]

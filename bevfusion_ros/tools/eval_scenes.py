@@ -36,14 +36,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def markdown(m: dict[str, Any], title: str) -> str:
     det, mp = m["detection"], m["map"]
-    lines = [f"# {title}", "", f"{m['frames']} held-out generated scenes, backend {m['backend']}, "
-             f"{m['frames_per_s']:.2f} frames/s (CPU).", "",
-             f"**mAP {det['mean_ap']:.3f}  NDS {det['nd_score']:.3f}  mIoU {mp['miou']:.3f}**", "",
-             "| class | AP (mean of 0.5/1/2/4 m) | ATE m | ASE | AOE rad |", "|---|---|---|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        f"{m['frames']} held-out generated scenes, backend {m['backend']}, {m['frames_per_s']:.2f} frames/s (CPU).",
+        "",
+        f"**mAP {det['mean_ap']:.3f}  NDS {det['nd_score']:.3f}  mIoU {mp['miou']:.3f}**",
+        "",
+        "| class | AP (mean of 0.5/1/2/4 m) | ATE m | ASE | AOE rad |",
+        "|---|---|---|---|---|",
+    ]
     for c, aps in det["label_aps"].items():
         tp = det["label_tp_errors"][c]
-        lines.append(f"| {c} | {np.mean(list(aps.values())):.3f} | {tp['trans_err']:.3f} | {tp['scale_err']:.3f} | "
-                     f"{tp['orient_err']:.3f} |")
+        lines.append(
+            f"| {c} | {np.mean(list(aps.values())):.3f} | {tp['trans_err']:.3f} | {tp['scale_err']:.3f} | "
+            f"{tp['orient_err']:.3f} |"
+        )
     lines += ["", "| map class | IoU (best threshold) |", "|---|---|"]
     lines += [f"| {c} | {v:.3f} ({mp['best_threshold'][c]}) |" for c, v in mp["iou"].items()]
     lines += ["", "Mean stage times (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in m["timings_ms"].items())]
@@ -71,12 +79,21 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - start
     det = det_eval.compute()
     det.pop("pr_curves")
-    m = {"model": spec.name, "backend": args.backend, "frames": args.scenes, "first_seed": args.first_seed,
-         "frames_per_s": args.scenes / wall, "detection": det, "map": map_eval.compute(),
-         "timings_ms": {k: float(np.mean(v)) for k, v in timings.items()}}
+    m = {
+        "model": spec.name,
+        "backend": args.backend,
+        "frames": args.scenes,
+        "first_seed": args.first_seed,
+        "frames_per_s": args.scenes / wall,
+        "detection": det,
+        "map": map_eval.compute(),
+        "timings_ms": {k: float(np.mean(v)) for k, v in timings.items()},
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(m, indent=1, default=float))
     (args.out / "metrics.md").write_text(markdown(m, f"{spec.name} on generated scenes"))
-    print(f"mAP {det['mean_ap']:.3f}  NDS {det['nd_score']:.3f}  mIoU {m['map']['miou']:.3f} "
-          f"over {args.scenes} scenes; wrote {args.out}/metrics.json, metrics.md")
+    print(
+        f"mAP {det['mean_ap']:.3f}  NDS {det['nd_score']:.3f}  mIoU {m['map']['miou']:.3f} "
+        f"over {args.scenes} scenes; wrote {args.out}/metrics.json, metrics.md"
+    )
     return 0

@@ -42,11 +42,15 @@ def frame_rig(frame_dir: Path | str, names: tuple[str, ...], width: int = 1600, 
     ks = []
     for n in names:
         k = by_name[n].intrinsics
-        ks.append(CameraIntrinsics.from_arrays(scale_intrinsics(k.K, width / k.width, height / k.height), width, height))
+        ks.append(
+            CameraIntrinsics.from_arrays(scale_intrinsics(k.K, width / k.width, height / k.height), width, height)
+        )
     return CameraRig.create(names, ks, [by_name[n].lidar2cam for n in names])
 
 
-def load_input(args: argparse.Namespace, names: tuple[str, ...]) -> tuple[list[npt.NDArray[np.uint8]], npt.NDArray[np.float32], CameraRig, Detections | None, str]:
+def load_input(
+    args: argparse.Namespace, names: tuple[str, ...]
+) -> tuple[list[npt.NDArray[np.uint8]], npt.NDArray[np.float32], CameraRig, Detections | None, str]:
     if args.bag:
         from bevfusion_ros.tools.bag_frames import read_frames
 
@@ -87,16 +91,35 @@ def run(args: argparse.Namespace) -> int:
         result = pipe(images, points)
     det = result.detections.select(result.detections.scores >= args.score)
     args.out.mkdir(parents=True, exist_ok=True)
-    bev_figure(args.out / "bev.png", points, det, gt, result.segmentation,
-               title=f"{spec.name}: {what}, {len(det)} boxes >= {args.score}")
+    bev_figure(
+        args.out / "bev.png",
+        points,
+        det,
+        gt,
+        result.segmentation,
+        title=f"{spec.name}: {what}, {len(det)} boxes >= {args.score}",
+    )
     camera_mosaic(args.out / "cameras.png", images, rig, det)
-    summary = {"input": what, "model": spec.name, "backend": args.backend, "points_used": result.points_used,
-               "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
-               "detections": [{"label": n, "score": round(float(s), 3), "center": [round(float(v), 2) for v in c],
-                               "size": [round(float(v), 2) for v in z], "yaw": round(float(y), 3)}
-                              for n, s, c, z, y in zip(det.label_names(), det.scores, det.centers, det.sizes, det.yaw,
-                                                       strict=True)]}
+    summary = {
+        "input": what,
+        "model": spec.name,
+        "backend": args.backend,
+        "points_used": result.points_used,
+        "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
+        "detections": [
+            {
+                "label": n,
+                "score": round(float(s), 3),
+                "center": [round(float(v), 2) for v in c],
+                "size": [round(float(v), 2) for v in z],
+                "yaw": round(float(y), 3),
+            }
+            for n, s, c, z, y in zip(det.label_names(), det.scores, det.centers, det.sizes, det.yaw, strict=True)
+        ],
+    }
     (args.out / "detections.json").write_text(json.dumps(summary, indent=1))
-    print(f"{what}: {len(det)} detections >= {args.score}; total {result.timings_ms['total']:.0f} ms; "
-          f"wrote {args.out}/bev.png, cameras.png, detections.json")
+    print(
+        f"{what}: {len(det)} detections >= {args.score}; total {result.timings_ms['total']:.0f} ms; "
+        f"wrote {args.out}/bev.png, cameras.png, detections.json"
+    )
     return 0

@@ -23,8 +23,18 @@ from bevfusion_ros.core.rig import CameraRig, scale_intrinsics
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
-CLASS_NAMES = ("car", "truck", "construction_vehicle", "bus", "trailer", "barrier", "motorcycle", "bicycle",
-               "pedestrian", "traffic_cone")
+CLASS_NAMES = (
+    "car",
+    "truck",
+    "construction_vehicle",
+    "bus",
+    "trailer",
+    "barrier",
+    "motorcycle",
+    "bicycle",
+    "pedestrian",
+    "traffic_cone",
+)
 MAP_CLASSES = ("drivable_area", "ped_crossing", "walkway", "stop_line", "carpark_area", "divider")
 # Mean nuScenes sizes (l, w, h), relative spread, RGB base colour, LiDAR intensity.
 _CLASS = {
@@ -40,11 +50,21 @@ _CLASS = {
     "traffic_cone": ((0.41, 0.41, 1.07), 0.1, (1.0, 0.45, 0.05), 90.0),
 }
 _LAYER_RGB = {  # ground colour by topmost layer
-    "grass": (0.28, 0.42, 0.2), "drivable_area": (0.3, 0.3, 0.32), "walkway": (0.62, 0.6, 0.56),
-    "carpark_area": (0.45, 0.4, 0.34), "marking": (0.92, 0.92, 0.9), "divider": (0.9, 0.78, 0.2),
+    "grass": (0.28, 0.42, 0.2),
+    "drivable_area": (0.3, 0.3, 0.32),
+    "walkway": (0.62, 0.6, 0.56),
+    "carpark_area": (0.45, 0.4, 0.34),
+    "marking": (0.92, 0.92, 0.9),
+    "divider": (0.9, 0.78, 0.2),
 }
-_LAYER_INTENSITY = {"grass": 8.0, "drivable_area": 4.0, "walkway": 18.0, "carpark_area": 10.0, "marking": 95.0,
-                    "divider": 90.0}
+_LAYER_INTENSITY = {
+    "grass": 8.0,
+    "drivable_area": 4.0,
+    "walkway": 18.0,
+    "carpark_area": 10.0,
+    "marking": 95.0,
+    "divider": 90.0,
+}
 LIDAR_HEIGHT = 1.84
 BEAMS = np.deg2rad(np.linspace(-30.67, 10.67, 32))
 AZIMUTHS = 1084
@@ -110,8 +130,15 @@ def map_layers(scene: Scene, x: F64, y: F64) -> dict[str, npt.NDArray[np.bool_]]
         dx, dy = x - cx, y - cy
         park |= (np.abs(dx * c + dy * s_) <= hl) & (np.abs(-dx * s_ + dy * c) <= hw)
     park &= ~drivable & ~walk
-    return {"drivable_area": drivable, "ped_crossing": cross, "walkway": walk, "stop_line": stop,
-            "carpark_area": park, "divider": divider, "marking": marking}
+    return {
+        "drivable_area": drivable,
+        "ped_crossing": cross,
+        "walkway": walk,
+        "stop_line": stop,
+        "carpark_area": park,
+        "divider": divider,
+        "marking": marking,
+    }
 
 
 def rasterize_map(scene: Scene, grid: Grid) -> npt.NDArray[np.bool_]:
@@ -164,8 +191,18 @@ def _place(rng: np.random.Generator, roads: tuple[Road, ...], name: str) -> tupl
     return r.x + s * c - t * sn, r.y + s * sn + t * c, float(yaw), float(speed)
 
 
-_COUNTS = {"car": (6, 18), "truck": (0, 3), "construction_vehicle": (0, 2), "bus": (0, 2), "trailer": (0, 2),
-           "barrier": (0, 6), "motorcycle": (0, 3), "bicycle": (0, 3), "pedestrian": (2, 12), "traffic_cone": (0, 6)}
+_COUNTS = {
+    "car": (6, 18),
+    "truck": (0, 3),
+    "construction_vehicle": (0, 2),
+    "bus": (0, 2),
+    "trailer": (0, 2),
+    "barrier": (0, 6),
+    "motorcycle": (0, 3),
+    "bicycle": (0, 3),
+    "pedestrian": (2, 12),
+    "traffic_cone": (0, 6),
+}
 
 
 def generate_scene(seed: int, extent: float = 54.0) -> Scene:
@@ -188,38 +225,60 @@ def generate_scene(seed: int, extent: float = 54.0) -> Scene:
         r = roads[0]
         side = rng.choice([-1.0, 1.0])
         s, t = rng.uniform(-40, 40), side * (r.half_width + r.walk_width + rng.uniform(6, 12))
-        carparks.append((r.x + s * np.cos(r.heading) - t * np.sin(r.heading), r.y + s * np.sin(r.heading)
-                         + t * np.cos(r.heading), r.heading, rng.uniform(8, 20), rng.uniform(5, 9)))
+        carparks.append(
+            (
+                r.x + s * np.cos(r.heading) - t * np.sin(r.heading),
+                r.y + s * np.sin(r.heading) + t * np.cos(r.heading),
+                r.heading,
+                rng.uniform(8, 20),
+                rng.uniform(5, 9),
+            )
+        )
     rows: list[tuple[float, ...]] = []
     placed: list[tuple[float, float, float]] = []
     for label, name in enumerate(CLASS_NAMES):
         lo, hi = _COUNTS[name]
-        (l, w, h), spread, base, _ = _CLASS[name]
+        (length, w, h), spread, base, _ = _CLASS[name]
         for _ in range(int(rng.integers(lo, hi + 1))):
             for _attempt in range(8):
                 pose = _place(rng, tuple(roads), name)
                 if pose is None:
                     break
                 x, y, yaw, speed = pose
-                size = np.array([l, w, h]) * np.clip(1 + rng.normal(0, spread, 3), 0.7, 1.3)
+                size = np.array([length, w, h]) * np.clip(1 + rng.normal(0, spread, 3), 0.7, 1.3)
                 radius = 0.5 * float(np.hypot(size[0], size[1]))
                 if abs(x) > extent or abs(y) > extent or np.hypot(x, y) < 4.0 + radius:
                     continue
                 if any(np.hypot(x - px, y - py) < radius + pr + 0.3 for px, py, pr in placed):
                     continue
                 placed.append((x, y, radius))
-                color = rng.uniform(0.1, 0.9, 3) if base is None else np.clip(np.array(base) + rng.normal(0, 0.05, 3), 0, 1)
-                rows.append((x, y, -LIDAR_HEIGHT + size[2] / 2, *size, yaw, label, speed * np.cos(yaw),
-                             speed * np.sin(yaw), *color))
+                color = (
+                    rng.uniform(0.1, 0.9, 3) if base is None else np.clip(np.array(base) + rng.normal(0, 0.05, 3), 0, 1)
+                )
+                rows.append(
+                    (
+                        x,
+                        y,
+                        -LIDAR_HEIGHT + size[2] / 2,
+                        *size,
+                        yaw,
+                        label,
+                        speed * np.cos(yaw),
+                        speed * np.sin(yaw),
+                        *color,
+                    )
+                )
                 break
     arr = np.asarray(rows, np.float64).reshape(-1, 13)
-    boxes = Detections.create(arr[:, 0:3], arr[:, 3:6], arr[:, 6], np.ones(len(arr)), arr[:, 7].astype(int),
-                              CLASS_NAMES, arr[:, 8:10])
+    boxes = Detections.create(
+        arr[:, 0:3], arr[:, 3:6], arr[:, 6], np.ones(len(arr)), arr[:, 7].astype(int), CLASS_NAMES, arr[:, 8:10]
+    )
     return Scene(seed, tuple(roads), tuple(carparks), boxes, arr[:, 10:13].astype(np.float32))
 
 
-def _ray_boxes(origin: F64, dirs: F64, scene: Scene,
-               candidates: list[npt.NDArray[np.int64] | None] | None = None) -> tuple[F64, npt.NDArray[np.int64], F64]:
+def _ray_boxes(
+    origin: F64, dirs: F64, scene: Scene, candidates: list[npt.NDArray[np.int64] | None] | None = None
+) -> tuple[F64, npt.NDArray[np.int64], F64]:
     """Nearest box hit per ray: distance (inf if none), box index, face normal axis (0..2) in box frame.
     ``candidates[i]`` limits box i to those ray indices (None: all rays)."""
     b = scene.boxes
@@ -250,7 +309,9 @@ def _ray_boxes(origin: F64, dirs: F64, scene: Scene,
     return best, which, axis
 
 
-def _screen_candidates(scene: Scene, kk: F64, lidar2cam: F64, width: int, height: int) -> list[npt.NDArray[np.int64] | None]:
+def _screen_candidates(
+    scene: Scene, kk: F64, lidar2cam: F64, width: int, height: int
+) -> list[npt.NDArray[np.int64] | None]:
     """Per box, the pixel indices inside its projected bounding rectangle (boxes behind the camera: none)."""
     from bevfusion_ros.core.rig import box_corners
 

@@ -14,8 +14,14 @@ from bevfusion_ros.core.optional import import_cv2
 from bevfusion_ros.core.postprocess import Segmentation
 from bevfusion_ros.core.rig import CameraRig, box_corners
 
-MAP_COLORS = {"drivable_area": (0.55, 0.55, 0.6), "ped_crossing": (0.95, 0.6, 0.6), "walkway": (0.6, 0.8, 0.6),
-              "stop_line": (0.9, 0.2, 0.2), "carpark_area": (0.8, 0.7, 0.5), "divider": (0.95, 0.85, 0.2)}
+MAP_COLORS = {
+    "drivable_area": (0.55, 0.55, 0.6),
+    "ped_crossing": (0.95, 0.6, 0.6),
+    "walkway": (0.6, 0.8, 0.6),
+    "stop_line": (0.9, 0.2, 0.2),
+    "carpark_area": (0.8, 0.7, 0.5),
+    "divider": (0.95, 0.85, 0.2),
+}
 _EDGES = [(0, 1), (0, 2), (1, 3), (2, 3), (4, 5), (4, 6), (5, 7), (6, 7), (0, 4), (1, 5), (2, 6), (3, 7)]
 
 
@@ -26,9 +32,16 @@ def class_color(label: int) -> tuple[float, float, float]:
     return float(r), float(g), float(b)
 
 
-def bev_figure(path: Path | str, points: npt.NDArray[np.float32] | None, pred: Detections,
-               gt: Detections | None = None, seg: Segmentation | None = None, extent: float = 54.0,
-               title: str = "", threshold: float = 0.5) -> None:
+def bev_figure(
+    path: Path | str,
+    points: npt.NDArray[np.float32] | None,
+    pred: Detections,
+    gt: Detections | None = None,
+    seg: Segmentation | None = None,
+    extent: float = 54.0,
+    title: str = "",
+    threshold: float = 0.5,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,8 +90,9 @@ def bev_figure(path: Path | str, points: npt.NDArray[np.float32] | None, pred: D
     plt.close(fig)
 
 
-def camera_mosaic(path: Path | str, images: Sequence[npt.NDArray[np.uint8]], rig: CameraRig, det: Detections,
-                  tile_width: int = 533) -> None:
+def camera_mosaic(
+    path: Path | str, images: Sequence[npt.NDArray[np.uint8]], rig: CameraRig, det: Detections, tile_width: int = 533
+) -> None:
     """2x3 mosaic (front row: FRONT_LEFT, FRONT, FRONT_RIGHT) of BGR images with projected boxes."""
     cv2 = import_cv2()
     corners = box_corners(det.centers, det.sizes, det.yaw) if len(det) else np.zeros((0, 8, 3))
@@ -104,15 +118,20 @@ def camera_mosaic(path: Path | str, images: Sequence[npt.NDArray[np.uint8]], rig
     order = [["CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT"], ["CAM_BACK_LEFT", "CAM_BACK", "CAM_BACK_RIGHT"]]
     names = list(tiles)
     if not all(n in tiles for row in order for n in row):
-        order = [names[: (len(names) + 1) // 2], names[(len(names) + 1) // 2:]]
+        order = [names[: (len(names) + 1) // 2], names[(len(names) + 1) // 2 :]]
     h = max(t.shape[0] for t in tiles.values())
     blank = np.zeros((h, tile_width, 3), np.uint8)
     rows = [np.hstack([tiles.get(n, blank)[:h] for n in row] + [blank] * (len(order[0]) - len(row))) for row in order]
     cv2.imwrite(str(path), np.vstack(rows))
 
 
-def projection_overlay(path: Path | str, images: Sequence[npt.NDArray[np.uint8]], rig: CameraRig,
-                       points: npt.NDArray[np.float32], tile_width: int = 533) -> None:
+def projection_overlay(
+    path: Path | str,
+    images: Sequence[npt.NDArray[np.uint8]],
+    rig: CameraRig,
+    points: npt.NDArray[np.float32],
+    tile_width: int = 533,
+) -> None:
     """LiDAR points drawn into every camera, coloured by depth (geometry check)."""
     cv2 = import_cv2()
     import matplotlib

@@ -15,9 +15,22 @@ from bevfusion_ros.tools.infer import frame_rig
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden_reference.npz"
 # Per-stage tolerance relative to the tensor's max |value| (fp32 CPU kernels of ORT vs PyTorch;
 # errors grow a little along the chain since each stage is fed by the previous ORT stage).
-REL_TOL = {"images": 1e-6, "lidar_pillars": 1e-6, "camera_feature": 1e-4, "camera_depth": 1e-4, "camera_bev": 1e-4,
-           "camera_bev_feature": 1e-4, "lidar_bev_feature": 1e-4, "fused": 2e-4, "heatmap": 2e-4, "reg": 2e-4,
-           "height": 2e-4, "dim": 2e-4, "rot": 2e-4, "map_probs": 2e-4}
+REL_TOL = {
+    "images": 1e-6,
+    "lidar_pillars": 1e-6,
+    "camera_feature": 1e-4,
+    "camera_depth": 1e-4,
+    "camera_bev": 1e-4,
+    "camera_bev_feature": 1e-4,
+    "lidar_bev_feature": 1e-4,
+    "fused": 2e-4,
+    "heatmap": 2e-4,
+    "reg": 2e-4,
+    "height": 2e-4,
+    "dim": 2e-4,
+    "rot": 2e-4,
+    "map_probs": 2e-4,
+}
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ def test_lidar_points_of_annotated_boxes_land_inside_their_image_footprint(frame
             if len(pts) < 5:
                 continue
             cuv, cdepth, _ = rig.project(corners[b], cam)
-            uv, depth, visible = rig.project(pts, cam)
+            uv, _, visible = rig.project(pts, cam)
             if (cdepth <= 0.5).any() or visible.sum() < 5:
                 continue
             lo, hi = cuv.min(axis=0), cuv.max(axis=0)
@@ -48,7 +48,7 @@ def test_points_project_near_the_image_centre_of_the_camera_facing_them(frame, r
 
 @pytest.mark.parametrize("bad", [np.diag([1.0, 1.0, 2.0, 1.0]), np.diag([1.0, 1.0, -1.0, 1.0]), np.zeros((3, 4))])
 def test_non_rigid_extrinsics_are_refused(bad: np.ndarray) -> None:
-    with pytest.raises(CalibrationError, match="lidar2cam|4x4|rigid"):
+    with pytest.raises(CalibrationError, match=r"lidar2cam|4x4|rigid"):
         check_rigid(bad, "lidar2cam")
 
 
@@ -85,8 +85,14 @@ def test_bevpool_matches_a_brute_force_scatter(rig, spec) -> None:  # type: igno
     g = spec.camera_bev.grid
     ix = np.floor((pts[..., 0] - g.xmin) / g.resolution).astype(int)
     iy = np.floor((pts[..., 1] - g.ymin) / g.resolution).astype(int)
-    ok = (ix >= 0) & (ix < g.nx) & (iy >= 0) & (iy < g.ny) & (pts[..., 2] >= spec.camera_bev.zmin) & (
-        pts[..., 2] < spec.camera_bev.zmax)
+    ok = (
+        (ix >= 0)
+        & (ix < g.nx)
+        & (iy >= 0)
+        & (iy < g.ny)
+        & (pts[..., 2] >= spec.camera_bev.zmin)
+        & (pts[..., 2] < spec.camera_bev.zmax)
+    )
     want = np.zeros((c, g.ny * g.nx))
     cam, dd, ii, jj = np.nonzero(ok)
     vals = feat[0, cam, :, ii, jj] * depth[0, cam, dd, ii, jj][:, None]

@@ -26,8 +26,14 @@ _REGISTRY: dict[str, str] = {
     "onnxruntime": "bevfusion_ros.core.backends.onnxruntime:OnnxRuntimeBackend",
 }
 
-_NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int64,
-              "uint8": np.uint8, "bool": np.bool_}
+_NP_DTYPES = {
+    "float32": np.float32,
+    "float16": np.float16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "uint8": np.uint8,
+    "bool": np.bool_,
+}
 
 
 def register_backend(name: str, target: str) -> None:
@@ -93,7 +99,10 @@ class Backend:
                 raise BackendError(msg)
             arr = np.asarray(feeds[spec.name])
             if not spec.matches(arr.shape):
-                msg = f"stage {self.stage.name}: input {spec.name} has shape {arr.shape}, the model YAML says {list(spec.shape)}"
+                msg = (
+                    f"stage {self.stage.name}: input {spec.name} has shape {arr.shape}, "
+                    f"the model YAML says {list(spec.shape)}"
+                )
                 raise BackendError(msg)
             out[spec.name] = np.ascontiguousarray(arr, dtype=_NP_DTYPES[spec.dtype])
         return out
@@ -102,8 +111,9 @@ class Backend:
         self.activate()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.deactivate()
 
     def activate_impl(self) -> None:

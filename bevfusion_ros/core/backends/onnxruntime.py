@@ -8,8 +8,14 @@ from bevfusion_ros.core.backends.base import Arrays, Backend
 from bevfusion_ros.core.errors import BackendError, DependencyError
 from bevfusion_ros.core.model import ModelSpec, Stage
 
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int32)": "int32",
-              "tensor(int64)": "int64", "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
+}
 
 
 def import_onnxruntime() -> Any:
@@ -24,8 +30,9 @@ def import_onnxruntime() -> Any:
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, model: ModelSpec, stage: Stage, threads: int = 0,
-                 providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> None:
+    def __init__(
+        self, model: ModelSpec, stage: Stage, threads: int = 0, providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    ) -> None:
         super().__init__(model, stage)
         self.threads = threads
         self.providers = providers
@@ -53,18 +60,24 @@ class OnnxRuntimeBackend(Backend):
 
     def _check_io(self) -> None:
         """The ONNX file must have exactly the tensors the YAML declares, with compatible shapes."""
-        for kind, specs, actual in (("input", self.stage.inputs, self._session.get_inputs()),
-                                    ("output", self.stage.outputs, self._session.get_outputs())):
+        for kind, specs, actual in (
+            ("input", self.stage.inputs, self._session.get_inputs()),
+            ("output", self.stage.outputs, self._session.get_outputs()),
+        ):
             by_name = {a.name: a for a in actual}
             for spec in specs:
                 if spec.name not in by_name:
-                    msg = (f"stage {self.stage.name}: the model YAML names {kind} {spec.name} but "
-                           f"{self.model.path(self.stage).name} has {', '.join(by_name)}")
+                    msg = (
+                        f"stage {self.stage.name}: the model YAML names {kind} {spec.name} but "
+                        f"{self.model.path(self.stage).name} has {', '.join(by_name)}"
+                    )
                     raise BackendError(msg)
                 a = by_name[spec.name]
                 if not spec.matches(a.shape) or _ORT_TYPES.get(a.type) != spec.dtype:
-                    msg = (f"stage {self.stage.name}: {kind} {spec.name} is {list(spec.shape)} {spec.dtype} in the "
-                           f"model YAML but {a.shape} {a.type} in {self.model.path(self.stage).name}")
+                    msg = (
+                        f"stage {self.stage.name}: {kind} {spec.name} is {list(spec.shape)} {spec.dtype} in the "
+                        f"model YAML but {a.shape} {a.type} in {self.model.path(self.stage).name}"
+                    )
                     raise BackendError(msg)
 
     def infer_impl(self, feeds: Arrays) -> Arrays:
