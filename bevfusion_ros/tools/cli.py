@@ -15,6 +15,7 @@ COMMANDS = {
     "probe": ("bevfusion_ros.tools.probe", "subscribe, convert and report sizes and latency"),
     "demo-transport": ("bevfusion_ros.tools.demo_transport", "play a bag into a probe in another process"),
     "infer": ("bevfusion_ros.tools.infer", "run one frame through the pipeline and write BEV and camera PNGs"),
+    "overlay": ("bevfusion_ros.tools.overlay", "draw the real frame's LiDAR points into its camera images"),
     "eval-scenes": ("bevfusion_ros.tools.eval_scenes", "score the model on held-out generated scenes (mAP, NDS, mIoU)"),
 }
 

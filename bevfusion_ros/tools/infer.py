@@ -123,3 +123,21 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {args.out}/bev.png, cameras.png, detections.json"
     )
     return 0
+
+
+def add_overlay_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--frame", type=Path, default=Path("../shared/data/nuscenes_frame"))
+    p.add_argument("--out", type=Path, default=Path("build/infer/projection.png"))
+
+
+def run_overlay(args: argparse.Namespace) -> int:
+    """LiDAR points of the real frame drawn into its six images: the geometry check people look at."""
+    from bevfusion_ros.tools.nuscenes_frame import load_frame
+    from bevfusion_ros.tools.visualize import projection_overlay
+
+    f = load_frame(args.frame)
+    names = tuple(c.name for c in f.cameras)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    projection_overlay(args.out, [c.image_bgr for c in f.cameras], frame_rig(args.frame, names), f.points)
+    print(f"wrote {args.out}")
+    return 0
