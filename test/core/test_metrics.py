@@ -9,7 +9,6 @@ from bevfusion_ros.core.detections import Detections
 from bevfusion_ros.core.metrics import DetectionEvaluator, MapIoU
 from bevfusion_ros.tools.scenes import CLASS_NAMES
 
-pytest.importorskip("nuscenes.eval.detection.algo")
 
 
 def one_of_each(n_per_class: int = 4, seed: int = 0) -> Detections:
