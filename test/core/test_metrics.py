@@ -10,7 +10,6 @@ from bevfusion_ros.core.metrics import DetectionEvaluator, MapIoU
 from bevfusion_ros.tools.scenes import CLASS_NAMES
 
 
-
 def one_of_each(n_per_class: int = 4, seed: int = 0) -> Detections:
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(10), n_per_class)
