@@ -14,9 +14,7 @@ from bevfusion_ros.core.preprocess import ImagePreprocessor, crop_points, pillar
 from bevfusion_ros.core.rig import CameraRig
 from bevfusion_ros.tools import scenes
 
-RENDER_SIZE = (400, 225)  # a quarter of nuScenes' 1600x900: the pre-processing maps both to the same input
 MAX_OBJECTS = 96
-EVAL_SEED_BASE = 10_000_000  # held-out scenes start here; training seeds stay below
 
 
 def load_rig(frame_json: Path | str, names: tuple[str, ...]) -> CameraRig:
@@ -78,7 +76,7 @@ class SampleMaker:
     def inputs(
         self, scene: scenes.Scene
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], list, npt.NDArray[np.float32]]:
-        imgs = scenes.render_cameras(scene, self.rig, *RENDER_SIZE)
+        imgs = scenes.render_cameras(scene, self.rig, *scenes.RENDER_SIZE)
         images = self.pre(imgs, len(self.rig))
         pts = scenes.lidar_sweep(scene)
         pillars = pillarize(crop_points(pts, self.spec.lidar), self.spec.lidar)

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from bevfusion_ros.core.errors import CalibrationError, InputError
 from bevfusion_ros.core.model import CameraBevConfig, ImageConfig
-from bevfusion_ros.core.preprocess import ImageTransform
+from bevfusion_ros.core.preprocess import ImageTransform, run_starts
 from bevfusion_ros.core.rig import CameraRig
 
 F32 = npt.NDArray[np.float32]
@@ -85,7 +85,7 @@ class BevPoolIndex:
         pix = flat % (fh * fw)
         order = np.argsort(cell, kind="stable")
         cell, flat, cam, pix = cell[order], flat[order], cam[order], pix[order]
-        starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+        starts = run_starts(cell)
         return cls(flat, cam * fh * fw + pix, cell, starts, cell[starts], n, d, (fh, fw), (g.ny, g.nx))
 
     @property

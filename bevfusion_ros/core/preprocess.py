@@ -165,6 +165,11 @@ def crop_points(points: npt.ArrayLike, cfg: LidarConfig) -> F32:
     return np.ascontiguousarray(p[keep])
 
 
+def run_starts(sorted_keys: I64) -> I64:
+    """Index of the first element of every run of equal values in a sorted array."""
+    return np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+
+
 def pillarize(points: F32, cfg: LidarConfig) -> F32:
     """Cropped (M, 4) points -> (1, 5, ny, nx) pillar statistics (see PILLAR_FEATURES); empty cells are 0."""
     g = cfg.grid
@@ -176,7 +181,7 @@ def pillarize(points: F32, cfg: LidarConfig) -> F32:
         cell = iy * g.nx + ix
         order = np.argsort(cell, kind="stable")
         cs = cell[order]
-        starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
+        starts = run_starts(cs)
         cells = cs[starts]
         counts = np.diff(np.r_[starts, cs.size]).astype(np.float32)
         z = (points[order, 2] - r[2]) / (r[5] - r[2])

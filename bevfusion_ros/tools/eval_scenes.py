@@ -22,14 +22,12 @@ from bevfusion_ros.tools import scenes
 from bevfusion_ros.tools.infer import default_model, frame_rig
 from bevfusion_ros.tools.progress import progress
 
-EVAL_SEED_BASE = 10_000_000
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, default=None)
     p.add_argument("--frame", type=Path, default=Path("../shared/data/nuscenes_frame"), help="source of the camera rig")
     p.add_argument("--scenes", type=int, default=50)
-    p.add_argument("--first-seed", type=int, default=EVAL_SEED_BASE)
+    p.add_argument("--first-seed", type=int, default=scenes.EVAL_SEED_BASE)
     p.add_argument("--backend", default="onnxruntime")
     p.add_argument("--out", type=Path, default=Path("build/eval_scenes"))
 
@@ -60,7 +58,7 @@ def markdown(m: dict[str, Any], title: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     spec = load_model(args.model or default_model())
-    rig = frame_rig(args.frame, spec.cameras, 400, 225)
+    rig = frame_rig(args.frame, spec.cameras, *scenes.RENDER_SIZE)
     det_eval = DetectionEvaluator(spec.class_names)
     assert spec.map is not None
     map_eval = MapIoU(spec.map.classes)
@@ -70,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         pipe.set_calibration(rig)
         for seed in progress(range(args.first_seed, args.first_seed + args.scenes), "scenes", "scene"):
             sc = scenes.generate_scene(seed)
-            r = pipe(scenes.render_cameras(sc, rig, 400, 225), scenes.lidar_sweep(sc))
+            r = pipe(scenes.render_cameras(sc, rig, *scenes.RENDER_SIZE), scenes.lidar_sweep(sc))
             det_eval.add(str(seed), sc.boxes, r.detections)
             if r.segmentation is not None:
                 map_eval.add(r.segmentation.probabilities, scenes.rasterize_map(sc, spec.map.grid))

@@ -62,9 +62,15 @@ def load_input(
     if args.scene is not None:
         from bevfusion_ros.tools import scenes
 
-        rig = frame_rig(args.frame, names, 400, 225)
+        rig = frame_rig(args.frame, names, *scenes.RENDER_SIZE)
         sc = scenes.generate_scene(args.scene)
-        return scenes.render_cameras(sc, rig, 400, 225), scenes.lidar_sweep(sc), rig, sc.boxes, f"scene {args.scene}"
+        return (
+            scenes.render_cameras(sc, rig, *scenes.RENDER_SIZE),
+            scenes.lidar_sweep(sc),
+            rig,
+            sc.boxes,
+            f"scene {args.scene}",
+        )
     from bevfusion_ros.tools.nuscenes_frame import load_frame
 
     f = load_frame(args.frame)

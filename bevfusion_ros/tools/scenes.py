@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from bevfusion_ros.core.detections import Detections
 from bevfusion_ros.core.model import Grid
-from bevfusion_ros.core.rig import CameraRig, scale_intrinsics
+from bevfusion_ros.core.rig import CameraRig, box_corners, scale_intrinsics
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -66,6 +66,10 @@ _LAYER_INTENSITY = {
     "divider": 90.0,
 }
 LIDAR_HEIGHT = 1.84
+# Cameras render at a quarter of nuScenes' 1600x900: the pre-processing maps both to the same input.
+RENDER_SIZE = (400, 225)
+# Held-out scenes start at this seed; training seeds stay below it.
+EVAL_SEED_BASE = 10_000_000
 BEAMS = np.deg2rad(np.linspace(-30.67, 10.67, 32))
 AZIMUTHS = 1084
 MAX_RANGE = 70.0
@@ -313,8 +317,6 @@ def _screen_candidates(
     scene: Scene, kk: F64, lidar2cam: F64, width: int, height: int
 ) -> list[npt.NDArray[np.int64] | None]:
     """Per box, the pixel indices inside its projected bounding rectangle (boxes behind the camera: none)."""
-    from bevfusion_ros.core.rig import box_corners
-
     corners = box_corners(scene.boxes.centers, scene.boxes.sizes, scene.boxes.yaw)
     out: list[npt.NDArray[np.int64] | None] = []
     for cs in corners:

@@ -36,10 +36,10 @@ REL_TOL = {
 @pytest.fixture(scope="module")
 def golden_run(frame_dir, spec, pipeline):  # type: ignore[no-untyped-def]
     g = np.load(GOLDEN)
-    rig = frame_rig(frame_dir, spec.cameras, 400, 225)
+    rig = frame_rig(frame_dir, spec.cameras, *scenes.RENDER_SIZE)
     pipeline.set_calibration(rig)
     sc = scenes.generate_scene(int(g["seed"]))
-    result = pipeline(scenes.render_cameras(sc, rig, 400, 225), scenes.lidar_sweep(sc), keep_tensors=True)
+    result = pipeline(scenes.render_cameras(sc, rig, *scenes.RENDER_SIZE), scenes.lidar_sweep(sc), keep_tensors=True)
     return g, result
 
 
@@ -105,10 +105,10 @@ def test_pillars_summarise_points_per_cell(spec) -> None:  # type: ignore[no-unt
 
 @pytest.fixture
 def calibrated(frame_dir, spec, pipeline):  # type: ignore[no-untyped-def]
-    rig = frame_rig(frame_dir, spec.cameras, 400, 225)
+    rig = frame_rig(frame_dir, spec.cameras, *scenes.RENDER_SIZE)
     pipeline.set_calibration(rig)
     sc = scenes.generate_scene(5)
-    return pipeline, scenes.render_cameras(sc, rig, 400, 225), scenes.lidar_sweep(sc)
+    return pipeline, scenes.render_cameras(sc, rig, *scenes.RENDER_SIZE), scenes.lidar_sweep(sc)
 
 
 @pytest.mark.parametrize(
