@@ -12,7 +12,7 @@ DEMO_DIR ?= build/demo
 DEMO_FRAMES ?= 20
 DEMO_SCENES ?= 50
 
-.PHONY: setup test lint typecheck pytest demo clean distclean
+.PHONY: setup test lint typecheck pytest demo quantize clean distclean
 
 setup: $(VENV)/.stamp-package
 
@@ -61,6 +61,19 @@ demo: setup
 	$(VENV)/bin/bevfusion-ros make-bag --frame $(FRAME_DIR) --out $(DEMO_DIR)/nuscenes_frame_bag --frames $(DEMO_FRAMES) --overwrite
 	$(VENV)/bin/bevfusion-ros demo-transport --bag $(DEMO_DIR)/nuscenes_frame_bag
 	@echo "demo outputs: $(DEMO_DIR)/{projection.png,nuscenes_frame/,generated_scene/,eval_scenes/metrics.md}"
+
+# INT8 post-training quantisation with NVIDIA ModelOpt in its own venv (not part of make test; the
+# result, engines/reference/int8/ + model.int8.yaml, is committed), then its accuracy vs fp32.
+QVENV := .venv-quant
+$(QVENV)/.stamp: requirements/quant.txt
+	$(PYTHON) -m venv $(QVENV)
+	$(QVENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements/quant.txt
+	@touch $@
+
+quantize: setup $(QVENV)/.stamp
+	$(VPY) -m training.quantize --quant-python $(QVENV)/bin/python --frame $(FRAME_DIR)
+	$(VENV)/bin/bevfusion-ros eval-scenes --frame $(FRAME_DIR) --scenes 100 --out build/eval_fp32
+	$(VENV)/bin/bevfusion-ros eval-scenes --frame $(FRAME_DIR) --scenes 100 --model engines/reference/model.int8.yaml --out build/eval_int8
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

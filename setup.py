@@ -1,4 +1,5 @@
 from glob import glob
+from os.path import isfile
 
 from setuptools import find_packages, setup
 
@@ -14,7 +15,8 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/engines", glob("engines/*.yaml") + glob("engines/*.md")),
-        (f"share/{PACKAGE}/engines/reference", glob("engines/reference/*")),
+        (f"share/{PACKAGE}/engines/reference", [p for p in glob("engines/reference/*") if isfile(p)]),
+        (f"share/{PACKAGE}/engines/reference/int8", glob("engines/reference/int8/*.onnx")),
     ],
     python_requires=">=3.10",
     # numpy/opencv/yaml come from the ROS distribution's rosdep keys on a vehicle (package.xml);
@@ -40,6 +42,7 @@ setup(
             "bevfusion-ros = bevfusion_ros.tools.cli:main",
             "bag_player = bevfusion_ros.tools.play:main",
             "topic_probe = bevfusion_ros.tools.probe:main",
+            "perception_node = bevfusion_ros.ros.perception_node:main",
         ],
     },
 )

@@ -98,19 +98,22 @@ class Pipeline:
         self.rig = rig
         self._image_sizes = sizes
 
-    def _check_images(self, images: Sequence[npt.NDArray[np.uint8]]) -> None:
+    def _check_images(self, images: Sequence[npt.NDArray[np.uint8] | None]) -> None:
         if len(images) != len(self.spec.cameras):
             msg = f"expected {len(self.spec.cameras)} camera images ({', '.join(self.spec.cameras)}), got {len(images)}"
             raise InputError(msg)
         for name, img, (w, h) in zip(self.spec.cameras, images, self._image_sizes, strict=True):
+            if img is None:
+                continue
             shape = np.shape(img)
             if len(shape) != 3 or shape[:2] != (h, w):
                 msg = f"camera {name}: image is {shape}, but its calibration is for {w}x{h} (HxWx3 expected)"
                 raise InputError(msg)
 
     def __call__(
-        self, images: Sequence[npt.NDArray[np.uint8]], points: npt.ArrayLike, keep_tensors: bool = False
+        self, images: Sequence[npt.NDArray[np.uint8] | None], points: npt.ArrayLike, keep_tensors: bool = False
     ) -> FrameResult:
+        """Run one frame. A ``None`` image masks that camera: it adds nothing to the camera BEV."""
         if self.rig is None or self.bevpool is None:
             msg = "pipeline has no calibration: call set_calibration(rig) before running frames"
             raise CalibrationError(msg)
@@ -129,6 +132,10 @@ class Pipeline:
                 out = {stage.outputs[0].name: pillarize(cropped, self.spec.lidar)}
             elif stage.kind == "bevpool":
                 feat, depth = (np.asarray(tensors[t.name], np.float32) for t in stage.inputs)
+                masked = [i for i, img in enumerate(images) if img is None]
+                if masked:
+                    feat = feat.copy()
+                    feat[:, masked] = 0.0
                 out = {stage.outputs[0].name: self.bevpool(feat, depth)}
             else:
                 backend = self.backends[stage.name]

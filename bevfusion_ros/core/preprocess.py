@@ -131,12 +131,16 @@ class ImagePreprocessor:
         b = b[..., self._channels]
         out[...] = ((b - self._mean) * self._inv_std).transpose(2, 0, 1)
 
-    def __call__(self, images: Sequence[npt.NDArray[np.uint8]], expected: int) -> F32:
+    def __call__(self, images: Sequence[npt.NDArray[np.uint8] | None], expected: int) -> F32:
+        """``None`` marks a masked camera: its input is zeros (the normalised mean grey)."""
         if len(images) != expected:
             msg = f"expected {expected} camera images (one per model camera), got {len(images)}"
             raise InputError(msg)
         out = np.empty((1, expected, 3, self.cfg.input_height, self.cfg.input_width), np.float32)
         for i, img in enumerate(images):
+            if img is None:
+                out[0, i] = 0.0
+                continue
             try:
                 self.one(np.asarray(img), out[0, i])
             except InputError as exc:

@@ -7,8 +7,11 @@ equivalents run. Each accessor returns None when the package is missing.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
+
+from bevfusion_ros.core.errors import CalibrationError, DependencyError
 
 
 @functools.cache
@@ -39,3 +42,41 @@ def message_filters() -> ModuleType | None:
     except ImportError:
         return None
     return mf
+
+
+def lookup_extrinsics(node: Any, lidar_frame: str, camera_frames: Sequence[str], timeout_s: float = 5.0) -> list[Any]:
+    """lidar->camera 4x4 per camera from TF (tf2_ros, a ROS distribution package).
+
+    ``lookup_transform(camera, lidar)`` is the transform taking LiDAR-frame points into the camera
+    frame, i.e. the calibration file's ``lidar2cam``. Waits up to ``timeout_s`` per camera for
+    /tf_static to arrive.
+    """
+    try:
+        import tf2_ros
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+    except ImportError as exc:
+        msg = f"extrinsics_source 'tf' needs tf2_ros from a ROS distribution ({exc}); use extrinsics_source 'file'"
+        raise DependencyError(msg) from exc
+    import numpy as np
+
+    from bevfusion_ros.core.geometry import quaternion_to_rotation
+
+    buffer = tf2_ros.Buffer()
+    listener = tf2_ros.TransformListener(buffer, node, spin_thread=True)
+    out = []
+    try:
+        for frame in camera_frames:
+            try:
+                tf = buffer.lookup_transform(frame, lidar_frame, Time(), timeout=Duration(seconds=timeout_s))
+            except Exception as exc:  # tf2 raises LookupException / ExtrapolationException / ...
+                msg = f"no TF from '{lidar_frame}' to '{frame}' within {timeout_s} s: {exc}"
+                raise CalibrationError(msg) from exc
+            t, q = tf.transform.translation, tf.transform.rotation
+            mat = np.eye(4)
+            mat[:3, :3] = quaternion_to_rotation([q.x, q.y, q.z, q.w])
+            mat[:3, 3] = [t.x, t.y, t.z]
+            out.append(mat)
+    finally:
+        listener.unregister()
+    return out

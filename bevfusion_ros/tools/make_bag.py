@@ -13,6 +13,8 @@ perception node reads when TF is not used.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import numpy as np
 import yaml
 from rclpy.serialization import serialize_message
 
+from bevfusion_ros.core.camera import CameraIntrinsics
 from bevfusion_ros.core.geometry import rotation_to_quaternion
 from bevfusion_ros.ros import build
 from bevfusion_ros.tools.bagio import BagWriter
@@ -82,17 +85,41 @@ def calibration_dict(frame: NuScenesFrame) -> dict[str, Any]:
     }
 
 
+def scene_frame(base: NuScenesFrame, seed: int) -> NuScenesFrame:
+    """A generated scene seen by ``base``'s rig (cameras at scenes.RENDER_SIZE) as a frame to record."""
+    from bevfusion_ros.core.rig import CameraRig, scale_intrinsics
+    from bevfusion_ros.tools import scenes
+
+    w, h = scenes.RENDER_SIZE
+    cams = []
+    for c in base.cameras:
+        k = c.intrinsics
+        cams.append(replace(c, intrinsics=CameraIntrinsics.from_arrays(
+            scale_intrinsics(k.K, w / k.width, h / k.height), w, h)))
+    rig = CameraRig.create(tuple(c.name for c in cams), [c.intrinsics for c in cams], [c.lidar2cam for c in cams])
+    sc = scenes.generate_scene(seed)
+    images = scenes.render_cameras(sc, rig, w, h)
+    cams = [replace(c, image_bgr=img) for c, img in zip(cams, images, strict=True)]
+    return replace(base, token=f"scene-{seed}", cameras=tuple(cams), points=scenes.lidar_sweep(sc), boxes=sc.boxes,
+                   class_names=scenes.CLASS_NAMES)
+
+
 def write_bag(
     frame: NuScenesFrame, out: Path, n_frames: int, rate_hz: float = 10.0, compressed: bool = False,
     storage: str = "mcap", overwrite: bool = False, show_progress: bool = True,
+    frames: Callable[[int], NuScenesFrame] | None = None,
 ) -> Path:
+    """Record ``n_frames`` at ``rate_hz``: the same ``frame`` each time, or ``frames(k)`` when given
+    (its rig must be ``frame``'s: calibration and /tf_static come from ``frame``)."""
     t0 = round(frame.timestamp * 1e9)
     period = round(1e9 / rate_hz)
     lidar_names = ("x", "y", "z", "intensity", "ring")
     lidar_types = (np.float32, np.float32, np.float32, np.float32, np.uint16)
     with BagWriter(out, storage=storage, overwrite=overwrite) as bag:
         bag.write("/tf_static", "tf2_msgs/msg/TFMessage", t0 - 1, _tf_static(frame, bag.store, t0))
+        first = frame
         for k in progress(range(n_frames), desc="writing bag", unit="frame", enabled=show_progress):
+            frame = frames(k) if frames is not None else first
             events: list[tuple[int, str, str, Any]] = []
             for cam in frame.cameras:
                 ns = t0 + k * period + round((cam.timestamp - frame.timestamp) * 1e9)
@@ -112,7 +139,7 @@ def write_bag(
             events.append((ns, GT_TOPIC, "vision_msgs/msg/Detection3DArray", build.detections_msg(frame.boxes, hdr)))
             for ns_e, topic, msgtype, msg in sorted(events, key=lambda e: e[0]):
                 bag.write(topic, msgtype, ns_e, serialize_message(msg))
-    (out / "calibration.yaml").write_text(yaml.safe_dump(calibration_dict(frame), sort_keys=False))
+    (out / "calibration.yaml").write_text(yaml.safe_dump(calibration_dict(first), sort_keys=False))
     return out
 
 
@@ -122,6 +149,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--out", type=Path, required=True, help="bag folder to create")
     ap.add_argument("--frames", type=int, default=10, help="number of 10 Hz frames (default 10)")
     ap.add_argument("--rate", type=float, default=10.0, help="frame rate in Hz (default 10)")
+    ap.add_argument("--scene", type=int, default=None, metavar="SEED",
+                    help="record generated scenes SEED, SEED+1, ... (400x225 cameras, ground truth) instead of "
+                    "the real frame; held-out seeds start at 10000000")
     ap.add_argument("--compressed", action="store_true", help="write JPEG CompressedImage instead of raw bgr8")
     ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     ap.add_argument("--overwrite", action="store_true")
@@ -131,7 +161,17 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.rate <= 0:
         raise SystemExit("--frames must be >= 1 and --rate > 0")
     frame = load_frame(args.frame)
-    out = write_bag(frame, args.out, args.frames, args.rate, args.compressed, args.storage, args.overwrite)
+    maker = None
+    if args.scene is not None:
+        seed = args.scene
+        frame = scene_frame(frame, seed)
+
+        def maker(k: int) -> NuScenesFrame:
+            return frame if k == 0 else scene_frame(frame, seed + k)
+
+    out = write_bag(
+        frame, args.out, args.frames, args.rate, args.compressed, args.storage, args.overwrite, frames=maker
+    )
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {out} ({args.frames} frames, {size / 2**20:.1f} MiB): 6 cameras, lidar "
           f"({len(frame.points)} points), {len(frame.boxes)} ground-truth boxes, calibration.yaml")

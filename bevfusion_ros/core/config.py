@@ -1,0 +1,156 @@
+"""The perception node's settings: one table of parameters (name, default, description, allowed
+values or range) that the ROS layer declares as ROS parameters, and the frozen dataclass the core
+uses. Values are validated here once, each error naming the key and what is allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from bevfusion_ros.core.errors import ConfigError
+
+CHOICES = {
+    "image_transport": ("raw", "compressed"),
+    "sync_policy": ("lidar_anchored", "approximate"),
+    "extrinsics_source": ("file", "tf"),
+    "intrinsics_source": ("camera_info", "file"),
+    "qos_reliability": ("best_effort", "reliable"),
+}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    range: tuple[float, float] | None = None  # inclusive
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        return CHOICES.get(self.name)
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("model", "", "model YAML (engines/README.md); empty = the bundled reference model"),
+    ParamSpec("backend", "onnxruntime", "inference backend: onnxruntime or tensorrt"),
+    ParamSpec("backend_threads", 0, "CPU threads per ONNX Runtime session (0 = its default)", (0, 64)),
+    ParamSpec("calibration_file", "", "calibration YAML: lidar->camera 4x4 and K per camera (make-bag writes one)"),
+    ParamSpec("extrinsics_source", "file", "where lidar->camera extrinsics come from: file or tf (needs tf2_ros)"),
+    ParamSpec("intrinsics_source", "camera_info", "camera matrices from the CameraInfo topics or the calibration file"),
+    ParamSpec("camera_names", [], "camera order; empty = the model's cameras (must match them)"),
+    ParamSpec("camera_frames", [], "TF frame per camera; empty = lower-case camera names"),
+    ParamSpec("image_topics", [], "image topic per camera; empty = /cameras/<frame>/image_raw[/compressed]"),
+    ParamSpec("camera_info_topics", [], "CameraInfo topic per camera; empty = /cameras/<frame>/camera_info"),
+    ParamSpec("image_transport", "raw", "sensor_msgs/Image (raw) or sensor_msgs/CompressedImage (compressed)"),
+    ParamSpec("lidar_topic", "/lidar/points", "sensor_msgs/PointCloud2 topic"),
+    ParamSpec("lidar_frame", "lidar_top", "frame the calibration's lidar->camera transforms start from"),
+    ParamSpec("sync_policy", "lidar_anchored", "lidar_anchored (mask stale cameras) or approximate (message_filters)"),
+    ParamSpec("max_camera_lidar_delay", 0.1, "lidar_anchored: newest usable image age vs the sweep (s)", (0.001, 2.0)),
+    ParamSpec("camera_wait", 0.05, "lidar_anchored: max wait of a sweep for images stamped after it (s)", (0.0, 1.0)),
+    ParamSpec("max_masked_cameras", 6, "frames with more masked cameras than this are dropped", (0, 6)),
+    ParamSpec("sync_queue_size", 10, "approximate: queue length per input", (1, 200)),
+    ParamSpec("sync_slop", 0.06, "approximate: largest stamp spread inside one set (s)", (0.001, 2.0)),
+    ParamSpec("qos_reliability", "best_effort", "input QoS reliability (sensor data QoS is best_effort)"),
+    ParamSpec("qos_depth", 5, "input QoS history depth", (1, 100)),
+    ParamSpec("publish_markers", True, "publish a visualization_msgs/MarkerArray of the boxes for RViz"),
+    ParamSpec("publish_map", True, "publish one nav_msgs/OccupancyGrid per map class"),
+    ParamSpec("processing_budget_ms", 100.0, "per-frame processing time above which diagnostics warn", (1.0, 10000.0)),
+    ParamSpec("diagnostics_period", 1.0, "seconds between diagnostics messages", (0.1, 60.0)),
+    ParamSpec("stale_input_timeout", 1.0, "an input silent this long is reported as stale (s)", (0.05, 60.0)),
+    ParamSpec("autostart", True, "main(): configure and activate at start (false: wait for lifecycle commands)"),
+)
+
+_SPECS = {p.name: p for p in PARAMETERS}
+
+
+@dataclass(frozen=True)
+class PerceptionConfig:
+    model: str
+    backend: str
+    backend_threads: int
+    calibration_file: str
+    extrinsics_source: str
+    intrinsics_source: str
+    camera_names: tuple[str, ...]
+    camera_frames: tuple[str, ...]
+    image_topics: tuple[str, ...]
+    camera_info_topics: tuple[str, ...]
+    image_transport: str
+    lidar_topic: str
+    lidar_frame: str
+    sync_policy: str
+    max_camera_lidar_delay: float
+    camera_wait: float
+    max_masked_cameras: int
+    sync_queue_size: int
+    sync_slop: float
+    qos_reliability: str
+    qos_depth: int
+    publish_markers: bool
+    publish_map: bool
+    processing_budget_ms: float
+    diagnostics_period: float
+    stale_input_timeout: float
+    autostart: bool
+
+    def with_cameras(self, model_cameras: Sequence[str]) -> PerceptionConfig:
+        """Fill the per-camera lists from the model's camera order and check their lengths."""
+        names = self.camera_names or tuple(model_cameras)
+        if list(names) != list(model_cameras):
+            msg = f"camera_names {list(names)} must equal the model's cameras {list(model_cameras)} in order"
+            raise ConfigError(msg)
+        frames = self.camera_frames or tuple(n.lower() for n in names)
+        suffix = "/compressed" if self.image_transport == "compressed" else ""
+        images = self.image_topics or tuple(f"/cameras/{f}/image_raw{suffix}" for f in frames)
+        infos = self.camera_info_topics or tuple(f"/cameras/{f}/camera_info" for f in frames)
+        for key, value in (("camera_frames", frames), ("image_topics", images), ("camera_info_topics", infos)):
+            if len(value) != len(names):
+                msg = f"{key} has {len(value)} entries; it needs one per camera ({len(names)}: {', '.join(names)})"
+                raise ConfigError(msg)
+        return _replace(self, camera_names=names, camera_frames=frames, image_topics=images, camera_info_topics=infos)
+
+
+def _replace(cfg: PerceptionConfig, **changes: Any) -> PerceptionConfig:
+    values = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    values.update(changes)
+    return PerceptionConfig(**values)
+
+
+def _check(spec: ParamSpec, value: Any) -> Any:
+    default = spec.default
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"parameter '{spec.name}' must be true or false, got {value!r}")
+        return value
+    if isinstance(default, list):
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise ConfigError(f"parameter '{spec.name}' must be a list of strings, got {value!r}")
+        if not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"parameter '{spec.name}' must hold non-empty strings, got {list(value)!r}")
+        return tuple(value)
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"parameter '{spec.name}' must be a number, got {value!r}")
+        if isinstance(default, int) and int(value) != value:
+            raise ConfigError(f"parameter '{spec.name}' must be an integer, got {value!r}")
+        value = type(default)(value)
+        if spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
+            lo, hi = spec.range
+            raise ConfigError(f"parameter '{spec.name}' = {value} is outside the allowed range [{lo}, {hi}]")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"parameter '{spec.name}' must be a string, got {value!r}")
+    if spec.choices is not None and value not in spec.choices:
+        raise ConfigError(f"parameter '{spec.name}' = '{value}' is not one of: {', '.join(spec.choices)}")
+    return value
+
+
+def load_config(values: Mapping[str, Any]) -> PerceptionConfig:
+    """Validated config from parameter values; missing keys take their defaults, unknown keys fail."""
+    unknown = sorted(set(values) - set(_SPECS))
+    if unknown:
+        msg = f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(_SPECS)}"
+        raise ConfigError(msg)
+    checked = {p.name: _check(p, values.get(p.name, p.default)) for p in PARAMETERS}
+    return PerceptionConfig(**checked)

@@ -1,0 +1,55 @@
+"""ROS parameters <-> the core's PerceptionConfig: every entry of core.config.PARAMETERS is declared
+with its description, type and range, so `ros2 param describe` shows them and rclpy refuses an
+out-of-range value (with the name and the range) before the node ever reads it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+from bevfusion_ros.core.config import PARAMETERS, ParamSpec, PerceptionConfig, load_config
+
+
+def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    d = ParameterDescriptor(name=spec.name, description=spec.description)
+    default = spec.default
+    if isinstance(default, bool):
+        d.type = ParameterType.PARAMETER_BOOL
+    elif isinstance(default, int):
+        d.type = ParameterType.PARAMETER_INTEGER
+        if spec.range is not None:
+            d.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]), step=1)]
+    elif isinstance(default, float):
+        d.type = ParameterType.PARAMETER_DOUBLE
+        if spec.range is not None:
+            d.floating_point_range = [FloatingPointRange(from_value=spec.range[0], to_value=spec.range[1])]
+    elif isinstance(default, list):
+        d.type = ParameterType.PARAMETER_STRING_ARRAY
+    else:
+        d.type = ParameterType.PARAMETER_STRING
+    if spec.choices:
+        d.additional_constraints = f"one of: {', '.join(spec.choices)}"
+    return d
+
+
+def declare(node: Any) -> None:
+    """Declare every perception parameter on ``node`` (values from the launch/YAML overrides)."""
+    for spec in PARAMETERS:
+        if node.has_parameter(spec.name):
+            continue
+        node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+
+
+def read(node: Any) -> PerceptionConfig:
+    """The validated config from the node's current parameter values (ConfigError names the key)."""
+    return load_config({spec.name: _value(node, spec) for spec in PARAMETERS})
+
+
+def _value(node: Any, spec: ParamSpec) -> Any:
+    value = node.get_parameter(spec.name).value
+    if isinstance(spec.default, list) and value is None:
+        return []
+    if isinstance(spec.default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value

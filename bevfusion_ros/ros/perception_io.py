@@ -1,0 +1,238 @@
+"""The perception node's plumbing: setup at configure, subscriptions + sync policy, publishers.
+
+Topics (relative names, so a namespace or remap moves them together):
+  in   image_topics[i] (Image or CompressedImage), camera_info_topics[i], lidar_topic
+  out  ~/detections (vision_msgs/Detection3DArray), ~/labels (vision_msgs/LabelInfo, latched),
+       ~/map/<class> (nav_msgs/OccupancyGrid), ~/markers (MarkerArray), ~/timing (DiagnosticArray,
+       stamped with the LiDAR stamp, per-stage ms), /diagnostics (DiagnosticArray)
+
+Outputs carry the LiDAR sweep's stamp and frame. Box centres, sizes (x = length along the heading,
+y = width, z = height) and yaw are in the LiDAR frame; class_id is the class name, LabelInfo maps
+ids to names. vision_msgs/Detection3D has no velocity field and the reference model predicts none;
+a model with a velocity head would need a separate topic (not part of this contract yet).
+Each OccupancyGrid is the map class's probability x 100, row = y, column = x, origin at the grid's
+(xmin, ymin) corner in the LiDAR frame, 0.5 m cells (the model YAML's map grid).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from vision_msgs.msg import Detection3DArray, LabelInfo
+from visualization_msgs.msg import MarkerArray
+
+from bevfusion_ros.core.calibration import Calibration, load_calibration
+from bevfusion_ros.core.config import PerceptionConfig
+from bevfusion_ros.core.errors import ConfigError
+from bevfusion_ros.core.health import RateMeter
+from bevfusion_ros.core.model import ModelSpec, load_model
+from bevfusion_ros.core.pipeline import FrameResult
+from bevfusion_ros.core.rig import CameraRig
+from bevfusion_ros.core.sync import ApproximateTimeSync, LidarAnchoredSync, SyncedFrame, frame_from_set
+from bevfusion_ros.ros import build, convert, diagnostics, optional
+
+LATCHED = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=1,
+    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)  # fmt: skip
+RESULTS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def default_model_path() -> str:
+    from bevfusion_ros.tools.infer import default_model
+
+    return str(default_model())
+
+
+def load_setup(cfg: PerceptionConfig, node: Any = None) -> tuple[PerceptionConfig, ModelSpec, Calibration, CameraRig]:
+    """Model, calibration and rig for a config; every problem is one BevFusionError."""
+    spec = load_model(cfg.model or default_model_path())
+    cfg = cfg.with_cameras(spec.cameras)
+    if not cfg.calibration_file:
+        msg = "parameter 'calibration_file' is empty: give the calibration YAML (make-bag writes one beside each bag)"
+        raise ConfigError(msg)
+    calibration = load_calibration(cfg.calibration_file)
+    extrinsics = None
+    if cfg.extrinsics_source == "tf":
+        extrinsics = optional.lookup_extrinsics(node, cfg.lidar_frame, cfg.camera_frames)
+    rig = calibration.rig(cfg.camera_names, cfg.camera_frames, extrinsics=extrinsics)
+    return cfg, spec, calibration, rig
+
+
+def sensor_qos(cfg: PerceptionConfig) -> QoSProfile:
+    reliability = ReliabilityPolicy.RELIABLE if cfg.qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg.qos_depth, reliability=reliability)
+
+
+def stamp_ns(msg: Any) -> int:
+    return int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)
+
+
+class Inputs:
+    """Subscriptions and the sync policy; calls ``offer(SyncedFrame)`` for each complete frame."""
+
+    def __init__(
+        self,
+        node: Any,
+        cfg: PerceptionConfig,
+        spec: ModelSpec,
+        offer: Callable[[SyncedFrame], None],
+        on_camera_info: Callable[[int, Any], None],
+    ) -> None:
+        self.node, self.cfg, self.offer = node, cfg, offer
+        self.group = MutuallyExclusiveCallbackGroup()
+        self.rates = {t: RateMeter() for t in (*cfg.image_topics, cfg.lidar_topic)}
+        self.compressed = cfg.image_transport == "compressed"
+        image_cls = CompressedImage if self.compressed else Image
+        qos = sensor_qos(cfg)
+        n = len(cfg.image_topics)
+        self.subs: list[Any] = []
+        self.timer: Any = None
+        self.anchored: LidarAnchoredSync | None = None
+        self.approx: ApproximateTimeSync | None = None
+        self.mf_sync: Any = None
+        mf = optional.message_filters() if cfg.sync_policy == "approximate" else None
+        if mf is not None:
+            # message_filters' own synchroniser where the distribution provides it
+            mf_subs = [mf.Subscriber(node, image_cls, t, qos_profile=qos, callback_group=self.group)
+                       for t in cfg.image_topics]
+            mf_subs.append(mf.Subscriber(node, PointCloud2, cfg.lidar_topic, qos_profile=qos,
+                                         callback_group=self.group))
+            for i, (s, t) in enumerate(zip(mf_subs, (*cfg.image_topics, cfg.lidar_topic), strict=True)):
+                s.registerCallback(lambda m, t=t, i=i: self._tick(t, m))
+            self.mf_sync = mf.ApproximateTimeSynchronizer(mf_subs, cfg.sync_queue_size, cfg.sync_slop)
+            self.mf_sync.registerCallback(self._on_mf_set)
+            self.subs.extend(s.sub for s in mf_subs)
+        else:
+            if cfg.sync_policy == "approximate":
+                self.approx = ApproximateTimeSync(n + 1, cfg.sync_queue_size, cfg.sync_slop)
+            else:
+                self.anchored = LidarAnchoredSync(n, cfg.max_camera_lidar_delay, cfg.camera_wait)
+                period = max(0.005, cfg.camera_wait / 2) if cfg.camera_wait > 0 else 0.05
+                self.timer = node.create_timer(period, self._poll, callback_group=self.group)
+            for i, t in enumerate(cfg.image_topics):
+                self.subs.append(node.create_subscription(
+                    image_cls, t, lambda m, i=i: self._on_input(i, m), qos, callback_group=self.group))
+            self.subs.append(node.create_subscription(
+                PointCloud2, cfg.lidar_topic, lambda m: self._on_input(n, m), qos, callback_group=self.group))
+        if cfg.intrinsics_source == "camera_info":
+            for i, t in enumerate(cfg.camera_info_topics):
+                self.subs.append(node.create_subscription(
+                    CameraInfo, t, lambda m, i=i: on_camera_info(i, m), qos, callback_group=self.group))
+
+    @property
+    def sync_counts(self) -> dict[str, int]:
+        src = self.anchored or self.approx
+        return dict(src.counts) if src is not None else {}
+
+    @property
+    def masked_per_camera(self) -> list[int]:
+        return list(self.anchored.masked_per_camera) if self.anchored is not None else []
+
+    def image(self, msg: Any) -> Any:
+        if self.compressed:
+            return convert.compressed_to_array(msg, "bgr")
+        return convert.image_to_array(msg, "bgr")
+
+    def _tick(self, topic: str, msg: Any) -> None:
+        self.rates[topic].tick()
+
+    def _on_input(self, index: int, msg: Any) -> None:
+        n = len(self.cfg.image_topics)
+        topic = self.cfg.lidar_topic if index == n else self.cfg.image_topics[index]
+        self.rates[topic].tick()
+        try:
+            stamp = stamp_ns(msg)
+        except (AttributeError, TypeError) as exc:
+            self.node.problem("bad_header", f"{topic}: {exc}")
+            return
+        if stamp <= 0:
+            self.node.problem("zero_stamp", f"{topic}: message has no stamp; dropped")
+            return
+        now = time.monotonic_ns()
+        if self.anchored is not None:
+            frames = (self.anchored.add_lidar(stamp, msg, now) if index == n
+                      else self.anchored.add_camera(index, stamp, msg, now))
+            for f in frames:
+                self.offer(f)
+        elif self.approx is not None:
+            matched = self.approx.add(index, stamp, msg)
+            if matched is not None:
+                self.offer(frame_from_set(matched))
+
+    def _poll(self) -> None:
+        if self.anchored is not None:
+            for f in self.anchored.poll(time.monotonic_ns()):
+                self.offer(f)
+
+    def _on_mf_set(self, *msgs: Any) -> None:
+        self.offer(frame_from_set([(stamp_ns(m), m) for m in msgs]))
+
+    def destroy(self) -> None:
+        for s in self.subs:
+            self.node.destroy_subscription(s)
+        if self.timer is not None:
+            self.node.destroy_timer(self.timer)
+        self.subs, self.timer = [], None
+
+
+class Outputs:
+    def __init__(self, node: Any, cfg: PerceptionConfig, spec: ModelSpec) -> None:
+        self.node, self.cfg, self.spec = node, cfg, spec
+        self.detections = node.create_publisher(Detection3DArray, "~/detections", RESULTS)
+        self.labels = node.create_publisher(LabelInfo, "~/labels", LATCHED)
+        self.markers = node.create_publisher(MarkerArray, "~/markers", RESULTS) if cfg.publish_markers else None
+        self.timing = node.create_publisher(DiagnosticArray, "~/timing", RESULTS)
+        self.diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", RESULTS)
+        self.grids: dict[str, Any] = {}
+        if cfg.publish_map and spec.map is not None:
+            self.grids = {c: node.create_publisher(OccupancyGrid, f"~/map/{c}", RESULTS) for c in spec.map.classes}
+        now = node.get_clock().now().nanoseconds
+        self.labels.publish(build.label_info_msg(spec.class_names, spec.post.score_threshold, build.header("", now)))
+
+    def publish(self, frame: SyncedFrame, result: FrameResult, frame_id: str, images: list[Any]) -> None:
+        hdr = build.header(frame_id, frame.stamp_ns)
+        self.detections.publish(build.detections_msg(result.detections, hdr))
+        if self.markers is not None:
+            self.markers.publish(build.detection_markers_msg(result.detections, hdr))
+        seg = result.segmentation
+        if seg is not None and self.grids:
+            g = seg.grid
+            for k, c in enumerate(seg.classes):
+                grid = build.occupancy_grid_msg(seg.probabilities[k], g.resolution, (g.xmin, g.ymin), hdr)
+                self.grids[c].publish(grid)
+
+    def publish_timing(
+        self, frame: SyncedFrame, result: FrameResult, host_ms: float, latency_ms: float, now_ns: int
+    ) -> None:
+        values: dict[str, Any] = {f"{k}_ms": v for k, v in result.timings_ms.items()}
+        values.update(
+            host_ms=host_ms,
+            latency_ms=latency_ms,  # from the frame being complete to its outputs published
+            stamp_age_ms=(now_ns - frame.stamp_ns) / 1e6,  # ROS clock now - LiDAR stamp (sensor to output)
+            masked_cameras=len(frame.masked),
+            camera_skew_ms=frame.max_skew_ns() / 1e6,
+            points=result.points_used,
+            detections=len(result.detections),
+        )
+        status = diagnostics.status("bevfusion: timing", self.spec.name, diagnostics.OK, "frame", values)
+        self.timing.publish(diagnostics.array(build.header("", frame.stamp_ns), [status]))
+
+    def destroy(self) -> None:
+        pubs = [self.detections, self.labels, self.markers, self.timing, self.diagnostics, *self.grids.values()]
+        for p in pubs:
+            if p is not None:
+                self.node.destroy_publisher(p)
+        self.grids = {}

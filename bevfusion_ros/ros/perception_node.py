@@ -1,0 +1,260 @@
+"""The perception node: six cameras + one LiDAR in; 3D boxes, BEV map grids, markers, timings and
+diagnostics out. A lifecycle node:
+
+* configure: parameters -> PerceptionConfig, model YAML -> pipeline with its backend activated,
+  calibration -> camera rig and the bevpool precompute. Any failure returns FAILURE with one log line.
+* activate: publishers, subscriptions and the sync policy; deactivate / cleanup undo them in turn.
+
+Threads: sensor callbacks (one mutually exclusive group) only convert stamps and feed the sync
+policy; a complete frame goes into a one-slot mailbox and a guard condition wakes the inference
+callback (its own group). A frame that arrives while the model is busy replaces the waiting one and
+is counted as dropped, so latency stays flat when sensors outpace the model.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+
+from bevfusion_ros.core.config import PerceptionConfig
+from bevfusion_ros.core.errors import BevFusionError, MessageError
+from bevfusion_ros.core.health import LatencyStats, LatestSlot, ProblemLog, RateMeter
+from bevfusion_ros.core.pipeline import FrameResult, Pipeline
+from bevfusion_ros.core.rig import CameraRig
+from bevfusion_ros.core.sync import SyncedFrame
+from bevfusion_ros.ros import build, convert, diagnostics, params
+from bevfusion_ros.ros.perception_health import node_statuses
+from bevfusion_ros.ros.perception_io import Inputs, Outputs, load_setup
+
+NODE_NAME = "bevfusion_perception"
+
+
+class PerceptionNode(LifecycleNode):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        params.declare(self)
+        self.cfg: PerceptionConfig | None = None
+        self.pipeline: Pipeline | None = None
+        self.base_rig: CameraRig | None = None
+        self.current_rig: CameraRig | None = None  # the newest rig requested (file, then CameraInfo)
+        self.calibration: Any = None
+        self.inputs: Inputs | None = None
+        self.outputs: Outputs | None = None
+        self.slot: LatestSlot[tuple[SyncedFrame, float]] = LatestSlot()
+        self.pending_rig: LatestSlot[CameraRig] = LatestSlot()
+        self.problems = ProblemLog()
+        self.latency_ms = LatencyStats()
+        self.total_ms = LatencyStats()
+        self.host_ms = LatencyStats()
+        self.stage_ms: dict[str, LatencyStats] = {}
+        self.processed = 0
+        self.published = RateMeter()
+        self._infer_group = MutuallyExclusiveCallbackGroup()
+        self._guard: Any = None
+        self._diag_timer: Any = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self.cfg, spec, self.calibration, self.base_rig = load_setup(params.read(self), self)
+            pipeline = Pipeline(spec, self.cfg.backend, image_order="bgr", **self._backend_options())
+            pipeline.activate()
+            try:
+                t0 = time.perf_counter()
+                pipeline.set_calibration(self.base_rig)
+            except BevFusionError:
+                pipeline.deactivate()
+                raise
+        except BevFusionError as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.pipeline = pipeline
+        self.current_rig = self.base_rig
+        self.get_logger().info(
+            f"configured: model '{spec.name}' on {self.cfg.backend}, {len(spec.cameras)} cameras, "
+            f"sync {self.cfg.sync_policy}, geometry precompute {(time.perf_counter() - t0) * 1e3:.0f} ms"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        assert self.cfg is not None and self.pipeline is not None
+        self.slot.clear()
+        self.outputs = Outputs(self, self.cfg, self.pipeline.spec)
+        self._guard = self.create_guard_condition(self._infer, self._infer_group)
+        try:
+            self.inputs = Inputs(self, self.cfg, self.pipeline.spec, self._offer, self._on_camera_info)
+        except BevFusionError as exc:
+            self.get_logger().error(f"activate failed: {exc}")
+            self._release_io()
+            return TransitionCallbackReturn.FAILURE
+        self._diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
+        self.get_logger().info(f"active: waiting for {self.cfg.lidar_topic} and {len(self.cfg.image_topics)} cameras")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._release_io()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._release_io()
+        if self.pipeline is not None:
+            self.pipeline.deactivate()
+        self.pipeline = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        return self.on_cleanup(state)
+
+    def _release_io(self) -> None:
+        if self.inputs is not None:
+            self.inputs.destroy()
+        if self.outputs is not None:
+            self.outputs.destroy()
+        if self._guard is not None:
+            self.destroy_guard_condition(self._guard)
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+        self.inputs, self.outputs, self._guard, self._diag_timer = None, None, None, None
+        self.slot.clear()
+
+    def _backend_options(self) -> dict[str, Any]:
+        assert self.cfg is not None
+        if self.cfg.backend == "onnxruntime" and self.cfg.backend_threads:
+            return {"threads": self.cfg.backend_threads}
+        return {}
+
+    # -- sensor side (sensor callback group) -------------------------------------------------------
+    def problem(self, cause: str, message: str) -> None:
+        if self.problems.report(cause, message):
+            self.get_logger().warning(f"{cause}: {message} (logged at most every {self.problems.interval_s:.0f} s; "
+                                      "counts in diagnostics)")
+
+    def _offer(self, frame: SyncedFrame) -> None:
+        assert self.cfg is not None
+        masked = frame.masked
+        if len(masked) > self.cfg.max_masked_cameras:
+            names = ", ".join(self.cfg.camera_names[i] for i in masked)
+            self.problem("frame_too_many_masked", f"frame at {frame.stamp_ns} ns dropped: cameras {names} masked")
+            return
+        self.slot.put((frame, time.monotonic()))
+        if self._guard is not None:
+            self._guard.trigger()
+
+    def _on_camera_info(self, index: int, msg: Any) -> None:
+        """Rebuild the rig when a camera reports intrinsics other than those in use."""
+        assert self.cfg is not None
+        try:
+            intr = convert.camera_info_to_intrinsics(msg)
+        except MessageError as exc:
+            self.problem("bad_camera_info", f"{self.cfg.camera_info_topics[index]}: {exc}")
+            return
+        current = self.current_rig
+        assert current is not None
+        old = current.intrinsics[index]
+        if (old.width, old.height) == (intr.width, intr.height) and np.allclose(old.K, intr.K, rtol=1e-6):
+            return
+        ks = list(current.intrinsics)
+        ks[index] = intr
+        try:
+            rig = CameraRig.create(current.names, ks, list(current.lidar2cam))
+        except BevFusionError as exc:
+            self.problem("bad_camera_info", f"{self.cfg.camera_info_topics[index]}: {exc}")
+            return
+        self.get_logger().info(
+            f"camera {current.names[index]}: CameraInfo differs from the calibration in use "
+            f"({old.width}x{old.height} -> {intr.width}x{intr.height}); geometry recomputed before the next frame"
+        )
+        self.current_rig = rig
+        self.pending_rig.put(rig)
+
+    # -- inference (its own callback group) --------------------------------------------------------
+    def _infer(self) -> None:
+        item = self.slot.take()
+        if item is None or self.pipeline is None or self.outputs is None or self.cfg is None:
+            return
+        frame, offered = item
+        t0 = time.perf_counter()
+        rig = self.pending_rig.take()
+        if rig is not None:
+            try:
+                self.pipeline.set_calibration(rig)
+            except BevFusionError as exc:
+                self.problem("calibration_update_failed", str(exc))
+        images: list[Any] = []
+        for i, msg in enumerate(frame.images):
+            if msg is None:
+                images.append(None)
+                continue
+            try:
+                images.append(self.inputs.image(msg) if self.inputs is not None else None)
+            except MessageError as exc:
+                self.problem("bad_image", f"{self.cfg.image_topics[i]}: {exc}; camera masked")
+                images.append(None)
+        if sum(img is None for img in images) > self.cfg.max_masked_cameras:
+            self.problem("frame_too_many_masked", f"frame at {frame.stamp_ns} ns dropped after image decoding")
+            return
+        try:
+            points = convert.pointcloud2_to_points(frame.lidar)
+            xyzi = points.data[:, [points.fields.index(f) for f in ("x", "y", "z", "intensity")]]
+            host_in = (time.perf_counter() - t0) * 1e3
+            result = self.pipeline(images, xyzi)
+        except BevFusionError as exc:
+            self.problem(f"frame_dropped_{type(exc).__name__}", str(exc))
+            return
+        t1 = time.perf_counter()
+        self.outputs.publish(frame, result, self.cfg.lidar_frame or frame.lidar.header.frame_id, images)
+        host_ms = host_in + (time.perf_counter() - t1) * 1e3 + _runtime_host_ms(result)
+        self._record(result, host_ms, (time.monotonic() - offered) * 1e3, frame)
+
+    def _record(self, result: FrameResult, host_ms: float, latency_ms: float, frame: SyncedFrame) -> None:
+        assert self.outputs is not None
+        self.processed += 1
+        self.published.tick()
+        self.total_ms.add(result.timings_ms["total"])
+        self.host_ms.add(host_ms)
+        self.latency_ms.add(latency_ms)
+        for k, v in result.timings_ms.items():
+            self.stage_ms.setdefault(k, LatencyStats()).add(v)
+        self.outputs.publish_timing(frame, result, host_ms, latency_ms, self.get_clock().now().nanoseconds)
+
+
+    def _publish_diagnostics(self) -> None:
+        if self.outputs is None or self.inputs is None or self.cfg is None:
+            return
+        statuses = node_statuses(self)
+        self.outputs.diagnostics.publish(
+            diagnostics.array(build.header("", self.get_clock().now().nanoseconds), statuses)
+        )
+
+
+def _runtime_host_ms(result: FrameResult) -> float:
+    """Pre/post-processing the runtime does in numpy (the model's own compute excluded)."""
+    keys = ("image.preprocess", "camera.bevpool", "lidar.pillarize", "postprocess")
+    return float(sum(result.timings_ms.get(k, 0.0) for k in keys))
+
+
+def main(args: list[str] | None = None) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init(args=args)
+    node = PerceptionNode()
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    try:
+        if node.get_parameter("autostart").value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                return 1
+            node.trigger_activate()
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
