@@ -13,6 +13,7 @@ is counted as dropped, so latency stays flat when sensors outpace the model.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -242,8 +243,15 @@ def main(args: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
+    from rclpy.exceptions import ParameterException
+
     rclpy.init(args=args)
-    node = PerceptionNode()
+    try:
+        node = PerceptionNode()
+    except ParameterException as exc:  # an override outside its declared range or of the wrong type
+        print(f"[{NODE_NAME}] refused parameters: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     try:
@@ -258,3 +266,7 @@ def main(args: list[str] | None = None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

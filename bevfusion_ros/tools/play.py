@@ -156,3 +156,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(prog="bag_player", description=__doc__)
     add_arguments(ap)
     return run(ap.parse_args())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
