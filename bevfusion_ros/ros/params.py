@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.parameter import Parameter
 
 from bevfusion_ros.core.config import PARAMETERS, ParamSpec, PerceptionConfig, load_config
 
@@ -38,7 +40,11 @@ def declare(node: Any) -> None:
     for spec in PARAMETERS:
         if node.has_parameter(spec.name):
             continue
-        node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        default = spec.default
+        if isinstance(default, list) and not default:
+            # an empty list says nothing of its element type (rclpy would guess a byte array)
+            default = Parameter.Type.STRING_ARRAY
+        node.declare_parameter(spec.name, default, _descriptor(spec))
 
 
 def read(node: Any) -> PerceptionConfig:
@@ -47,7 +53,10 @@ def read(node: Any) -> PerceptionConfig:
 
 
 def _value(node: Any, spec: ParamSpec) -> Any:
-    value = node.get_parameter(spec.name).value
+    try:
+        value = node.get_parameter(spec.name).value
+    except ParameterUninitializedException:  # a list declared by type only, never set
+        return []
     if isinstance(spec.default, list) and value is None:
         return []
     if isinstance(spec.default, float) and isinstance(value, int) and not isinstance(value, bool):

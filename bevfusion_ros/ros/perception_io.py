@@ -215,14 +215,14 @@ class Outputs:
                 self.grids[c].publish(grid)
 
     def publish_timing(
-        self, frame: SyncedFrame, result: FrameResult, host_ms: float, latency_ms: float, now_ns: int
+        self, frame: SyncedFrame, result: FrameResult, host_ms: float, latency_ms: float, now_ns: int, masked: int
     ) -> None:
         values: dict[str, Any] = {f"{k}_ms": v for k, v in result.timings_ms.items()}
         values.update(
             host_ms=host_ms,
             latency_ms=latency_ms,  # from the frame being complete to its outputs published
             stamp_age_ms=(now_ns - frame.stamp_ns) / 1e6,  # ROS clock now - LiDAR stamp (sensor to output)
-            masked_cameras=len(frame.masked),
+            masked_cameras=masked,  # by the sync policy or because the image could not be decoded
             camera_skew_ms=frame.max_skew_ns() / 1e6,
             points=result.points_used,
             detections=len(result.detections),

@@ -210,9 +210,10 @@ class PerceptionNode(LifecycleNode):
         t1 = time.perf_counter()
         self.outputs.publish(frame, result, self.cfg.lidar_frame or frame.lidar.header.frame_id, images)
         host_ms = host_in + (time.perf_counter() - t1) * 1e3 + _runtime_host_ms(result)
-        self._record(result, host_ms, (time.monotonic() - offered) * 1e3, frame)
+        masked = sum(img is None for img in images)
+        self._record(result, host_ms, (time.monotonic() - offered) * 1e3, frame, masked)
 
-    def _record(self, result: FrameResult, host_ms: float, latency_ms: float, frame: SyncedFrame) -> None:
+    def _record(self, result: FrameResult, host_ms: float, latency_ms: float, frame: SyncedFrame, masked: int) -> None:
         assert self.outputs is not None
         self.processed += 1
         self.published.tick()
@@ -221,7 +222,7 @@ class PerceptionNode(LifecycleNode):
         self.latency_ms.add(latency_ms)
         for k, v in result.timings_ms.items():
             self.stage_ms.setdefault(k, LatencyStats()).add(v)
-        self.outputs.publish_timing(frame, result, host_ms, latency_ms, self.get_clock().now().nanoseconds)
+        self.outputs.publish_timing(frame, result, host_ms, latency_ms, self.get_clock().now().nanoseconds, masked)
 
 
     def _publish_diagnostics(self) -> None:
@@ -241,9 +242,8 @@ def _runtime_host_ms(result: FrameResult) -> float:
 
 def main(args: list[str] | None = None) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-
     from rclpy.exceptions import ParameterException
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     rclpy.init(args=args)
     try:

@@ -47,3 +47,16 @@ def test_every_parameter_has_a_description_and_numeric_ones_a_range():
         assert p.description, p.name
         if isinstance(p.default, (int, float)) and not isinstance(p.default, bool):
             assert p.range is not None and p.range[0] <= p.default <= p.range[1], p.name
+
+
+def test_shipped_params_file_holds_every_parameter_and_validates():
+    from pathlib import Path
+
+    import yaml
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "perception.yaml").read_text())
+    values = raw["bevfusion_perception"]["ros__parameters"]
+    cfg = load_config(values)
+    lists = {p.name for p in PARAMETERS if isinstance(p.default, list)}
+    assert set(values) | lists == {p.name for p in PARAMETERS}
+    assert cfg == load_config({})  # the file documents the defaults; it does not change them

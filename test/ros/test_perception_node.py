@@ -16,7 +16,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import Image, PointCloud2
 from vision_msgs.msg import Detection3DArray, LabelInfo
 
 from bevfusion_ros.core.model import load_model
@@ -43,7 +43,8 @@ def scene_bag(tmp_path_factory, frame_dir) -> Path:  # type: ignore[no-untyped-d
 
 
 def start_node(*params: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "bevfusion_ros.ros.perception_node", "--ros-args"]
+    args = [sys.executable, "-m", "bevfusion_ros.ros.perception_node", "--ros-args",
+            "--params-file", str(REPO / "config" / "perception.yaml")]
     for p in params:
         args += ["-p", p]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
@@ -164,3 +165,101 @@ def test_out_of_range_parameter_is_refused_with_its_range(tmp_path) -> None:
         log = stop(proc)
     assert proc.returncode != 0
     assert "max_camera_lidar_delay" in log and "2.0" in log
+
+
+class FramePublisher:
+    """Publishes generated-scene frames (or broken variants) straight into the node's input topics."""
+
+    def __init__(self, node, frame_dir) -> None:  # type: ignore[no-untyped-def]
+        self.node = node
+        self.frame = scene_frame(load_frame(frame_dir), SCENE_SEED)
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self.images = [node.create_publisher(Image, image_topic(c.name), qos) for c in self.frame.cameras]
+        self.lidar = node.create_publisher(PointCloud2, LIDAR_TOPIC, qos)
+
+    def matched(self) -> bool:
+        return all(p.get_subscription_count() > 0 for p in (*self.images, self.lidar))
+
+    def image_msgs(self, ns: int) -> list:
+        return [build.image_msg(c.image_bgr, build.header(c.name.lower(), ns)) for c in self.frame.cameras]
+
+    def cloud(self, ns: int, points=None):  # type: ignore[no-untyped-def]
+        pts = self.frame.points if points is None else points
+        return build.pointcloud2_msg(pts, ("x", "y", "z", "intensity", "ring"), build.header("lidar_top", ns),
+                                     [np.float32] * 4 + [np.uint16])
+
+    def send(self, ns: int, images=None, cloud=None, skip=()) -> None:  # type: ignore[no-untyped-def]
+        for i, (pub, msg) in enumerate(zip(self.images, images or self.image_msgs(ns), strict=True)):
+            if i not in skip:
+                pub.publish(msg)
+        self.lidar.publish(cloud if cloud is not None else self.cloud(ns))
+
+
+def diag_values(out: Outputs) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for s in out.got["/diagnostics"][-1].status:
+        merged.update({kv.key: kv.value for kv in s.values})
+    return merged
+
+
+def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag, frame_dir, spec) -> None:
+    proc = start_node(f"calibration_file:={scene_bag / 'calibration.yaml'}", "backend_threads:=2",
+                      "camera_wait:=0.2", "max_camera_lidar_delay:=0.05", "diagnostics_period:=0.2")
+    pub = FramePublisher(ros_node, frame_dir)
+    out = Outputs(ros_node, spec.map.classes)
+    det_topic = f"{NODE}/timing"
+    t = 1_000 * 10**9
+    step = 10**8
+
+    def frames_out() -> int:
+        return out.n(det_topic)
+
+    def counter(key: str) -> int:
+        return int(diag_values(out).get(key, 0)) if out.got.get("/diagnostics") else 0
+
+    def after(action, done, what):  # type: ignore[no-untyped-def]
+        action()
+        out.wait(done, 60, proc, what)
+
+    try:
+        out.wait(lambda: out.n("labels") > 0 and pub.matched(), 60, proc, "node active and subscribed")
+        after(lambda: pub.send(t), lambda: frames_out() == 1, "a first good frame")
+
+        # an Image whose data is shorter than height x step: that camera is masked, the frame still runs
+        bad = pub.image_msgs(t + step)
+        bad[0].data = bad[0].data[: len(bad[0].data) // 2]
+        after(lambda: pub.send(t + step, images=bad), lambda: frames_out() == 2, "a frame with a broken image")
+
+        # camera 5 stops publishing: masked as missing/stale, frames keep coming
+        for k in (2, 3):
+            after(lambda k=k: pub.send(t + k * step, skip=(5,)), lambda k=k: frames_out() == k + 1,
+                  f"frame {k} without camera 5")
+
+        # a sweep with zero points: dropped with a reason, no output
+        after(lambda: pub.send(t + 4 * step, cloud=pub.cloud(t + 4 * step, np.zeros((0, 5), np.float32))),
+              lambda: counter("frame_dropped_InputError") >= 1, "the empty cloud to be counted")
+
+        # a duplicated LiDAR stamp: dropped by the sync policy
+        after(lambda: pub.send(t + 4 * step), lambda: counter("lidar_duplicate") >= 1, "the duplicate to be counted")
+
+        # stamps jump back 500 s (a bag loop): a new timeline, frames flow again
+        back = t - 500 * 10**9
+        after(lambda: pub.send(back), lambda: frames_out() == 5, "a frame after stamps went backwards")
+        after(lambda: pub.send(back + step), lambda: frames_out() == 6, "the next frame on the new timeline")
+        out.wait(lambda: counter("lidar_stamp_backwards") >= 1 and counter("bad_image") >= 1, 20, proc,
+                 "diagnostics to catch up")
+    finally:
+        log = stop(proc)
+    d = diag_values(out)
+    assert int(d["bad_image"]) == 1
+    assert int(d["masked CAM_FRONT"]) == 0  # the broken image is masked after sync, not by it
+    assert int(d["masked CAM_BACK_RIGHT"]) >= 2
+    assert int(d["frame_dropped_InputError"]) == 1 and int(d["lidar_duplicate"]) == 1
+    assert int(d["lidar_stamp_backwards"]) == 1
+    masked = [int(float({kv.key: kv.value for kv in m.status[0].values}["masked_cameras"]))
+              for m in out.got[det_topic]]
+    assert masked == [0, 1, 1, 1, 0, 0], masked
+    stamps = [build.stamp_ns(m.header.stamp) for m in out.got[f"{NODE}/detections"]]
+    assert stamps == [t, t + step, t + 2 * step, t + 3 * step, back, back + step]
+    # each cause is logged once (rate-limited), not once per message
+    assert log.count("bad_image:") == 1 and log.count("frame_dropped_InputError:") == 1, log

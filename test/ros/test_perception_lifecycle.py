@@ -1,0 +1,104 @@
+"""Lifecycle transitions of the perception node, in process: configure fails cleanly on a bad model or
+calibration and succeeds once fixed; activate creates the I/O, deactivate and cleanup release it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import rclpy
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+
+from bevfusion_ros.ros.perception_node import PerceptionNode
+
+
+@pytest.fixture
+def context():  # type: ignore[no-untyped-def]
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory, frame_dir) -> Path:  # type: ignore[no-untyped-def]
+    import yaml
+
+    from bevfusion_ros.tools.make_bag import calibration_dict
+    from bevfusion_ros.tools.nuscenes_frame import load_frame
+
+    path = tmp_path_factory.mktemp("calib") / "calibration.yaml"
+    path.write_text(yaml.safe_dump(calibration_dict(load_frame(frame_dir, decode_images=False))))
+    return path
+
+
+def topics_subscribed(node) -> set[str]:  # type: ignore[no-untyped-def]
+    return {s.topic_name for s in node.subscriptions}
+
+
+def test_configure_activate_deactivate_cleanup(context, calibration, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    node = PerceptionNode(parameter_overrides=[
+        Parameter("calibration_file", value=str(calibration)),
+        Parameter("model", value=str(tmp_path / "missing.yaml")),
+    ])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.pipeline is None
+        node.set_parameters([Parameter("model", value="")])  # back to the bundled model
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.pipeline is not None and node.current_rig is not None
+        assert "/lidar/points" not in topics_subscribed(node)
+
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        subs = topics_subscribed(node)
+        assert "/lidar/points" in subs and "/cameras/cam_front/image_raw" in subs
+        assert "/cameras/cam_back_left/camera_info" in subs
+        pubs = {p.topic_name for p in node.publishers}
+        assert "/bevfusion_perception/detections" in pubs and "/bevfusion_perception/map/divider" in pubs
+
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert "/lidar/points" not in topics_subscribed(node)
+        assert "/bevfusion_perception/detections" not in {p.topic_name for p in node.publishers}
+
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS  # and again
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert node.pipeline is None
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"calibration_file": ""}, "'calibration_file' is empty"),
+        ({"sync_policy": "exact"}, "'sync_policy' = 'exact' is not one of"),
+        ({"backend": "nope"}, "nope"),
+        ({"image_topics": ["/only/one"]}, "image_topics has 1 entries"),
+    ],
+)
+def test_configure_failure_names_the_problem(context, calibration, params, fragment, caplog) -> None:  # type: ignore[no-untyped-def]
+    overrides = [Parameter("calibration_file", value=str(calibration))]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    node = PerceptionNode(parameter_overrides=overrides)
+    errors: list[str] = []
+    node.get_logger().error = lambda msg, **kw: errors.append(msg)  # type: ignore[method-assign]
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert len(errors) == 1 and fragment in errors[0], errors
+    finally:
+        node.destroy_node()
+
+
+def test_bad_calibration_fails_configure(context, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "calibration.yaml"
+    bad.write_text("cameras:\n  - {name: cam_front, width: 1600, height: 900, K: [[1,0,0],[0,1,0],[0,0,1]], "
+                   "lidar2cam: [[2,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}\n")
+    node = PerceptionNode(parameter_overrides=[Parameter("calibration_file", value=str(bad))])
+    errors: list[str] = []
+    node.get_logger().error = lambda msg, **kw: errors.append(msg)  # type: ignore[method-assign]
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "not a rigid transform" in errors[0]
+    finally:
+        node.destroy_node()
