@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from bevfusion_ros.core.errors import BevFusionError
@@ -16,11 +17,18 @@ COMMANDS = {
     "demo-transport": ("bevfusion_ros.tools.demo_transport", "play a bag into a probe in another process"),
     "infer": ("bevfusion_ros.tools.infer", "run one frame through the pipeline and write BEV and camera PNGs"),
     "overlay": ("bevfusion_ros.tools.overlay", "draw the real frame's LiDAR points into its camera images"),
+    "run-node": ("bevfusion_ros.tools.run_node", "run the perception node on a bag, record and summarise its outputs"),
+    "record": ("bevfusion_ros.tools.record", "record ROS 2 topics into a bag (stand-in for ros2 bag record)"),
     "eval-scenes": ("bevfusion_ros.tools.eval_scenes", "score the model on held-out generated scenes (mAP, NDS, mIoU)"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before any tool module imports rclpy: the middleware reads its profile when it loads, and a
+    # participant without the shared-memory profile loses large samples from one that has it.
+    from bevfusion_ros.ros.transport import transport_env
+
+    os.environ.update(transport_env())
     ap = argparse.ArgumentParser(prog="bevfusion-ros", description="BEVFusion for ROS 2: tools")
     sub = ap.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():
