@@ -158,3 +158,14 @@ def test_running_without_calibration_or_with_other_cameras_is_refused(spec, rig)
 def test_image_too_wide_for_the_model_is_refused(spec) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError, match="aspect ratio is too wide"):
         ImagePreprocessor(spec.image).transform(1600, 300)
+
+
+def test_null_backend_runs_the_whole_runtime_without_a_model(spec, rig) -> None:  # type: ignore[no-untyped-def]
+    from bevfusion_ros.core.pipeline import Pipeline
+
+    with Pipeline(spec, "null") as p:
+        p.set_calibration(rig)
+        images = [np.zeros((h, w, 3), np.uint8) for w, h in rig.image_sizes()]
+        r = p(images, np.array([[5.0, 0.0, 0.0, 10.0]] * 10, np.float32))
+    assert set(r.timings_ms) >= {"camera.backbone", "camera.bevpool", "head.map", "total"}
+    assert r.segmentation is not None and float(r.segmentation.probabilities.max()) == 0.0

@@ -24,6 +24,7 @@ BackendFactory = Callable[[ModelSpec, Stage], "Backend"]
 # name -> "module:Class"; modules are imported only when a backend of that name is created.
 _REGISTRY: dict[str, str] = {
     "onnxruntime": "bevfusion_ros.core.backends.onnxruntime:OnnxRuntimeBackend",
+    "null": "bevfusion_ros.core.backends.null:NullBackend",
 }
 
 _NP_DTYPES = {
