@@ -23,15 +23,15 @@ from bevfusion_ros.ros.transport import transport_env
 
 os.environ.update(transport_env(domain_id=150 + os.getpid() % 50))
 
-import rclpy  # noqa: E402
-import yaml  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
+import rclpy
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, PointCloud2
 
-from bevfusion_ros.ros import build  # noqa: E402
-from bevfusion_ros.tools.make_bag import LIDAR_TOPIC, calibration_dict, camera_frame, image_topic  # noqa: E402
-from bevfusion_ros.tools.nuscenes_frame import load_frame  # noqa: E402
+from bevfusion_ros.ros import build
+from bevfusion_ros.tools.make_bag import LIDAR_TOPIC, calibration_dict, camera_frame, image_topic
+from bevfusion_ros.tools.nuscenes_frame import load_frame
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ from bevfusion_ros.tools.nuscenes_frame import load_frame
 
 def test_run_node_accounts_for_every_sweep(tmp_path, frame_dir) -> None:  # type: ignore[no-untyped-def]
     first = scene_frame(load_frame(frame_dir), 10_000_030)
-    bag = write_bag(first, tmp_path / "bag", 3, frames=lambda k: first if k == 0 else scene_frame(first, 10_000_030 + k),
-                    show_progress=False)
+    bag = write_bag(first, tmp_path / "bag", 3, show_progress=False,
+                    frames=lambda k: first if k == 0 else scene_frame(first, 10_000_030 + k))
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "bevfusion_ros.tools.cli", "run-node", "--bag", str(bag), "--out", str(out),
