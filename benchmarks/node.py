@@ -56,10 +56,12 @@ def main() -> int:
     frame = load_frame(args.frame)
     calib = Path(tempfile.mkdtemp()) / "calibration.yaml"
     calib.write_text(yaml.safe_dump(calibration_dict(frame)))
+    if os.environ.get("BENCH_CALIB"):
+        calib = Path(os.environ["BENCH_CALIB"])
     node_proc = subprocess.Popen(
         [sys.executable, "-m", "bevfusion_ros.ros.perception_node", "--ros-args", "--params-file",
          str(REPO / "config" / "perception.yaml"), "-p", f"calibration_file:={calib}", "-p", f"backend:={args.backend}",
-         "-p", "intrinsics_source:=file"],
+         "-p", "intrinsics_source:=file", "-p", "max_masked_cameras:=0", *os.environ.get("BENCH_PARAMS", "").split()],
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=dict(os.environ),
     )
     rclpy.init()
