@@ -99,12 +99,15 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     reader = open_reader(args.bag)
     sweeps = sum(c.msgcount for c in reader.connections if c.topic == LIDAR_TOPIC)
+    compressed = any(c.topic == image_topic(spec.cameras[0], True) for c in reader.connections)
     reader.close()
     py = sys.executable
     node_cmd = [py, "-m", "bevfusion_ros.ros.perception_node", "--ros-args", "--params-file", str(params_file()),
                 "-p", f"calibration_file:={calibration}", "-p", f"backend:={args.backend}"]
     if args.model:
         node_cmd += ["-p", f"model:={args.model}"]
+    if compressed:  # the bag holds CompressedImage (make-bag --compressed)
+        node_cmd += ["-p", "image_transport:=compressed"]
     for p in args.param:
         node_cmd += ["-p", p]
     topics = output_topics(spec.map.classes if spec.map else ())
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                "--status", str(status), "--latched", f"{NODE}/labels"]
     for t, ty in topics.items():
         rec_cmd += ["--topic", t, ty]
-    inputs = [LIDAR_TOPIC, *(image_topic(c) for c in spec.cameras), *(info_topic(c) for c in spec.cameras)]
+    inputs = [LIDAR_TOPIC, *(image_topic(c, compressed) for c in spec.cameras), *(info_topic(c) for c in spec.cameras)]
     play_cmd = [py, "-m", "bevfusion_ros.tools.play", str(args.bag), "--rate", str(args.rate), "--topics", *inputs,
                 "--wait-subscribers", "1", "--wait-timeout", "30"]
     node_log = args.out / "perception_node.log"

@@ -16,7 +16,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from vision_msgs.msg import Detection3DArray, LabelInfo
 
 from bevfusion_ros.core.model import load_model
@@ -183,9 +183,10 @@ class FramePublisher:
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.images = [node.create_publisher(Image, image_topic(c.name), qos) for c in self.frame.cameras]
         self.lidar = node.create_publisher(PointCloud2, LIDAR_TOPIC, qos)
+        self.info = node.create_publisher(CameraInfo, info_topic(self.frame.cameras[0].name), qos)
 
     def matched(self) -> bool:
-        return all(p.get_subscription_count() > 0 for p in (*self.images, self.lidar))
+        return all(p.get_subscription_count() > 0 for p in (*self.images, self.lidar, self.info))
 
     def image_msgs(self, ns: int) -> list:
         return [build.image_msg(c.image_bgr, build.header(c.name.lower(), ns)) for c in self.frame.cameras]
@@ -246,8 +247,23 @@ def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag,
         after(lambda: pub.send(t + 4 * step, cloud=pub.cloud(t + 4 * step, np.zeros((0, 5), np.float32))),
               lambda: counter("frame_dropped_InputError") >= 1, "the empty cloud to be counted")
 
+        # a PointCloud2 whose data is shorter than its layout says: dropped, named
+        def truncated_cloud():  # type: ignore[no-untyped-def]
+            c = pub.cloud(t + 4 * step + 1)
+            c.data = c.data[:100]
+            return c
+
+        after(lambda: pub.send(t + 4 * step + 1, cloud=truncated_cloud()),
+              lambda: counter("frame_dropped_MessageError") >= 1, "the truncated cloud to be counted")
+
+        # an uncalibrated CameraInfo (K all zeros): counted, the geometry in use stays
+        info = build.camera_info_msg(pub.frame.cameras[0].intrinsics, build.header("cam_front", t))
+        info.k = [0.0] * 9
+        after(lambda: pub.info.publish(info), lambda: counter("bad_camera_info") >= 1, "the bad CameraInfo")
+
         # a duplicated LiDAR stamp: dropped by the sync policy
-        after(lambda: pub.send(t + 4 * step), lambda: counter("lidar_duplicate") >= 1, "the duplicate to be counted")
+        after(lambda: pub.send(t + 4 * step + 1), lambda: counter("lidar_duplicate") >= 1,
+              "the duplicate to be counted")
 
         # stamps jump back 500 s (a bag loop): a new timeline, frames flow again
         back = t - 500 * 10**9
@@ -262,6 +278,7 @@ def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag,
     assert int(d["masked CAM_FRONT"]) == 0  # the broken image is masked after sync, not by it
     assert int(d["masked CAM_BACK_RIGHT"]) >= 2
     assert int(d["frame_dropped_InputError"]) == 1 and int(d["lidar_duplicate"]) == 1
+    assert int(d["frame_dropped_MessageError"]) == 1 and int(d["bad_camera_info"]) == 1
     assert int(d["lidar_stamp_backwards"]) == 1
     masked = [int(float({kv.key: kv.value for kv in m.status[0].values}["masked_cameras"]))
               for m in out.got[det_topic]]
@@ -270,3 +287,28 @@ def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag,
     assert stamps == [t, t + step, t + 2 * step, t + 3 * step, back, back + step]
     # each cause is logged once (rate-limited), not once per message
     assert log.count("bad_image:") == 1 and log.count("frame_dropped_InputError:") == 1, log
+
+
+def test_node_on_the_real_frame_bag(ros_node, tmp_path, frame_dir, spec) -> None:  # type: ignore[no-untyped-def]
+    """The real nuScenes frame (6 x 1600x900 bgr8, 34k points), recorded as a 10 Hz bag, through the node."""
+    bag = write_bag(load_frame(frame_dir), tmp_path / "real", 2, show_progress=False)
+    proc = start_node(f"calibration_file:={bag / 'calibration.yaml'}", "backend_threads:=2", "camera_wait:=1.0")
+    try:
+        out = Outputs(ros_node, spec.map.classes)
+        out.wait(lambda: out.n("labels") > 0, 60, proc, "the node to become active")
+        play(bag, 0.05)
+        topics = [f"{NODE}/timing", f"{NODE}/detections", f"{NODE}/map/drivable_area"]
+        out.wait(lambda: all(out.n(t) >= 2 for t in topics), 90, proc, "2 frames on every output")
+    finally:
+        stop(proc)
+    frames = list(read_frames(bag, spec.cameras))
+    dets = out.got[f"{NODE}/detections"]
+    assert [build.stamp_ns(d.header.stamp) for d in dets] == [f.stamp_ns for f in frames]
+    timing = {kv.key: float(kv.value) for kv in out.got[f"{NODE}/timing"][0].status[0].values}
+    assert timing["masked_cameras"] == 0 and timing["points"] > 20_000
+    with Pipeline(spec, "onnxruntime", threads=1) as pipe:
+        pipe.set_calibration(frames[0].rig)
+        want = pipe(frames[0].images, frames[0].points).detections
+    got = convert.detection3d_array_to_detections(dets[0], spec.class_names)
+    assert got.label_names() == want.label_names()
+    np.testing.assert_allclose(got.centers, want.centers, atol=1e-3)

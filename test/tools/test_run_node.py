@@ -6,18 +6,21 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from bevfusion_ros.tools.make_bag import scene_frame, write_bag
 from bevfusion_ros.tools.nuscenes_frame import load_frame
 
 
-def test_run_node_accounts_for_every_sweep(tmp_path, frame_dir) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "jpeg"])
+def test_run_node_accounts_for_every_sweep(tmp_path, frame_dir, compressed) -> None:  # type: ignore[no-untyped-def]
     first = scene_frame(load_frame(frame_dir), 10_000_030)
-    bag = write_bag(first, tmp_path / "bag", 3, show_progress=False,
+    bag = write_bag(first, tmp_path / "bag", 3, show_progress=False, compressed=compressed,
                     frames=lambda k: first if k == 0 else scene_frame(first, 10_000_030 + k))
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "bevfusion_ros.tools.cli", "run-node", "--bag", str(bag), "--out", str(out),
-         "--rate", "1.0"],
+         "--rate", "1.0"],  # run-node sees the CompressedImage topics and sets image_transport itself
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
