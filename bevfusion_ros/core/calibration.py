@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import yaml
 
 from bevfusion_ros.core.camera import CameraIntrinsics
 from bevfusion_ros.core.errors import CalibrationError, MessageError
 from bevfusion_ros.core.rig import CameraRig, check_rigid
+from bevfusion_ros.core.yamlfile import load_yaml
 
 
 @dataclass(frozen=True)
@@ -85,14 +85,7 @@ def _camera(raw: Any, where: str) -> CameraCalibration:
 
 def load_calibration(path: Path | str) -> Calibration:
     path = Path(path)
-    if not path.is_file():
-        msg = f"calibration file {path} does not exist"
-        raise CalibrationError(msg)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        msg = f"calibration file {path} is not valid YAML: {exc}"
-        raise CalibrationError(msg) from None
+    raw = load_yaml(path, "calibration file", CalibrationError)
     if not isinstance(raw, dict) or not isinstance(raw.get("cameras"), list):
         msg = f"calibration file {path} needs a 'cameras' list"
         raise CalibrationError(msg)

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bevfusion_ros.core.errors import ConfigError
+from bevfusion_ros.core.yamlfile import load_yaml
 
 # Stage kinds. "onnx" stages run in a backend; the others are implemented by the runtime.
 ONNX = "onnx"
@@ -422,12 +421,4 @@ def _map_channels(spec: ModelSpec) -> int:
 
 def load_model(path: Path | str, check_files: bool = True) -> ModelSpec:
     p = Path(path)
-    if not p.is_file():
-        msg = f"model YAML {p} does not exist"
-        raise ConfigError(msg)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        msg = f"model YAML {p} is not valid YAML: {exc}"
-        raise ConfigError(msg) from None
-    return parse_model(raw, p.parent, check_files)
+    return parse_model(load_yaml(p, "model YAML", ConfigError), p.parent, check_files)
