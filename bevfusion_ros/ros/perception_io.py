@@ -202,7 +202,7 @@ class Outputs:
         now = node.get_clock().now().nanoseconds
         self.labels.publish(build.label_info_msg(spec.class_names, spec.post.score_threshold, build.header("", now)))
 
-    def publish(self, frame: SyncedFrame, result: FrameResult, frame_id: str, images: list[Any]) -> None:
+    def publish(self, frame: SyncedFrame, result: FrameResult, frame_id: str) -> None:
         hdr = build.header(frame_id, frame.stamp_ns)
         self.detections.publish(build.detections_msg(result.detections, hdr))
         if self.markers is not None:

@@ -226,7 +226,7 @@ class PerceptionNode(LifecycleNode):
             self.problem(f"frame_dropped_{type(exc).__name__}", str(exc))
             return
         t1 = time.perf_counter()
-        self.outputs.publish(frame, result, self.cfg.lidar_frame or frame.lidar.header.frame_id, images)
+        self.outputs.publish(frame, result, self.cfg.lidar_frame or frame.lidar.header.frame_id)
         host_ms = host_in + (time.perf_counter() - t1) * 1e3 + _runtime_host_ms(result)
         masked = sum(img is None for img in images)
         self._record(result, host_ms, (time.monotonic() - offered) * 1e3, frame, masked)

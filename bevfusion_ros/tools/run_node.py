@@ -21,6 +21,7 @@ from typing import Any
 from bevfusion_ros.core.errors import BevFusionError
 from bevfusion_ros.core.model import load_model
 from bevfusion_ros.ros.transport import transport_env
+from bevfusion_ros.tools.infer import default_model
 from bevfusion_ros.tools.make_bag import LIDAR_TOPIC, image_topic, info_topic
 
 NODE = "/bevfusion_perception"
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from bevfusion_ros.tools.bagio import open_reader
 
     env = transport_env()
-    spec = load_model(args.model) if args.model else load_model(_default_model())
+    spec = load_model(args.model or default_model())
     calibration = args.calibration or args.bag / "calibration.yaml"
     args.out.mkdir(parents=True, exist_ok=True)
     reader = open_reader(args.bag)
@@ -154,9 +155,3 @@ def run(args: argparse.Namespace) -> int:
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     print((args.out / "summary.md").read_text())
     return 0 if summary["unexplained_drops"] == 0 and summary["frames_out"] > 0 else 1
-
-
-def _default_model() -> Path:
-    from bevfusion_ros.tools.infer import default_model
-
-    return default_model()
