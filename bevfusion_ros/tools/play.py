@@ -56,7 +56,8 @@ def wait_for_subscribers(node: Any, publishers: dict[str, Any], min_subs: int, t
 
 def play(node: Any, bag: Path, rate: float = 1.0, topics: set[str] | None = None, loops: int = 1,
          reliability: str = "reliable", depth: int = 10, latched: tuple[str, ...] = DEFAULT_LATCHED,
-         wait_subscribers: int = 0, wait_timeout_s: float = 10.0, clock: bool = False) -> PlayStats:
+         wait_subscribers: int = 0, wait_timeout_s: float = 10.0, clock: bool = False,
+         delay_s: float = 0.0) -> PlayStats:
     stats = PlayStats()
     reader = open_reader(bag)
     try:
@@ -83,6 +84,14 @@ def play(node: Any, bag: Path, rate: float = 1.0, topics: set[str] | None = None
         if wait_subscribers and not wait_for_subscribers(node, publishers, wait_subscribers, wait_timeout_s):
             waiting = [t for t, p in publishers.items() if p.get_subscription_count() < wait_subscribers]
             node.get_logger().warning(f"playing although no subscriber matched yet on: {', '.join(waiting)}")
+        if delay_s > 0:
+            # A writer sees a reader before that reader has matched the writer; samples sent in between
+            # are lost to a best-effort reader. ros2 bag play has the same --delay for this.
+            import rclpy
+
+            end = time.monotonic() + delay_s
+            while time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.05)
         start = time.monotonic()
         for _ in range(loops):
             t_wall0 = 0.0
@@ -125,6 +134,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="before playing, wait until every topic has N matched subscribers")
     ap.add_argument("--wait-timeout", type=float, default=10.0, help="seconds to wait for subscribers")
     ap.add_argument("--clock", action="store_true", help="publish /clock with the bag time")
+    ap.add_argument("--delay", type=float, default=0.0, help="seconds to wait after subscribers matched (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         stats = play(node, args.bag, args.rate, set(args.topics) if args.topics else None, args.loop,
                      args.reliability, args.depth, tuple(args.latched), args.wait_subscribers,
-                     args.wait_timeout, args.clock)
+                     args.wait_timeout, args.clock, args.delay)
     except BevFusionError as exc:
         print(f"play: error: {exc}", file=sys.stderr)
         return 2

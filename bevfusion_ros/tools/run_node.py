@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         rec_cmd += ["--topic", t, ty]
     inputs = [LIDAR_TOPIC, *(image_topic(c, compressed) for c in spec.cameras), *(info_topic(c) for c in spec.cameras)]
     play_cmd = [py, "-m", "bevfusion_ros.tools.play", str(args.bag), "--rate", str(args.rate), "--topics", *inputs,
-                "--wait-subscribers", "1", "--wait-timeout", "30"]
+                "--wait-subscribers", "1", "--wait-timeout", "30", "--delay", "1.0"]
     node_log = args.out / "perception_node.log"
     procs: dict[str, subprocess.Popen[str]] = {}
     try:

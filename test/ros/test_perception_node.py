@@ -96,7 +96,7 @@ def play(bag: Path, rate: float) -> subprocess.CompletedProcess:
     topics = [t for t in (LIDAR_TOPIC, *(image_topic(c) for c in CAMS), *(info_topic(c) for c in CAMS))]
     return subprocess.run(
         [sys.executable, "-m", "bevfusion_ros.tools.play", str(bag), "--rate", str(rate), "--topics", *topics,
-         "--wait-subscribers", "1", "--wait-timeout", "20"],
+         "--wait-subscribers", "1", "--wait-timeout", "20", "--delay", "1.0"],
         capture_output=True, text=True, timeout=120, env=dict(os.environ), check=True,
     )
 
