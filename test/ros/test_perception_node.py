@@ -119,7 +119,9 @@ def test_node_on_a_generated_scene_bag_matches_the_offline_pipeline(ros_node, sc
         frame_topics = [f"{NODE}/timing", f"{NODE}/detections", *(f"{NODE}/map/{c}" for c in spec.map.classes)]
         # topics are not ordered against each other: wait for every one of them
         out.wait(lambda: all(out.n(t) >= 4 for t in frame_topics), 60, proc, "4 frames on every output")
-        out.wait(lambda: out.n("/diagnostics") >= 1, 10, proc, "diagnostics")
+        # diagnostics come once a second: wait for one that has seen all four frames
+        out.wait(lambda: out.n("/diagnostics") >= 1 and diag_values(out).get("frames") == "4", 10, proc,
+                 "diagnostics after the last frame")
     finally:
         log = stop(proc)
     frames = list(read_frames(scene_bag, spec.cameras))
