@@ -15,9 +15,14 @@ from bevfusion_ros.ros.perception_node import PerceptionNode
 
 @pytest.fixture
 def context():  # type: ignore[no-untyped-def]
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
+    """A context of its own: nodes here never meet the default context's global executor, which
+    other tests spin (destroying a lifecycle node's services once hung on a handle it held)."""
+    from rclpy.context import Context
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +42,7 @@ def topics_subscribed(node) -> set[str]:  # type: ignore[no-untyped-def]
 
 
 def test_configure_activate_deactivate_cleanup(context, calibration, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    node = PerceptionNode(parameter_overrides=[
+    node = PerceptionNode(context=context, parameter_overrides=[
         Parameter("calibration_file", value=str(calibration)),
         Parameter("model", value=str(tmp_path / "missing.yaml")),
     ])
@@ -80,7 +85,7 @@ def test_configure_activate_deactivate_cleanup(context, calibration, tmp_path) -
 def test_configure_failure_names_the_problem(context, calibration, params, fragment, caplog) -> None:  # type: ignore[no-untyped-def]
     overrides = [Parameter("calibration_file", value=str(calibration))]
     overrides += [Parameter(k, value=v) for k, v in params.items()]
-    node = PerceptionNode(parameter_overrides=overrides)
+    node = PerceptionNode(context=context, parameter_overrides=overrides)
     errors: list[str] = []
     node.get_logger().error = lambda msg, **kw: errors.append(msg)  # type: ignore[method-assign]
     try:
@@ -94,7 +99,7 @@ def test_bad_calibration_fails_configure(context, tmp_path) -> None:  # type: ig
     bad = tmp_path / "calibration.yaml"
     bad.write_text("cameras:\n  - {name: cam_front, width: 1600, height: 900, K: [[1,0,0],[0,1,0],[0,0,1]], "
                    "lidar2cam: [[2,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}\n")
-    node = PerceptionNode(parameter_overrides=[Parameter("calibration_file", value=str(bad))])
+    node = PerceptionNode(context=context, parameter_overrides=[Parameter("calibration_file", value=str(bad))])
     errors: list[str] = []
     node.get_logger().error = lambda msg, **kw: errors.append(msg)  # type: ignore[method-assign]
     try:
