@@ -18,3 +18,16 @@ def import_cv2() -> ModuleType:
         )
         raise DependencyError(msg) from exc
     return cv2
+
+
+def import_pycuda_driver() -> ModuleType:
+    """``pycuda.driver``, for the TensorRT backend and the CUDA kernels (never ``pycuda.autoinit``)."""
+    try:
+        import pycuda.driver as cuda
+    except ImportError as exc:
+        msg = (
+            "pycuda is needed for the TensorRT backend: on the Orin `pip install pycuda` (builds against "
+            f"JetPack's CUDA); see scripts/build_pycuda.sh for the recipe. Import failed: {exc}"
+        )
+        raise DependencyError(msg) from exc
+    return cuda  # type: ignore[no-any-return]

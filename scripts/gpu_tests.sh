@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# On a lent CUDA GPU machine (no internet, Python 3.12, CUDA at /usr/local/cuda): build pycuda from
+# its sdist and run the GPU tests. Carry .carry/wheels (pycuda sdist + cp312 wheels of its deps and
+# pytest, fetched with scripts/fetch_gpu_wheels.sh). pycuda 2026.1 builds in ~100 s.
+set -euo pipefail
+W=${WHEELS:-.carry/wheels}
+python3 -m venv --system-site-packages /tmp/gpuvenv
+P=/tmp/gpuvenv/bin/python
+$P -m pip install -q --no-index --find-links "$W" pytools platformdirs mako markupsafe typing_extensions siphash24 pytest pyyaml
+rm -rf /tmp/pycuda-build && mkdir -p /tmp/pycuda-build && tar xzf "$W"/pycuda-*.tar.gz -C /tmp/pycuda-build
+( cd /tmp/pycuda-build/pycuda-* \
+  && $P configure.py --cuda-root=/usr/local/cuda --cudadrv-lib-dir=/usr/local/cuda/lib64/stubs >/dev/null \
+  && $P -m pip wheel -q --no-index --no-deps --no-build-isolation . -w /tmp/pycuda-build/dist )
+$P -m pip install -q --no-index /tmp/pycuda-build/dist/pycuda-*.whl
+nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader
+PYTHONPATH=. $P -m pytest -q -s -p no:cacheprovider test/gpu "$@"
