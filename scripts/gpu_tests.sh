@@ -4,13 +4,16 @@
 # pytest, fetched with scripts/fetch_gpu_wheels.sh). pycuda 2026.1 builds in ~100 s.
 set -euo pipefail
 W=${WHEELS:-.carry/wheels}
-python3 -m venv --system-site-packages /tmp/gpuvenv
-P=/tmp/gpuvenv/bin/python
-$P -m pip install -q --no-index --find-links "$W" pytools platformdirs mako markupsafe typing_extensions siphash24 pytest pyyaml
+# The lent machine is thrown away afterwards: install into its system Python, where numpy already is
+# (a venv hid numpy from pycuda's build).
+P=python3
+$P -c "import numpy; print('numpy', numpy.__version__)"
+$P -m pip install -q --break-system-packages --no-index --find-links "$W" pytools platformdirs mako markupsafe \
+  typing_extensions siphash24 pytest pyyaml
 rm -rf /tmp/pycuda-build && mkdir -p /tmp/pycuda-build && tar xzf "$W"/pycuda-*.tar.gz -C /tmp/pycuda-build
 ( cd /tmp/pycuda-build/pycuda-* \
   && $P configure.py --cuda-root=/usr/local/cuda --cudadrv-lib-dir=/usr/local/cuda/lib64/stubs >/dev/null \
   && $P -m pip wheel -q --no-index --no-deps --no-build-isolation . -w /tmp/pycuda-build/dist )
-$P -m pip install -q --no-index /tmp/pycuda-build/dist/pycuda-*.whl
+$P -m pip install -q --break-system-packages --no-index /tmp/pycuda-build/dist/pycuda-*.whl
 nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader
 PYTHONPATH=. $P -m pytest -q -s -p no:cacheprovider test/gpu "$@"
