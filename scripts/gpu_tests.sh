@@ -16,4 +16,5 @@ rm -rf /tmp/pycuda-build && mkdir -p /tmp/pycuda-build && tar xzf "$W"/pycuda-*.
   && $P -m pip wheel -q --no-index --no-deps --no-build-isolation . -w /tmp/pycuda-build/dist )
 $P -m pip install -q --break-system-packages --no-index /tmp/pycuda-build/dist/pycuda-*.whl
 nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader
-PYTHONPATH=. $P -m pytest -q -s -p no:cacheprovider test/gpu "$@"
+# -W error: a context-cleanup warning from pycuda is a bug here
+PYTHONPATH=. $P -m pytest -q -s -p no:cacheprovider -W error test/gpu "$@"

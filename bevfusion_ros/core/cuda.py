@@ -7,7 +7,8 @@
   request mapped into the device's address space: on a Jetson CPU and GPU share DRAM, so a mapped
   buffer needs no copy at all).
 * Streams and events for ordering copies and engines; every driver error becomes a BackendError
-  that names the call.
+  that names the call. Drop streams and buffers while their context is active (pycuda warns and
+  leaks otherwise).
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ def test_context_is_usable_from_other_threads(ctx) -> None:  # type: ignore[no-u
                 s.synchronize()
                 assert (y == seed).all()
                 d.free()
+                del s  # pycuda objects must go while their context is current (else a cleanup warning)
         except BaseException as exc:  # collected and re-raised in the test thread
             errors.append(exc)
 
