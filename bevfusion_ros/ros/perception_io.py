@@ -33,7 +33,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from vision_msgs.msg import Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
-from bevfusion_ros.core.calibration import Calibration, load_calibration
+from bevfusion_ros.core.calibration import load_calibration
 from bevfusion_ros.core.config import PerceptionConfig
 from bevfusion_ros.core.errors import ConfigError
 from bevfusion_ros.core.health import RateMeter
@@ -50,15 +50,11 @@ LATCHED = QoSProfile(
 RESULTS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def default_model_path() -> str:
-    from bevfusion_ros.tools.infer import default_model
+def load_setup(cfg: PerceptionConfig, node: Any = None) -> tuple[PerceptionConfig, ModelSpec, CameraRig]:
+    """Model and camera rig for a config; every problem is one BevFusionError."""
+    from bevfusion_ros.tools.infer import default_model  # the bundled model; tools is heavy to import
 
-    return str(default_model())
-
-
-def load_setup(cfg: PerceptionConfig, node: Any = None) -> tuple[PerceptionConfig, ModelSpec, Calibration, CameraRig]:
-    """Model, calibration and rig for a config; every problem is one BevFusionError."""
-    spec = load_model(cfg.model or default_model_path())
+    spec = load_model(cfg.model or default_model())
     cfg = cfg.with_cameras(spec.cameras)
     if not cfg.calibration_file:
         msg = "parameter 'calibration_file' is empty: give the calibration YAML (make-bag writes one beside each bag)"
@@ -68,16 +64,12 @@ def load_setup(cfg: PerceptionConfig, node: Any = None) -> tuple[PerceptionConfi
     if cfg.extrinsics_source == "tf":
         extrinsics = optional.lookup_extrinsics(node, cfg.lidar_frame, cfg.camera_frames)
     rig = calibration.rig(cfg.camera_names, cfg.camera_frames, extrinsics=extrinsics)
-    return cfg, spec, calibration, rig
+    return cfg, spec, rig
 
 
 def sensor_qos(cfg: PerceptionConfig) -> QoSProfile:
     reliability = ReliabilityPolicy.RELIABLE if cfg.qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg.qos_depth, reliability=reliability)
-
-
-def stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)
 
 
 class Inputs:
@@ -154,7 +146,7 @@ class Inputs:
         topic = self.cfg.lidar_topic if index == n else self.cfg.image_topics[index]
         self.rates[topic].tick()
         try:
-            stamp = stamp_ns(msg)
+            stamp = build.stamp_ns(msg.header.stamp)
         except (AttributeError, TypeError) as exc:
             self.node.problem("bad_header", f"{topic}: {exc}")
             return
@@ -178,7 +170,7 @@ class Inputs:
                 self.offer(f)
 
     def _on_mf_set(self, *msgs: Any) -> None:
-        self.offer(frame_from_set([(stamp_ns(m), m) for m in msgs]))
+        self.offer(frame_from_set([(build.stamp_ns(m.header.stamp), m) for m in msgs]))
 
     def destroy(self) -> None:
         for s in self.subs:

@@ -44,9 +44,7 @@ class PerceptionNode(LifecycleNode):
         params.declare(self)
         self.cfg: PerceptionConfig | None = None
         self.pipeline: Pipeline | None = None
-        self.base_rig: CameraRig | None = None
         self.current_rig: CameraRig | None = None  # the newest rig requested (file, then CameraInfo)
-        self.calibration: Any = None
         self.inputs: Inputs | None = None
         self.outputs: Outputs | None = None
         self.slot: LatestSlot[tuple[SyncedFrame, float]] = LatestSlot()
@@ -66,12 +64,12 @@ class PerceptionNode(LifecycleNode):
     # -- lifecycle ---------------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
-            self.cfg, spec, self.calibration, self.base_rig = load_setup(params.read(self), self)
+            self.cfg, spec, rig = load_setup(params.read(self), self)
             pipeline = Pipeline(spec, self.cfg.backend, image_order="bgr", **self._backend_options())
             pipeline.activate()
             try:
                 t0 = time.perf_counter()
-                pipeline.set_calibration(self.base_rig)
+                pipeline.set_calibration(rig)
             except BevFusionError:
                 pipeline.deactivate()
                 raise
@@ -79,7 +77,7 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self.pipeline = pipeline
-        self.current_rig = self.base_rig
+        self.current_rig = rig
         self.get_logger().info(
             f"configured: model '{spec.name}' on {self.cfg.backend}, {len(spec.cameras)} cameras, "
             f"sync {self.cfg.sync_policy}, geometry precompute {(time.perf_counter() - t0) * 1e3:.0f} ms"

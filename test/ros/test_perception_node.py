@@ -93,7 +93,7 @@ class Outputs:
 
 
 def play(bag: Path, rate: float) -> subprocess.CompletedProcess:
-    topics = [t for t in (LIDAR_TOPIC, *(image_topic(c) for c in CAMS), *(info_topic(c) for c in CAMS))]
+    topics = [LIDAR_TOPIC, *(image_topic(c) for c in CAMS), *(info_topic(c) for c in CAMS)]
     return subprocess.run(
         [sys.executable, "-m", "bevfusion_ros.tools.play", str(bag), "--rate", str(rate), "--topics", *topics,
          "--wait-subscribers", "1", "--wait-timeout", "20", "--delay", "1.0"],
