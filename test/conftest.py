@@ -70,3 +70,12 @@ def pipeline(spec):  # type: ignore[no-untyped-def]
     p.activate()
     yield p
     p.deactivate()
+
+
+@pytest.fixture
+def trt_fakes():  # type: ignore[no-untyped-def]
+    """The FAKE TensorRT 10.3 + fake CUDA device (test/fakes) as ``tensorrt`` / ``pycuda.driver``."""
+    from fakes.install import fakes
+
+    with fakes() as f:
+        yield f

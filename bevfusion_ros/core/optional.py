@@ -27,7 +27,20 @@ def import_pycuda_driver() -> ModuleType:
     except ImportError as exc:
         msg = (
             "pycuda is needed for the TensorRT backend: on the Orin `pip install pycuda` (builds against "
-            f"JetPack's CUDA); see scripts/build_pycuda.sh for the recipe. Import failed: {exc}"
+            f"JetPack's CUDA); see scripts/gpu_tests.sh for a build from the sdist. Import failed: {exc}"
         )
         raise DependencyError(msg) from exc
     return cuda  # type: ignore[no-any-return]
+
+
+def import_tensorrt() -> ModuleType:
+    """TensorRT's Python bindings (JetPack ships them as python3-libnvinfer; 10.3 on JetPack 6.1/6.2)."""
+    try:
+        import tensorrt
+    except ImportError as exc:
+        msg = (
+            "TensorRT is needed for the tensorrt backend and build-engines: on the Orin it comes with JetPack "
+            f"(apt install python3-libnvinfer; in a venv use --system-site-packages). Import failed: {exc}"
+        )
+        raise DependencyError(msg) from exc
+    return tensorrt  # type: ignore[no-any-return]

@@ -19,6 +19,7 @@ COMMANDS = {
     "overlay": ("bevfusion_ros.tools.overlay", "draw the real frame's LiDAR points into its camera images"),
     "run-node": ("bevfusion_ros.tools.run_node", "run the perception node on a bag, record and summarise its outputs"),
     "record": ("bevfusion_ros.tools.record", "record ROS 2 topics into a bag (stand-in for ros2 bag record)"),
+    "build-engines": ("bevfusion_ros.tools.build_engines", "build TensorRT engines (fp16/int8/DLA) on the target"),
     "eval-scenes": ("bevfusion_ros.tools.eval_scenes", "score the model on held-out generated scenes (mAP, NDS, mIoU)"),
 }
 

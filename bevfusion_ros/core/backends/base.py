@@ -25,6 +25,7 @@ BackendFactory = Callable[[ModelSpec, Stage], "Backend"]
 _REGISTRY: dict[str, str] = {
     "onnxruntime": "bevfusion_ros.core.backends.onnxruntime:OnnxRuntimeBackend",
     "null": "bevfusion_ros.core.backends.null:NullBackend",
+    "tensorrt": "bevfusion_ros.core.backends.tensorrt:TensorRTBackend",
 }
 
 _NP_DTYPES = {

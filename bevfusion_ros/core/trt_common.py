@@ -1,0 +1,105 @@
+"""What the TensorRT builder and backend share: a logger that keeps what TensorRT said (so an error
+names TensorRT's own reason), version-dependent details, dtypes, plugin loading from configured paths.
+
+Written against the TensorRT 10 Python API; 8.6 differs only where noted (network creation flag,
+plugin loading). ``tensorrt`` is imported by the caller through core.optional, never at module import.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bevfusion_ros.core.errors import BackendError, ConfigError
+
+LOG = logging.getLogger("bevfusion_ros.tensorrt")
+
+_SEVERITY_NAMES = ("internal_error", "error", "warning", "info", "verbose")
+
+
+def severity_name(trt: Any, severity: Any) -> str:
+    order = [trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR, trt.ILogger.WARNING, trt.ILogger.INFO, trt.ILogger.VERBOSE]
+    for name, value in zip(_SEVERITY_NAMES, order, strict=True):
+        if severity == value:
+            return name
+    return "verbose"
+
+
+class TrtLogRecords(list[tuple[str, str]]):
+    """(severity, message) pairs that one TensorRT logger received."""
+
+    def errors(self) -> list[str]:
+        return [m for s, m in self if s in ("internal_error", "error")]
+
+    def text(self, severities: Sequence[str] = ("internal_error", "error")) -> str:
+        lines = [m for s, m in self if s in severities]
+        return "; ".join(lines[-5:]) if lines else "TensorRT gave no reason (run with verbose logging)"
+
+
+def make_logger(trt: Any, echo: str = "warning") -> tuple[Any, TrtLogRecords]:
+    """A ``trt.ILogger`` that records every message and echoes those at ``echo`` or worse to logging."""
+    records = TrtLogRecords()
+    echo_rank = _SEVERITY_NAMES.index(echo)
+
+    class RecordingLogger(trt.ILogger):  # type: ignore[misc]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)  # pybind11 base: must be initialised explicitly
+
+        def log(self, severity: Any, msg: str) -> None:
+            name = severity_name(trt, severity)
+            records.append((name, msg))
+            rank = _SEVERITY_NAMES.index(name)
+            if rank <= echo_rank:
+                LOG.log(logging.ERROR if rank <= 1 else logging.WARNING if rank == 2 else logging.INFO, "%s", msg)
+
+    return RecordingLogger(), records
+
+
+def enum_name(value: Any) -> str:
+    """``BuilderFlag.FP16`` -> "FP16" (pybind11 enums have ``.name``)."""
+    return str(getattr(value, "name", str(value).split(".")[-1]))
+
+
+def major_version(trt: Any) -> int:
+    return int(str(trt.__version__).split(".")[0])
+
+
+def network_flags(trt: Any) -> int:
+    """TensorRT 10 networks are always explicit-batch (the flag is deprecated); 8.x needs it for ONNX."""
+    if major_version(trt) >= 10:
+        return 0
+    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+
+
+def np_dtype(trt: Any, dtype: Any) -> np.dtype[Any]:
+    dt: np.dtype[Any] = np.dtype(trt.nptype(dtype))
+    return dt
+
+
+def load_plugins(trt: Any, paths: Sequence[Path | str]) -> list[str]:
+    """Load plugin libraries from the configured absolute paths only (never a search path)."""
+    loaded = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_absolute():
+            msg = f"plugin library {raw!r} must be an absolute path (plugins are loaded only from configured paths)"
+            raise ConfigError(msg)
+        if not path.is_file():
+            msg = f"plugin library {path} does not exist"
+            raise ConfigError(msg)
+        try:
+            registry = trt.get_plugin_registry()
+            if hasattr(registry, "load_library"):  # TensorRT >= 10
+                registry.load_library(str(path))
+            else:  # 8.6: the library registers its creators when loaded
+                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+        except (OSError, RuntimeError) as exc:
+            msg = f"cannot load TensorRT plugin library {path}: {exc}"
+            raise BackendError(msg) from None
+        loaded.append(str(path))
+    return loaded

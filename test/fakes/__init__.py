@@ -1,0 +1,1 @@
+"""FAKES of APIs that cannot exist on CI machines (TensorRT, a CUDA device): see each module."""
