@@ -9,11 +9,13 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={f"{PACKAGE}.core": ["cuda_kernels.cu"]},  # compiled at run time by pycuda
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
+        (f"share/{PACKAGE}/config/engines", glob("config/engines/*.yaml")),
         (f"share/{PACKAGE}/engines", glob("engines/*.yaml") + glob("engines/*.md")),
         (f"share/{PACKAGE}/engines/reference", [p for p in glob("engines/reference/*") if isfile(p)]),
         (f"share/{PACKAGE}/engines/reference/int8", glob("engines/reference/int8/*.onnx")),
@@ -31,7 +33,7 @@ setup(
         "train": ["torch", "onnx"],
         "dev": ["pytest", "pytest-timeout", "hypothesis", "ruff", "mypy", "types-PyYAML"],
     },
-    zip_safe=True,
+    zip_safe=False,
     maintainer="bevfusion_ros maintainers",
     maintainer_email="bevfusion_ros@example.com",
     description="BEVFusion camera+LiDAR perception for ROS 2 on Jetson AGX Orin",

@@ -16,5 +16,11 @@ rm -rf /tmp/pycuda-build && mkdir -p /tmp/pycuda-build && tar xzf "$W"/pycuda-*.
   && $P -m pip wheel -q --no-index --no-deps --no-build-isolation . -w /tmp/pycuda-build/dist )
 $P -m pip install -q --break-system-packages --no-index /tmp/pycuda-build/dist/pycuda-*.whl
 nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader
+# The decoded real frame (no OpenCV on the lent machine): .carry/frame_decoded.npz, written from
+# ../shared/data/nuscenes_frame by scripts/export_gpu_frame.py; carried, never committed.
+export BEVFUSION_GPU_FRAME=${BEVFUSION_GPU_FRAME:-.carry/frame_decoded.npz}
 # -W error: a context-cleanup warning from pycuda is a bug here
 PYTHONPATH=. $P -m pytest -q -s -p no:cacheprovider -W error test/gpu "$@"
+if [ -n "${OUT:-}" ] && [ -z "${NO_BENCH:-}" ]; then
+  PYTHONPATH=. $P benchmarks/gpu_kernels.py --frame "$BEVFUSION_GPU_FRAME" --out "$OUT"
+fi

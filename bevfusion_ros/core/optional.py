@@ -44,3 +44,14 @@ def import_tensorrt() -> ModuleType:
         )
         raise DependencyError(msg) from exc
     return tensorrt  # type: ignore[no-any-return]
+
+
+def import_pycuda_compiler() -> ModuleType:
+    """``pycuda.compiler`` (runtime compilation of core/cuda_kernels.cu through nvcc)."""
+    import_pycuda_driver()
+    try:
+        import pycuda.compiler as compiler
+    except ImportError as exc:
+        msg = f"pycuda.compiler is unavailable (pycuda without nvcc support?): {exc}"
+        raise DependencyError(msg) from exc
+    return compiler  # type: ignore[no-any-return]

@@ -241,12 +241,14 @@ class TensorRTBackend(Backend):
             if -1 in spec.shape:
                 self._ensure(spec.name, tuple(self._exec.get_tensor_shape(spec.name)))
 
-    def enqueue(self, stream: cuda.Stream | None = None) -> None:
-        """Queue the engine on ``stream`` (default: the backend's) reading/writing its own buffers."""
+    def enqueue(self, stream: cuda.Stream | None = None, bind: dict[str, int] | None = None) -> None:
+        """Queue the engine on ``stream`` (default: the backend's) on its own buffers, except the
+        tensors in ``bind`` (name -> device address; how a double-buffered caller swaps inputs)."""
         stream = stream or self.stream
         assert stream is not None
+        bind = bind or {}
         for name in self._shapes:
-            if not self._exec.set_tensor_address(name, self.device_ptr(name)):
+            if not self._exec.set_tensor_address(name, bind.get(name, self.device_ptr(name))):
                 msg = f"stage {self.stage.name}: cannot bind {name}: {self._records.text()}"
                 raise BackendError(msg)
         if not self._exec.execute_async_v3(stream.handle):

@@ -1,0 +1,215 @@
+"""GPU benchmark: CUDA pre-processing kernels vs the numpy reference on the real frame, and the
+streamed pipeline pipelined vs sequential, with the GPU's power read through NVML meanwhile.
+
+TensorRT does not exist on the lent datacenter GPU, so the ONNX stages are stood in for by
+``StandInEngine`` (a fixed amount of GPU arithmetic per output element): the overlap numbers
+measure the mechanism (streams, events, double buffering), not BEVFusion inference speed.
+
+    python3 benchmarks/gpu_kernels.py --frame FRAME.npz --out DIR     (scripts/gpu_tests.sh runs it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bevfusion_ros.core import cuda
+from bevfusion_ros.core.bevpool import BevPoolIndex
+from bevfusion_ros.core.camera import CameraIntrinsics
+from bevfusion_ros.core.cuda_kernels import CudaBevPool, CudaImagePreprocessor, CudaPillarizer, StandInEngine
+from bevfusion_ros.core.model import ONNX, load_model
+from bevfusion_ros.core.preprocess import ImagePreprocessor, crop_points, pillarize
+from bevfusion_ros.core.rig import CameraRig
+from bevfusion_ros.core.streamed import StreamedPipeline
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class NvmlPower:
+    """Samples board power (W) of GPU 0 every ``period`` s through libnvidia-ml (ctypes, no package)."""
+
+    def __init__(self, period: float = 0.02) -> None:
+        self.period = period
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        try:
+            self.lib: Any = ctypes.CDLL("libnvidia-ml.so.1")
+            assert self.lib.nvmlInit_v2() == 0
+            self.handle = ctypes.c_void_p()
+            assert self.lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(self.handle)) == 0
+        except (OSError, AssertionError):
+            self.lib = None
+
+    def read(self) -> float | None:
+        if self.lib is None:
+            return None
+        mw = ctypes.c_uint()
+        return mw.value / 1000.0 if self.lib.nvmlDeviceGetPowerUsage(self.handle, ctypes.byref(mw)) == 0 else None
+
+    def __enter__(self) -> NvmlPower:
+        self.samples.clear()
+        self._stop.clear()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            w = self.read()
+            if w is not None:
+                self.samples.append(w)
+            time.sleep(self.period)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+
+    def summary(self) -> dict[str, float]:
+        if not self.samples:
+            return {}
+        return {"mean_w": statistics.fmean(self.samples), "max_w": max(self.samples), "n": len(self.samples)}
+
+
+def _median_ms(fn: Any, n: int) -> float:
+    fn()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _gpu_ms(launch: Any, s: cuda.Stream, n: int) -> float:
+    launch()
+    a, b = cuda.Event(), cuda.Event()
+    times = []
+    for _ in range(n):
+        a.record(s)
+        launch()
+        b.record(s)
+        b.synchronize()
+        times.append(b.elapsed_ms(a))
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frame", required=True, help="decoded real frame .npz")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--frames", type=int, default=100)
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    z = np.load(args.frame)
+    images = list(z["images"])
+    points = np.ascontiguousarray(z["points"][:, :4], np.float32)
+    names = tuple(str(n) for n in z["names"])
+    rig = CameraRig.create(names, [CameraIntrinsics.from_arrays(k, int(w), int(h)) for k, (w, h) in
+                                   zip(z["K"], z["wh"], strict=True)], list(z["lidar2cam"]))  # fmt: skip
+    spec = load_model(REPO / "engines" / "reference" / "model.yaml")
+    ctx = cuda.CudaContext(0)
+    res: dict[str, Any] = {"device": ctx.name, "compute_capability": ctx.compute_capability}
+    with ctx.active():
+        s = cuda.Stream()
+        pre = ImagePreprocessor(spec.image)
+        res["numpy_image_ms"] = _median_ms(lambda: pre(images, 6), 20)
+        k_img = CudaImagePreprocessor(spec.image)
+        pinned = [cuda.HostBuffer(im.shape, np.uint8) for im in images]
+        for p, im in zip(pinned, images, strict=True):
+            np.copyto(p.array, im)
+        devs = [cuda.DeviceBuffer(im.nbytes) for im in images]
+        img_out = cuda.DeviceBuffer(6 * k_img.plane_bytes)
+
+        def up() -> None:
+            for d, p in zip(devs, pinned, strict=True):
+                cuda.copy_to_device(d, p.array, s)
+
+        def launch_img() -> None:
+            for i, im in enumerate(images):
+                k_img.launch(devs[i], im.shape[1], im.shape[0], img_out.ptr + i * k_img.plane_bytes, s)
+
+        up()
+        res["cuda_image_ms"] = _gpu_ms(launch_img, s, 50)
+        res["h2d_images_ms"] = _gpu_ms(up, s, 20)
+        res["image_mb"] = sum(im.nbytes for im in images) / 1e6
+        res["numpy_pillar_ms"] = _median_ms(lambda: pillarize(crop_points(points, spec.lidar), spec.lidar), 20)
+        k_pil = CudaPillarizer(spec.lidar)
+        p_pin = cuda.HostBuffer(points.shape, np.float32)
+        np.copyto(p_pin.array, points)
+        p_dev = cuda.DeviceBuffer(points.nbytes)
+        cuda.copy_to_device(p_dev, p_pin.array, s)
+        pil_out = cuda.DeviceBuffer(k_pil.out_bytes)
+        res["cuda_pillar_ms"] = _gpu_ms(lambda: k_pil.launch(p_dev, points.shape[0], pil_out.ptr, s), s, 50)
+        res["points"] = int(points.shape[0])
+        index = BevPoolIndex.create(rig, [pre.transform(ww, hh) for ww, hh in rig.image_sizes()], spec.image,
+                                    spec.camera_bev)  # fmt: skip
+        rng = np.random.default_rng(0)
+        feat = rng.random((1, 6, 32, 16, 44), np.float32)
+        depth = rng.random((1, 6, 48, 16, 44), np.float32)
+        res["numpy_bevpool_ms"] = _median_ms(lambda: index(feat, depth), 20)
+        k_bev = CudaBevPool(index, 32, s)
+        f_pin, d_pin = cuda.HostBuffer(feat.shape, np.float32), cuda.HostBuffer(depth.shape, np.float32)
+        np.copyto(f_pin.array, feat)
+        np.copyto(d_pin.array, depth)
+        f_dev, d_dev = cuda.DeviceBuffer(feat.nbytes), cuda.DeviceBuffer(depth.nbytes)
+        cuda.copy_to_device(f_dev, f_pin.array, s)
+        cuda.copy_to_device(d_dev, d_pin.array, s)
+        bev_out = cuda.DeviceBuffer(k_bev.out_bytes)
+        res["cuda_bevpool_ms"] = _gpu_ms(lambda: k_bev.launch(f_dev.ptr, d_dev.ptr, bev_out.ptr, s), s, 50)
+        res["bevpool_points"] = index.points
+        power = NvmlPower()
+        res["idle_power_w"] = power.read()
+        res["overlap"] = []
+        for iters in (16, 256):
+            engines = {st.name: StandInEngine(st, iters) for st in spec.stages if st.kind == ONNX}
+            row: dict[str, Any] = {"standin_iters": iters}
+            for pipelined in (False, True):
+                sp = StreamedPipeline(spec, engines, rig, pipelined=pipelined)
+                for _ in range(5):
+                    sp.submit(images, points)
+                sp.flush()
+                gpu = []
+                with power:
+                    t0 = time.perf_counter()
+                    for _ in range(args.frames):
+                        r = sp.submit(images, points)
+                        if r is not None:
+                            gpu.append(r.timings)
+                    last = sp.flush()
+                    dt = time.perf_counter() - t0
+                if last is not None:
+                    gpu.append(last.timings)
+                key = "pipelined" if pipelined else "sequential"
+                row[key] = {
+                    "fps": args.frames / dt,
+                    "ms_per_frame": dt * 1e3 / args.frames,
+                    "gpu_preprocess_ms": statistics.median(t["gpu_preprocess"] for t in gpu),
+                    "gpu_infer_ms": statistics.median(t["gpu_infer"] for t in gpu),
+                    "latency_ms": statistics.median(t["total"] for t in gpu),
+                    "power": power.summary(),
+                }
+                sp.free()
+            row["speedup"] = row["pipelined"]["fps"] / row["sequential"]["fps"]
+            res["overlap"].append(row)
+            for e in engines.values():
+                e.free()
+        for b in (*devs, img_out, p_dev, pil_out, f_dev, d_dev, bev_out):
+            b.free()
+        k_pil.free()
+        k_bev.free()
+    ctx.release()
+    (out / "gpu_kernels.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
