@@ -10,11 +10,13 @@ P=python3
 $P -c "import numpy; print('numpy', numpy.__version__)"
 $P -m pip install -q --break-system-packages --no-index --find-links "$W" pytools platformdirs mako markupsafe \
   typing_extensions siphash24 pytest pyyaml
+if $P -c "import pycuda.driver" 2>/dev/null; then echo "pycuda already built on this machine"; else
 rm -rf /tmp/pycuda-build && mkdir -p /tmp/pycuda-build && tar xzf "$W"/pycuda-*.tar.gz -C /tmp/pycuda-build
 ( cd /tmp/pycuda-build/pycuda-* \
   && $P configure.py --cuda-root=/usr/local/cuda --cudadrv-lib-dir=/usr/local/cuda/lib64/stubs >/dev/null \
   && $P -m pip wheel -q --no-index --no-deps --no-build-isolation . -w /tmp/pycuda-build/dist )
 $P -m pip install -q --break-system-packages --no-index /tmp/pycuda-build/dist/pycuda-*.whl
+fi
 nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader
 # The decoded real frame (no OpenCV on the lent machine): .carry/frame_decoded.npz, written from
 # ../shared/data/nuscenes_frame by scripts/export_gpu_frame.py; carried, never committed.
