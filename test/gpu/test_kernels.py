@@ -169,7 +169,10 @@ def test_streamed_pipeline_pipelined_equals_sequential(ctx, spec, real) -> None:
         assert len(got) == len(frames)
         outs[pipelined] = [r.tensors for r in got]
         sp.free()
+    # Float atomics in the pillar kernel add in a different order each run (~1e-7); a slot mix-up
+    # would show the neighbouring frame, which differs by orders of magnitude more.
     for i, (a, b) in enumerate(zip(outs[False], outs[True], strict=True)):
         for name in a:
-            np.testing.assert_array_equal(a[name], b[name], err_msg=f"frame {i} {name}")
-    assert not np.array_equal(outs[True][0]["heatmap"], outs[True][1]["heatmap"])  # frames really differ
+            np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-5, err_msg=f"frame {i} {name}")
+    for i in range(len(frames) - 1):
+        assert np.abs(outs[True][i]["heatmap"] - outs[True][i + 1]["heatmap"]).max() > 1e-3
