@@ -183,11 +183,11 @@ def main() -> None:
                     for _ in range(args.frames):
                         r = sp.submit(images, points)
                         if r is not None:
-                            gpu.append(r.timings)
+                            gpu.append(r.timings_ms)
                     last = sp.flush()
                     dt = time.perf_counter() - t0
                 if last is not None:
-                    gpu.append(last.timings)
+                    gpu.append(last.timings_ms)
                 key = "pipelined" if pipelined else "sequential"
                 row[key] = {
                     "fps": args.frames / dt,
