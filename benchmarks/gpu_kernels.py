@@ -101,11 +101,23 @@ def _gpu_ms(launch: Any, s: cuda.Stream, n: int) -> float:
     return statistics.median(times)
 
 
+def _standin_ms_per_iter(spec: Any, s: cuda.Stream) -> float:
+    """GPU ms per stand-in iteration over all ONNX stages (to size the stand-ins in milliseconds)."""
+    times = {}
+    for iters in (16, 4016):
+        engines = [StandInEngine(st, iters) for st in spec.stages if st.kind == ONNX]
+        times[iters] = _gpu_ms(lambda es=engines: [e.enqueue(s) for e in es], s, 5)
+        for e in engines:
+            e.free()
+    return max((times[4016] - times[16]) / 4000, 1e-6)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frame", required=True, help="decoded real frame .npz")
     ap.add_argument("--out", required=True)
     ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--standin-ms", default="0,3,6,12", help="GPU time of all stand-in engines per frame")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -169,9 +181,11 @@ def main() -> None:
         power = NvmlPower()
         res["idle_power_w"] = power.read()
         res["overlap"] = []
-        for iters in (16, 256):
+        per_iter = _standin_ms_per_iter(spec, s)
+        for target in (float(x) for x in args.standin_ms.split(",")):
+            iters = max(1, round(target / per_iter)) if target > 0 else 1
             engines = {st.name: StandInEngine(st, iters) for st in spec.stages if st.kind == ONNX}
-            row: dict[str, Any] = {"standin_iters": iters}
+            row: dict[str, Any] = {"standin_target_ms": target, "standin_iters": iters}
             for pipelined in (False, True):
                 sp = StreamedPipeline(spec, engines, rig, pipelined=pipelined)
                 for _ in range(5):
