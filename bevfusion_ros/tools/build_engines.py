@@ -14,13 +14,14 @@ import argparse
 import json
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from bevfusion_ros.core.calibrator import collect_stage_inputs, make_entropy_calibrator, stage_batches
 from bevfusion_ros.core.engine_config import EngineConfig, load_engine_config
 from bevfusion_ros.core.errors import ConfigError
-from bevfusion_ros.core.model import ONNX, ModelSpec, load_model
+from bevfusion_ros.core.model import ONNX, ModelSpec, Stage, load_model
 from bevfusion_ros.core.trt_build import BuildResult, build_stage
 from bevfusion_ros.tools.progress import progress
 
@@ -40,7 +41,7 @@ def engine_dir(cfg: EngineConfig, out: str) -> Path:
     return Path(out) if out else Path("engines") / "build" / cfg.variant
 
 
-def _stages(spec: ModelSpec, only: str) -> list[Any]:
+def _stages(spec: ModelSpec, only: str) -> list[Stage]:
     stages = [s for s in spec.stages if s.kind == ONNX]
     if only:
         wanted = [x.strip() for x in only.split(",") if x.strip()]
@@ -52,11 +53,13 @@ def _stages(spec: ModelSpec, only: str) -> list[Any]:
     return stages
 
 
-def collect_calibration(spec: ModelSpec, bag: Path, names: dict[str, tuple[str, ...]], out: Path, frames: int,
-                        show: bool) -> int:  # fmt: skip
-    """Stage input tensors of ``frames`` bag frames through the fp32 ONNX Runtime pipeline."""
+def collect_calibration(spec: ModelSpec, frames: Iterable[Any], names: dict[str, tuple[str, ...]], out: Path,
+                        limit: int, show: bool) -> int:  # fmt: skip
+    """Stage input tensors of up to ``limit`` frames (with .images, .points, .rig) through the fp32
+    ONNX Runtime pipeline: the real pre-processing, bevpool and upstream stages."""
+    from tqdm import tqdm
+
     from bevfusion_ros.core.pipeline import Pipeline
-    from bevfusion_ros.tools.bag_frames import read_frames
 
     pipe = Pipeline(spec, "onnxruntime")
     rig_key: list[Any] = [None]
@@ -67,59 +70,63 @@ def collect_calibration(spec: ModelSpec, bag: Path, names: dict[str, tuple[str, 
             rig_key[0] = frame.rig
         return pipe(frame.images, frame.points, keep_tensors=True).tensors
 
-    from tqdm import tqdm
-
-    with pipe, tqdm(total=frames, desc="calibration frames", unit="frame", disable=not show) as bar:
-        n = collect_stage_inputs(run, read_frames(bag, spec.cameras), names, out, frames, bar.update)
+    with pipe, tqdm(total=limit, desc="calibration frames", unit="frame", disable=not show) as bar:
+        n = collect_stage_inputs(run, frames, names, out, limit, bar.update)
     if n == 0:
-        msg = f"calibration bag {bag} gave no complete frames"
+        msg = "the calibration source gave no complete frames"
         raise ConfigError(msg)
     return n
 
 
-def run(args: argparse.Namespace) -> int:
+def build_all(
+    cfg: EngineConfig,
+    out: Path,
+    stages: list[Stage],
+    calibration_frames: Iterable[Any] | None,
+    frames: int,
+    recalibrate: bool = False,
+    device: int = 0,
+    show: bool = True,
+) -> list[BuildResult]:
+    """Build ``stages`` of ``cfg`` into ``out``; calibrator stages without a cache need ``calibration_frames``."""
     from bevfusion_ros.core import cuda
     from bevfusion_ros.core.optional import import_tensorrt
     from bevfusion_ros.core.trt_common import load_plugins
 
-    cfg = load_engine_config(args.config)
-    spec = load_model(cfg.model)
-    out = engine_dir(cfg, args.out)
-    stages = _stages(spec, args.stages)
     trt = import_tensorrt()
-    show = not args.no_progress
+    spec = load_model(cfg.model)
     cal_dir = out / cfg.calibration.cache_dir
     calibrated = [s for s in stages if cfg.for_stage(s.name).calibrated]
-    need_frames = [s for s in calibrated if args.recalibrate or not (cal_dir / f"{s.name}.cache").is_file()]
-    if need_frames and not args.calibration_bag:
+    need = [s for s in calibrated if recalibrate or not (cal_dir / f"{s.name}.cache").is_file()]
+    if need and calibration_frames is None:
         msg = (
-            f"stages {[s.name for s in need_frames]} use the INT8 calibrator and have no calibration cache in "
+            f"stages {[s.name for s in need]} use the INT8 calibrator and have no calibration cache in "
             f"{cal_dir}: pass --calibration-bag BAG"
         )
         raise ConfigError(msg)
-    ctx = cuda.CudaContext(args.device)
+    ctx = cuda.CudaContext(device)
     results: list[BuildResult] = []
     tmp = Path(tempfile.mkdtemp(prefix="bevfusion-calib-"))
     try:
-        if need_frames:
-            frames = args.frames or cfg.calibration.frames
-            n = collect_calibration(spec, Path(args.calibration_bag), {s.name: tuple(t.name for t in s.inputs)
-                                    for s in need_frames}, tmp, frames, show)  # fmt: skip
-            print(f"calibration: {n} frames from {args.calibration_bag}")
+        if need:
+            assert calibration_frames is not None
+            n = collect_calibration(spec, calibration_frames, {s.name: tuple(t.name for t in s.inputs) for s in need},
+                                    tmp, frames or cfg.calibration.frames, show)  # fmt: skip
+            print(f"calibration: {n} frames")
         with ctx.active():
             load_plugins(trt, cfg.plugins)
-            device = (ctx.name, ctx.compute_capability)
+            dev = (ctx.name, ctx.compute_capability)
             for stage in progress(stages, f"building {cfg.variant} engines", unit="stage", enabled=show):
                 sb = cfg.for_stage(stage.name)
                 calibrator = None
                 cache = cal_dir / f"{stage.name}.cache"
                 if sb.calibrated:
-                    if args.recalibrate:
+                    if recalibrate:
                         cache.unlink(missing_ok=True)
-                    batches = stage_batches(tmp / stage.name) if stage in need_frames else None
+                    batches = stage_batches(tmp / stage.name) if stage in need else None
                     calibrator = make_entropy_calibrator(trt, batches, cache)
                 timing = out / cfg.timing_cache if cfg.timing_cache else None
-                r = build_stage(trt, stage, spec.path(stage), sb, out, device, timing, calibrator,
+                r = build_stage(trt, stage, spec.path(stage), sb, out, dev, timing, calibrator,
                                 cache if calibrator is not None else None)  # fmt: skip
                 if calibrator is not None:
                     calibrator.free()
@@ -131,6 +138,20 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         ctx.release()
     write_report(out, cfg, results)
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_engine_config(args.config)
+    spec = load_model(cfg.model)
+    out = engine_dir(cfg, args.out)
+    frames = None
+    if args.calibration_bag:
+        from bevfusion_ros.tools.bag_frames import read_frames
+
+        frames = read_frames(Path(args.calibration_bag), spec.cameras)
+    build_all(cfg, out, _stages(spec, args.stages), frames, args.frames, args.recalibrate, args.device,
+              not args.no_progress)  # fmt: skip
     print(f"engines and build_report.md in {out}")
     return 0
 

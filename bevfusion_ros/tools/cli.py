@@ -20,6 +20,7 @@ COMMANDS = {
     "run-node": ("bevfusion_ros.tools.run_node", "run the perception node on a bag, record and summarise its outputs"),
     "record": ("bevfusion_ros.tools.record", "record ROS 2 topics into a bag (stand-in for ros2 bag record)"),
     "build-engines": ("bevfusion_ros.tools.build_engines", "build TensorRT engines (fp16/int8/DLA) on the target"),
+    "selftest": ("bevfusion_ros.tools.selftest", "prove TensorRT, CUDA and DLA here; Markdown + JSON report"),
     "eval-scenes": ("bevfusion_ros.tools.eval_scenes", "score the model on held-out generated scenes (mAP, NDS, mIoU)"),
 }
 

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from bevfusion_ros.core.camera import CameraIntrinsics
 from bevfusion_ros.core.detections import Detections
-from bevfusion_ros.core.errors import BagError
+from bevfusion_ros.core.errors import BagError, ConfigError
 from bevfusion_ros.core.model import load_model
 from bevfusion_ros.core.pipeline import Pipeline
 from bevfusion_ros.core.rig import CameraRig, scale_intrinsics
@@ -30,7 +30,11 @@ def default_model() -> Path:
         return DEFAULT_MODEL
     from bevfusion_ros.ros.paths import package_share
 
-    return Path(package_share()) / "engines" / "reference" / "model.yaml"
+    share = package_share("bevfusion_ros")
+    if share is None:
+        msg = f"no model at {DEFAULT_MODEL} and bevfusion_ros is not installed with its share folder; pass --model"
+        raise ConfigError(msg)
+    return share / "engines" / "reference" / "model.yaml"
 
 
 def frame_rig(frame_dir: Path | str, names: tuple[str, ...], width: int = 1600, height: int = 900) -> CameraRig:
