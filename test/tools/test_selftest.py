@@ -53,7 +53,9 @@ def test_with_fake_tensorrt_every_variant_is_built_compared_and_reported(trt_fak
     assert trt_fakes.build_stats["builds"] == 18
 
 
-def test_a_check_outside_tolerance_fails_the_command(trt_fakes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_check_outside_tolerance_fails_the_command(  # type: ignore[no-untyped-def]
+    trt_fakes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(selftest.TOLERANCE, "fp16", (-1.0, 0.9))
     assert selftest.run(_args(tmp_path, variants="fp16")) == 1
     assert _checks(tmp_path)[("variant fp16", "accuracy vs ONNX Runtime")]["status"] == "FAIL"
