@@ -16,6 +16,7 @@ CHOICES = {
     "extrinsics_source": ("file", "tf"),
     "intrinsics_source": ("camera_info", "file"),
     "qos_reliability": ("best_effort", "reliable"),
+    "gpu_pipeline": ("off", "sequential", "pipelined"),
 }
 
 
@@ -35,6 +36,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model", "", "model YAML (engines/README.md); empty = the bundled reference model"),
     ParamSpec("backend", "onnxruntime", "inference backend: onnxruntime or tensorrt"),
     ParamSpec("backend_threads", 0, "CPU threads per ONNX Runtime session (0 = its default)", (0, 64)),
+    ParamSpec("engine_config", "", "tensorrt: engine build config (config/engines/*.yaml); empty = fp16.yaml"),
+    ParamSpec("engine_dir", "", "tensorrt: engine directory; empty = engines/build/<variant> of the engine config"),
+    ParamSpec("allow_engine_build", False, "tensorrt: build missing or stale engines at configure (takes minutes)"),
+    ParamSpec("force_engine_rebuild", False, "tensorrt: rebuild every engine at configure"),
+    ParamSpec("build_only", False, "tensorrt: configure (building engines as allowed), then exit"),
+    ParamSpec("gpu_pipeline", "off", "tensorrt: CUDA pre-processing with streams: off, sequential or pipelined"),
+    ParamSpec("mapped_host_memory", False, "tensorrt: zero-copy mapped host buffers (Jetson: CPU and GPU share DRAM)"),
+    ParamSpec("cuda_device", 0, "tensorrt: CUDA device index", (0, 15)),
     ParamSpec("calibration_file", "", "calibration YAML: lidar->camera 4x4 and K per camera (make-bag writes one)"),
     ParamSpec("extrinsics_source", "file", "where lidar->camera extrinsics come from: file or tf (needs tf2_ros)"),
     ParamSpec("intrinsics_source", "camera_info", "camera matrices from the CameraInfo topics or the calibration file"),
@@ -69,6 +78,14 @@ class PerceptionConfig:
     model: str
     backend: str
     backend_threads: int
+    engine_config: str
+    engine_dir: str
+    allow_engine_build: bool
+    force_engine_rebuild: bool
+    build_only: bool
+    gpu_pipeline: str
+    mapped_host_memory: bool
+    cuda_device: int
     calibration_file: str
     extrinsics_source: str
     intrinsics_source: str

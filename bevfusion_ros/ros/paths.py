@@ -17,3 +17,17 @@ def package_share(package: str) -> Path | None:
         pass
     candidate = Path(sys.prefix) / "share" / package
     return candidate if candidate.is_dir() else None
+
+
+def engine_config_dir() -> Path:
+    """config/engines of a source checkout, else of the installed share folder."""
+    src = Path(__file__).resolve().parents[2] / "config" / "engines"
+    if src.is_dir():
+        return src
+    share = package_share("bevfusion_ros")
+    if share is None:
+        from bevfusion_ros.core.errors import ConfigError
+
+        msg = "cannot find config/engines (neither a source checkout nor an installed share folder)"
+        raise ConfigError(msg)
+    return share / "config" / "engines"

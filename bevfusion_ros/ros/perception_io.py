@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -35,13 +36,16 @@ from visualization_msgs.msg import MarkerArray
 
 from bevfusion_ros.core.calibration import load_calibration
 from bevfusion_ros.core.config import PerceptionConfig
+from bevfusion_ros.core.engine_config import EngineConfig, load_engine_config
 from bevfusion_ros.core.errors import ConfigError
+from bevfusion_ros.core.frame_runner import DirectRunner, StreamedRunner
 from bevfusion_ros.core.health import RateMeter
 from bevfusion_ros.core.model import ModelSpec, load_model
-from bevfusion_ros.core.pipeline import FrameResult
+from bevfusion_ros.core.pipeline import FrameResult, Pipeline
 from bevfusion_ros.core.rig import CameraRig
 from bevfusion_ros.core.sync import ApproximateTimeSync, LidarAnchoredSync, SyncedFrame, frame_from_set
 from bevfusion_ros.ros import build, convert, diagnostics, optional
+from bevfusion_ros.ros.paths import engine_config_dir
 
 LATCHED = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=1,
@@ -54,7 +58,17 @@ def load_setup(cfg: PerceptionConfig, node: Any = None) -> tuple[PerceptionConfi
     """Model and camera rig for a config; every problem is one BevFusionError."""
     from bevfusion_ros.tools.infer import default_model  # the bundled model; tools is heavy to import
 
-    spec = load_model(cfg.model or default_model())
+    model = cfg.model or default_model()
+    if cfg.backend == "tensorrt":
+        engines = engine_config(cfg)
+        if cfg.model and Path(cfg.model).resolve() != engines.model:
+            msg = (
+                f"parameter 'model' is {cfg.model} but engine_config {engines.source} builds {engines.model}; "
+                "leave 'model' empty with the tensorrt backend or make them agree"
+            )
+            raise ConfigError(msg)
+        model = engines.model
+    spec = load_model(model)
     cfg = cfg.with_cameras(spec.cameras)
     if not cfg.calibration_file:
         msg = "parameter 'calibration_file' is empty: give the calibration YAML (make-bag writes one beside each bag)"
@@ -65,6 +79,34 @@ def load_setup(cfg: PerceptionConfig, node: Any = None) -> tuple[PerceptionConfi
         extrinsics = optional.lookup_extrinsics(node, cfg.lidar_frame, cfg.camera_frames)
     rig = calibration.rig(cfg.camera_names, cfg.camera_frames, extrinsics=extrinsics)
     return cfg, spec, rig
+
+
+def engine_config(cfg: PerceptionConfig) -> EngineConfig:
+    if cfg.engine_config:
+        return load_engine_config(cfg.engine_config)
+    return load_engine_config(engine_config_dir() / "fp16.yaml")
+
+
+def tensorrt_options(cfg: PerceptionConfig) -> dict[str, Any]:
+    """Backend options of the tensorrt backend from the node's parameters."""
+    engines = engine_config(cfg)
+    return {
+        "engine_dir": cfg.engine_dir or str(Path("engines") / "build" / engines.variant),
+        "engine_config": engines,
+        "allow_build": cfg.allow_engine_build,
+        "force_rebuild": cfg.force_engine_rebuild,
+        "mapped_host": cfg.mapped_host_memory,
+        "device": cfg.cuda_device,
+    }
+
+
+def make_runner(cfg: PerceptionConfig, pipeline: Pipeline, rig: CameraRig) -> DirectRunner[Any] | StreamedRunner[Any]:
+    if cfg.gpu_pipeline == "off":
+        return DirectRunner(pipeline)
+    if cfg.backend != "tensorrt":
+        msg = f"parameter 'gpu_pipeline' = '{cfg.gpu_pipeline}' needs backend 'tensorrt' (it is '{cfg.backend}')"
+        raise ConfigError(msg)
+    return StreamedRunner(pipeline, rig, cfg.gpu_pipeline == "pipelined")
 
 
 def sensor_qos(cfg: PerceptionConfig) -> QoSProfile:

@@ -27,13 +27,16 @@ from rclpy.lifecycle import State, TransitionCallbackReturn
 
 from bevfusion_ros.core.config import PerceptionConfig
 from bevfusion_ros.core.errors import BevFusionError, MessageError
+from bevfusion_ros.core.frame_runner import DirectRunner, StreamedRunner
 from bevfusion_ros.core.health import LatencyStats, LatestSlot, ProblemLog, RateMeter
 from bevfusion_ros.core.pipeline import FrameResult, Pipeline
 from bevfusion_ros.core.rig import CameraRig
 from bevfusion_ros.core.sync import SyncedFrame
 from bevfusion_ros.ros import build, convert, diagnostics, params
 from bevfusion_ros.ros.perception_health import node_statuses
-from bevfusion_ros.ros.perception_io import Inputs, Outputs, load_setup
+from bevfusion_ros.ros.perception_io import Inputs, Outputs, load_setup, make_runner, tensorrt_options
+
+Tag = tuple[SyncedFrame, float, int, float]  # frame, when offered (monotonic s), masked cameras, host ms
 
 NODE_NAME = "bevfusion_perception"
 
@@ -44,6 +47,7 @@ class PerceptionNode(LifecycleNode):
         params.declare(self)
         self.cfg: PerceptionConfig | None = None
         self.pipeline: Pipeline | None = None
+        self.runner: DirectRunner[Tag] | StreamedRunner[Tag] | None = None
         self.current_rig: CameraRig | None = None  # the newest rig requested (file, then CameraInfo)
         self.inputs: Inputs | None = None
         self.outputs: Outputs | None = None
@@ -70,6 +74,7 @@ class PerceptionNode(LifecycleNode):
             try:
                 t0 = time.perf_counter()
                 pipeline.set_calibration(rig)
+                self.runner = make_runner(self.cfg, pipeline, rig)
             except BevFusionError:
                 pipeline.deactivate()
                 raise
@@ -107,8 +112,11 @@ class PerceptionNode(LifecycleNode):
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self._release_io()
-        if self.pipeline is not None:
+        if self.runner is not None:
+            self.runner.close()  # deactivates the pipeline too
+        elif self.pipeline is not None:
             self.pipeline.deactivate()
+        self.runner = None
         self.pipeline = None
         return TransitionCallbackReturn.SUCCESS
 
@@ -133,6 +141,8 @@ class PerceptionNode(LifecycleNode):
         assert self.cfg is not None
         if self.cfg.backend == "onnxruntime" and self.cfg.backend_threads:
             return {"threads": self.cfg.backend_threads}
+        if self.cfg.backend == "tensorrt":
+            return tensorrt_options(self.cfg)
         return {}
 
     # -- sensor side (sensor callback group) -------------------------------------------------------
@@ -181,25 +191,30 @@ class PerceptionNode(LifecycleNode):
     # -- inference (its own thread) -----------------------------------------------------------------
     def _work(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(timeout=0.5)
+            pending = self.runner is not None and self.runner.pending
+            # A pipelined frame waits for the next one; when none comes soon, hand it out alone.
+            woke = self._wake.wait(timeout=0.05 if pending else 0.5)
             self._wake.clear()
             if self._stop.is_set():
                 return
             try:
-                self._infer()
+                if woke:
+                    self._infer()
+                elif pending and self.runner is not None:
+                    self._publish_all(self.runner.flush())
             except Exception as exc:  # never let the inference thread die silently
                 self.problem(f"frame_dropped_{type(exc).__name__}", f"unexpected error: {exc}")
 
     def _infer(self) -> None:
         item = self.slot.take()
-        if item is None or self.pipeline is None or self.outputs is None or self.cfg is None:
+        if item is None or self.runner is None or self.outputs is None or self.cfg is None:
             return
         frame, offered = item
         t0 = time.perf_counter()
         rig = self.pending_rig.take()
         if rig is not None:
             try:
-                self.pipeline.set_calibration(rig)
+                self._publish_all(self.runner.set_calibration(rig))
             except BevFusionError as exc:
                 self.problem("calibration_update_failed", str(exc))
         images: list[Any] = []
@@ -219,15 +234,19 @@ class PerceptionNode(LifecycleNode):
             points = convert.pointcloud2_to_points(frame.lidar)
             xyzi = points.data[:, [points.fields.index(f) for f in ("x", "y", "z", "intensity")]]
             host_in = (time.perf_counter() - t0) * 1e3
-            result = self.pipeline(images, xyzi)
+            done = self.runner.run(images, xyzi, (frame, offered, sum(img is None for img in images), host_in))
         except BevFusionError as exc:
             self.problem(f"frame_dropped_{type(exc).__name__}", str(exc))
             return
-        t1 = time.perf_counter()
-        self.outputs.publish(frame, result, self.cfg.lidar_frame or frame.lidar.header.frame_id)
-        host_ms = host_in + (time.perf_counter() - t1) * 1e3 + _runtime_host_ms(result)
-        masked = sum(img is None for img in images)
-        self._record(result, host_ms, (time.monotonic() - offered) * 1e3, frame, masked)
+        self._publish_all(done)
+
+    def _publish_all(self, done: list[tuple[Tag, FrameResult]]) -> None:
+        assert self.outputs is not None and self.cfg is not None
+        for (frame, offered, masked, host_in), result in done:
+            t1 = time.perf_counter()
+            self.outputs.publish(frame, result, self.cfg.lidar_frame or frame.lidar.header.frame_id)
+            host_ms = host_in + (time.perf_counter() - t1) * 1e3 + _runtime_host_ms(result)
+            self._record(result, host_ms, (time.monotonic() - offered) * 1e3, frame, masked)
 
     def _record(self, result: FrameResult, host_ms: float, latency_ms: float, frame: SyncedFrame, masked: int) -> None:
         assert self.outputs is not None
@@ -274,6 +293,9 @@ def main(args: list[str] | None = None) -> int:
         if node.get_parameter("autostart").value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 return 1
+            if node.cfg is not None and node.cfg.build_only:
+                node.get_logger().info("build_only: the engines are built and load; exiting")
+                return 0
             node.trigger_activate()
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from bevfusion_ros.core.errors import BevFusionError, ConfigError, DependencyError
+from bevfusion_ros.core.errors import BevFusionError, DependencyError
 from bevfusion_ros.core.model import ONNX, ModelSpec, load_model
+from bevfusion_ros.ros.paths import engine_config_dir
 from bevfusion_ros.tools.selftest_frames import FIRST_SEED, synthetic_frames
 
 VARIANTS = {"fp16": "fp16.yaml", "int8": "int8.yaml", "int8-dla0": "int8_dla.yaml"}
@@ -51,20 +52,6 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--bag", default="", help="use this bag's frames instead of generated scenes")
     ap.add_argument("--device", type=int, default=0)
     ap.add_argument("--no-progress", action="store_true")
-
-
-def config_dir() -> Path:
-    """config/engines of a source checkout, else of the installed share folder."""
-    src = Path(__file__).resolve().parents[2] / "config" / "engines"
-    if src.is_dir():
-        return src
-    from bevfusion_ros.ros.paths import package_share
-
-    share = package_share("bevfusion_ros")
-    if share is None:
-        msg = "cannot find config/engines (neither a source checkout nor an installed share folder)"
-        raise ConfigError(msg)
-    return share / "config" / "engines"
 
 
 def _read(path: str) -> str:
@@ -216,7 +203,7 @@ def variant_checks(name: str, trt: Any, facts: dict[str, Any], args: argparse.Na
     from bevfusion_ros.tools.build_engines import build_all
 
     sec = f"variant {name}"
-    cfg = load_engine_config(config_dir() / VARIANTS[name])
+    cfg = load_engine_config(engine_config_dir() / VARIANTS[name])
     spec = load_model(cfg.model)
     onnx_stages = [s for s in spec.stages if s.kind == ONNX]
     if trt is None:

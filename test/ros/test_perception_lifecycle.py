@@ -107,3 +107,50 @@ def test_bad_calibration_fails_configure(context, tmp_path) -> None:  # type: ig
         assert "not a rigid transform" in errors[0]
     finally:
         node.destroy_node()
+
+
+def _configure_errors(node) -> list[str]:  # type: ignore[no-untyped-def]
+    errors: list[str] = []
+    node.get_logger().error = lambda msg, **kw: errors.append(msg)  # type: ignore[method-assign]
+    return errors
+
+
+def test_tensorrt_backend_refuses_missing_engines_then_builds_when_allowed(  # type: ignore[no-untyped-def]
+    trt_fakes, context, calibration, tmp_path
+) -> None:
+    """With the FAKE TensorRT: configure names the missing engine, builds it with
+    allow_engine_build, runs frames through the engines, and gpu_pipeline needs the CUDA kernels."""
+    overrides = [Parameter("calibration_file", value=str(calibration)), Parameter("backend", value="tensorrt"),
+                 Parameter("engine_dir", value=str(tmp_path / "engines"))]  # fmt: skip
+    node = PerceptionNode(context=context, parameter_overrides=overrides)
+    errors = _configure_errors(node)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "camera.backbone.engine does not exist" in errors[0] and "build-engines" in errors[0]
+        node.set_parameters([Parameter("allow_engine_build", value=True)])
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, errors
+        assert trt_fakes.build_stats["builds"] == 6
+        assert (tmp_path / "engines" / "fuser.engine.json").is_file()
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        node.set_parameters([Parameter("allow_engine_build", value=False),
+                             Parameter("gpu_pipeline", value="pipelined")])  # fmt: skip
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "pycuda.compiler" in errors[-1] and trt_fakes.build_stats["builds"] == 6  # engines reused
+    finally:
+        node.destroy_node()
+
+
+def test_gpu_pipeline_needs_tensorrt_and_model_must_match_engine_config(context, calibration, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    node = PerceptionNode(context=context, parameter_overrides=[
+        Parameter("calibration_file", value=str(calibration)), Parameter("gpu_pipeline", value="sequential")])
+    errors = _configure_errors(node)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "'gpu_pipeline' = 'sequential' needs backend 'tensorrt'" in errors[0]
+        int8 = Path(__file__).resolve().parents[2] / "engines" / "reference" / "model.int8.yaml"
+        node.set_parameters([Parameter("gpu_pipeline", value="off"), Parameter("backend", value="tensorrt"),
+                             Parameter("model", value=str(int8))])  # fmt: skip
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "engine_config" in errors[1] and "fp16.yaml" in errors[1]
+    finally:
+        node.destroy_node()
