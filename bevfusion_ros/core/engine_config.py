@@ -39,6 +39,10 @@ class StageBuild:
     def calibrated(self) -> bool:
         return self.uses_int8 and self.int8_source == "calibrator"
 
+    def on(self, dla_capable: bool) -> StageBuild:
+        """These settings for a stage whose model YAML may forbid DLA (``dla: false``): GPU then."""
+        return self if dla_capable or self.dla_core < 0 else replace(self, dla_core=-1)
+
     def variant(self) -> str:
         return self.precision + (f"-dla{self.dla_core}" if self.dla_core >= 0 else "")
 

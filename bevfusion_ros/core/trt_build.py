@@ -85,6 +85,7 @@ def build_stage(
     calibration_cache: Path | None = None,
 ) -> BuildResult:
     """Build ``onnx_path`` into ``out_dir/<stage>.engine`` (+ sidecar, + ``.dla.json`` on DLA)."""
+    sb = sb.on(stage.dla_capable)
     logger, records = make_logger(trt, echo="warning")
     start = time.perf_counter()
     trt.init_libnvinfer_plugins(logger, "")

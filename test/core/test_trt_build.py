@@ -147,6 +147,14 @@ def test_dla_without_gpu_fallback_and_bad_core_are_refused(trt_fakes, ctx, spec,
     assert r.dla is not None and not r.dla.fallback and r.dla.dla_fraction == 1.0
 
 
+def test_stage_marked_dla_false_builds_for_the_gpu(trt_fakes, ctx, spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    stage = replace(spec.stage("head.bbox"), dla_capable=False)
+    r = build_stage(trt_fakes.trt, stage, spec.path(stage), StageBuild(precision="fp16", dla_core=0), tmp_path, DEVICE)
+    assert r.info.dla_core == -1 and r.dla is None and "GPU_FALLBACK" not in r.info.flags
+
+
 def _dynamic_onnx(path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper

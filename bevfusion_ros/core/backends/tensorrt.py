@@ -52,7 +52,9 @@ class TensorRTBackend(Backend):
             raise ConfigError(msg)
         self.engine_dir = Path(engine_dir)
         # Per-stage settings from the engine build config win; ``build`` serves a single stage.
-        self.build = engine_config.for_stage(stage.name) if engine_config else (build or StageBuild())
+        self.build = (engine_config.for_stage(stage.name) if engine_config else (build or StageBuild())).on(
+            stage.dla_capable
+        )
         self.allow_build = allow_build or force_rebuild
         self.force_rebuild = force_rebuild
         self.mapped_host = mapped_host
