@@ -31,7 +31,8 @@ setup(
         "viz": ["matplotlib"],
         # training and export of the reference model (training/); never needed at run time
         "train": ["torch", "onnx"],
-        "dev": ["pytest", "pytest-timeout", "hypothesis", "ruff", "mypy", "types-PyYAML"],
+        # onnx: the FAKE TensorRT parser in test/fakes reads the ONNX files
+        "dev": ["pytest", "pytest-timeout", "hypothesis", "ruff", "mypy", "types-PyYAML", "onnx"],
     },
     zip_safe=False,
     maintainer="bevfusion_ros maintainers",

@@ -198,17 +198,18 @@ class PerceptionNode(LifecycleNode):
             if self._stop.is_set():
                 return
             try:
-                if woke:
-                    self._infer()
-                elif pending and self.runner is not None:
+                # Always look in the slot: a wake-up can coincide with the clear() above and be lost.
+                took = self._infer()
+                if not took and not woke and pending and self.runner is not None:
                     self._publish_all(self.runner.flush())
             except Exception as exc:  # never let the inference thread die silently
                 self.problem(f"frame_dropped_{type(exc).__name__}", f"unexpected error: {exc}")
 
-    def _infer(self) -> None:
+    def _infer(self) -> bool:
+        """Process the waiting frame, if any; True when one was taken."""
         item = self.slot.take()
         if item is None or self.runner is None or self.outputs is None or self.cfg is None:
-            return
+            return False
         frame, offered = item
         t0 = time.perf_counter()
         rig = self.pending_rig.take()
@@ -229,7 +230,7 @@ class PerceptionNode(LifecycleNode):
                 images.append(None)
         if sum(img is None for img in images) > self.cfg.max_masked_cameras:
             self.problem("frame_too_many_masked", f"frame at {frame.stamp_ns} ns dropped after image decoding")
-            return
+            return True
         try:
             points = convert.pointcloud2_to_points(frame.lidar)
             xyzi = points.data[:, [points.fields.index(f) for f in ("x", "y", "z", "intensity")]]
@@ -237,8 +238,9 @@ class PerceptionNode(LifecycleNode):
             done = self.runner.run(images, xyzi, (frame, offered, sum(img is None for img in images), host_in))
         except BevFusionError as exc:
             self.problem(f"frame_dropped_{type(exc).__name__}", str(exc))
-            return
+            return True
         self._publish_all(done)
+        return True
 
     def _publish_all(self, done: list[tuple[Tag, FrameResult]]) -> None:
         assert self.outputs is not None and self.cfg is not None
