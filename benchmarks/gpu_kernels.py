@@ -11,10 +11,8 @@ measure the mechanism (streams, events, double buffering), not BEVFusion inferen
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import statistics
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,56 +24,12 @@ from bevfusion_ros.core.bevpool import BevPoolIndex
 from bevfusion_ros.core.camera import CameraIntrinsics
 from bevfusion_ros.core.cuda_kernels import CudaBevPool, CudaImagePreprocessor, CudaPillarizer, StandInEngine
 from bevfusion_ros.core.model import ONNX, load_model
+from bevfusion_ros.core.power import NvmlPower
 from bevfusion_ros.core.preprocess import ImagePreprocessor, crop_points, pillarize
 from bevfusion_ros.core.rig import CameraRig
 from bevfusion_ros.core.streamed import StreamedPipeline
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class NvmlPower:
-    """Samples board power (W) of GPU 0 every ``period`` s through libnvidia-ml (ctypes, no package)."""
-
-    def __init__(self, period: float = 0.02) -> None:
-        self.period = period
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        try:
-            self.lib: Any = ctypes.CDLL("libnvidia-ml.so.1")
-            assert self.lib.nvmlInit_v2() == 0
-            self.handle = ctypes.c_void_p()
-            assert self.lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(self.handle)) == 0
-        except (OSError, AssertionError):
-            self.lib = None
-
-    def read(self) -> float | None:
-        if self.lib is None:
-            return None
-        mw = ctypes.c_uint()
-        return mw.value / 1000.0 if self.lib.nvmlDeviceGetPowerUsage(self.handle, ctypes.byref(mw)) == 0 else None
-
-    def __enter__(self) -> NvmlPower:
-        self.samples.clear()
-        self._stop.clear()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            w = self.read()
-            if w is not None:
-                self.samples.append(w)
-            time.sleep(self.period)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
-
-    def summary(self) -> dict[str, float]:
-        if not self.samples:
-            return {}
-        return {"mean_w": statistics.fmean(self.samples), "max_w": max(self.samples), "n": len(self.samples)}
 
 
 def _median_ms(fn: Any, n: int) -> float:

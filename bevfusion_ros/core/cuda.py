@@ -111,6 +111,15 @@ class DeviceBuffer:
             self._alloc = None
 
 
+class DeviceView:
+    """``nbytes`` at a device address owned by someone else (an engine's output, a slot's tensor):
+    usable wherever a DeviceBuffer is read or written, never freed through it."""
+
+    def __init__(self, ptr: int, nbytes: int) -> None:
+        self.ptr = int(ptr)
+        self.nbytes = int(nbytes)
+
+
 class HostBuffer:
     """A page-locked numpy array (fast, asynchronous copies); ``mapped=True`` also maps it into the
     device address space (``device_ptr``), the zero-copy path on a Jetson."""
@@ -175,7 +184,7 @@ class Event:
         return float(checked("event elapsed time", lambda: start.raw.time_till(self.raw)))
 
 
-def copy_to_device(dst: DeviceBuffer, src: npt.NDArray[Any], stream: Stream) -> None:
+def copy_to_device(dst: DeviceBuffer | DeviceView, src: npt.NDArray[Any], stream: Stream) -> None:
     cuda = import_pycuda_driver()
     if src.nbytes > dst.nbytes:
         msg = f"host array of {src.nbytes} bytes does not fit a device buffer of {dst.nbytes}"
@@ -186,7 +195,7 @@ def copy_to_device(dst: DeviceBuffer, src: npt.NDArray[Any], stream: Stream) -> 
     checked("host-to-device copy", lambda: cuda.memcpy_htod_async(dst.ptr, src, stream.raw))
 
 
-def copy_to_host(dst: npt.NDArray[Any], src: DeviceBuffer, stream: Stream) -> None:
+def copy_to_host(dst: npt.NDArray[Any], src: DeviceBuffer | DeviceView, stream: Stream) -> None:
     cuda = import_pycuda_driver()
     if dst.nbytes > src.nbytes:
         msg = f"host array of {dst.nbytes} bytes is larger than the device buffer of {src.nbytes}"

@@ -166,7 +166,7 @@ class StreamedPipeline:
                 where[stage.outputs[0].name] = self.bev_out.ptr
         for t in self._heads:
             out = slot.outputs[t.name]
-            cuda.copy_to_host(out.array, _AtAddress(where[t.name], out.array.nbytes), s)  # type: ignore[arg-type]
+            cuda.copy_to_host(out.array, cuda.DeviceView(where[t.name], out.array.nbytes), s)
         slot.infer_done.record(s)
 
     def _result(self, slot: _Slot) -> FrameResult:
@@ -219,13 +219,4 @@ class StreamedPipeline:
         for slot in self.slots:
             for b in (*slot.images_dev, slot.points_dev, *slot.prep.values()):
                 b.free()
-
-
-class _AtAddress:
-    """A device address seen as a DeviceBuffer (for copies out of an engine's own output buffer)."""
-
-    def __init__(self, ptr: int, nbytes: int) -> None:
-        self.ptr = ptr
-        self.nbytes = nbytes
-
 

@@ -62,15 +62,10 @@ def _to_device(arr: np.ndarray, stream: cuda.Stream) -> cuda.DeviceBuffer:
 
 def _from_device(buf: cuda.DeviceBuffer | int, shape: tuple[int, ...], dtype: type, stream: cuda.Stream) -> np.ndarray:
     host = cuda.HostBuffer(shape, dtype)
-    src = buf if isinstance(buf, cuda.DeviceBuffer) else _Addr(buf, host.array.nbytes)
-    cuda.copy_to_host(host.array, src, stream)  # type: ignore[arg-type]
+    src = buf if isinstance(buf, cuda.DeviceBuffer) else cuda.DeviceView(buf, host.array.nbytes)
+    cuda.copy_to_host(host.array, src, stream)
     stream.synchronize()
     return host.array.copy()
-
-
-class _Addr:
-    def __init__(self, ptr: int, nbytes: int) -> None:
-        self.ptr, self.nbytes = ptr, nbytes
 
 
 @pytest.mark.parametrize("out_dtype", ["float32", "float16"])
