@@ -1,14 +1,12 @@
 """Power sampling while something runs: tegrastats on a Jetson (per-rail mW), NVML on a discrete GPU.
 
 Both are context managers that sample in a background thread and summarise per rail (mean and max
-watts). ``tegrastats`` lines look like ``... VDD_GPU_SOC 2360mW/2360mW VDD_CPU_CV 395mW/395mW ...``
-(current/average); only the current value is used. Neither needs a Python package.
+watts) from the current value of each rail. Neither needs a Python package.
 """
 
 from __future__ import annotations
 
 import ctypes
-import re
 import shutil
 import statistics
 import subprocess
@@ -16,12 +14,12 @@ import threading
 import time
 from typing import Any
 
-RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)mW/(\d+)mW")
+from bevfusion_ros.core.tegrastats import parse_line
 
 
 def parse_rails(line: str) -> dict[str, float]:
-    """Watts per rail in one tegrastats line."""
-    return {m.group(1): int(m.group(2)) / 1000.0 for m in RAIL.finditer(line)}
+    """Watts per rail in one tegrastats line (core/tegrastats.py reads every field)."""
+    return {name: rail.cur_mw / 1000.0 for name, rail in parse_line(line).rails.items()}
 
 
 class _Sampler:
