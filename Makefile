@@ -36,7 +36,7 @@ $(VENV)/.stamp-vision-msgs: $(VENV)/.stamp-ros interfaces/vision_msgs/CMakeLists
 # The build backend comes from the pins too (no isolated build env fetching whatever is newest).
 $(VENV)/.stamp-package: $(VENV)/.stamp-vision-msgs setup.py setup.cfg pyproject.toml requirements/constraints.txt requirements/devkit.txt
 	$(PIP) setuptools
-	$(PIP) --no-build-isolation -e '.[dev,bags,onnx,viz]'
+	$(PIP) --no-build-isolation -e '.[dev,bags,onnx,viz,nvml]'
 	$(PIP) --no-deps -r requirements/devkit.txt
 	@touch $@
 

@@ -29,6 +29,8 @@ setup(
         # the reference backend (on a Jetson: NVIDIA's onnxruntime-gpu wheel for JetPack)
         "onnx": ["onnxruntime"],
         "viz": ["matplotlib"],
+        # the monitor's power/load/temperature source on a desktop or datacenter NVIDIA GPU
+        "nvml": ["nvidia-ml-py"],
         # training and export of the reference model (training/); never needed at run time
         "train": ["torch", "onnx"],
         # onnx: the FAKE TensorRT parser in test/fakes reads the ONNX files

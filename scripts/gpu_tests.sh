@@ -9,7 +9,7 @@ W=${WHEELS:-.carry/wheels}
 P=python3
 $P -c "import numpy; print('numpy', numpy.__version__)"
 $P -m pip install -q --break-system-packages --no-index --find-links "$W" pytools platformdirs mako markupsafe \
-  typing_extensions siphash24 pytest pyyaml
+  typing_extensions siphash24 pytest pyyaml nvidia-ml-py
 if $P -c "import pycuda.driver" 2>/dev/null; then echo "pycuda already built on this machine"; else
 rm -rf /tmp/pycuda-build && mkdir -p /tmp/pycuda-build && tar xzf "$W"/pycuda-*.tar.gz -C /tmp/pycuda-build
 ( cd /tmp/pycuda-build/pycuda-* \
