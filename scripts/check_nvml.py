@@ -18,11 +18,14 @@ def main() -> int:
         print(src.snapshot().problems)
         return 1
     idle = src.snapshot()
-    load = subprocess.Popen([sys.executable, "-c", "import torch\nx=torch.randn(8192,8192,device='cuda')\n"
-                             "import time\nt=time.time()\nwhile time.time()-t<6: x=x@x; x=x/x.norm()\n"
-                             "torch.cuda.synchronize()"])  # fmt: skip
-    time.sleep(4)
-    busy = src.snapshot()
+    code = ("import torch, time\nx = torch.randn(8192, 8192, device='cuda')\nprint('go', flush=True)\n"
+            "t = time.time()\nwhile time.time() - t < 8:\n    x = x @ x\n    x = x / x.norm()\n"
+            "torch.cuda.synchronize()\n")
+    load = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert load.stdout is not None
+    load.stdout.readline()  # the GPU is busy from here on
+    time.sleep(3)
+    busy = max((src.snapshot() for _ in range(10) if time.sleep(0.2) is None), key=lambda s: s.total_w or 0)
     load.wait()
     src.stop()
     for name, s in (("idle", idle), ("busy", busy)):
