@@ -48,6 +48,7 @@ setup(
             "bag_player = bevfusion_ros.tools.play:main",
             "topic_probe = bevfusion_ros.tools.probe:main",
             "perception_node = bevfusion_ros.ros.perception_node:main",
+            "monitor_node = bevfusion_ros.ros.monitor_node:main",
         ],
     },
 )

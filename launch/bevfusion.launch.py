@@ -6,7 +6,8 @@
 Arguments: params_file (ros__parameters YAML, default config/perception.yaml), model (model YAML,
 '' = the bundled reference model), backend (onnxruntime | tensorrt), calibration_file, use_sim_time
 (true when replaying a bag with --clock), fastdds_profile (Fast DDS XML, see config/fastdds_shm.xml),
-monitor (start the monitor node). Values given here override the params file.
+monitor (start the monitor node, default true), monitor_params_file (default config/monitor.yaml).
+Values given here override the params files.
 """
 
 import os
@@ -41,8 +42,10 @@ def generate_launch_description():
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (bag replay)"),
         DeclareLaunchArgument("fastdds_profile", default_value=os.path.join(share, "config", "fastdds_shm.xml"),
                               description="Fast DDS XML profile ('' for the middleware default)"),
-        DeclareLaunchArgument("monitor", default_value="false",
-                              description="start the monitor node (tegrastats + latency diagnostics)"),
+        DeclareLaunchArgument("monitor", default_value="true",
+                              description="start the monitor node (power, load, temperature, latency diagnostics)"),
+        DeclareLaunchArgument("monitor_params_file", default_value=os.path.join(share, "config", "monitor.yaml"),
+                              description="monitor node parameters (ros__parameters YAML)"),
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", arg("fastdds_profile")),
         SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", arg("fastdds_profile")),
         SetEnvironmentVariable("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
@@ -50,5 +53,6 @@ def generate_launch_description():
         LifecycleNode(package="bevfusion_ros", executable="perception_node", name="bevfusion_perception",
                       namespace="", output="screen", parameters=[arg("params_file"), overrides]),
         Node(package="bevfusion_ros", executable="monitor_node", name="bevfusion_monitor", output="screen",
-             parameters=[{"use_sim_time": use_sim_time}], condition=IfCondition(arg("monitor"))),
+             parameters=[arg("monitor_params_file"), {"use_sim_time": use_sim_time}],
+             condition=IfCondition(arg("monitor"))),
     ])

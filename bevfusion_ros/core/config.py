@@ -17,6 +17,7 @@ CHOICES = {
     "intrinsics_source": ("camera_info", "file"),
     "qos_reliability": ("best_effort", "reliable"),
     "gpu_pipeline": ("off", "sequential", "pipelined"),
+    "source": ("auto", "tegrastats", "ina3221", "nvml", "none"),  # the monitor node's
 }
 
 
@@ -134,7 +135,7 @@ def _replace(cfg: PerceptionConfig, **changes: Any) -> PerceptionConfig:
     return PerceptionConfig(**values)
 
 
-def _check(spec: ParamSpec, value: Any) -> Any:
+def check_value(spec: ParamSpec, value: Any) -> Any:
     default = spec.default
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -169,5 +170,5 @@ def load_config(values: Mapping[str, Any]) -> PerceptionConfig:
     if unknown:
         msg = f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(_SPECS)}"
         raise ConfigError(msg)
-    checked = {p.name: _check(p, values.get(p.name, p.default)) for p in PARAMETERS}
+    checked = {p.name: check_value(p, values.get(p.name, p.default)) for p in PARAMETERS}
     return PerceptionConfig(**checked)

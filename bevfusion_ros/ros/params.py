@@ -4,6 +4,7 @@ out-of-range value (with the name and the range) before the node ever reads it."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
@@ -35,9 +36,9 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return d
 
 
-def declare(node: Any) -> None:
-    """Declare every perception parameter on ``node`` (values from the launch/YAML overrides)."""
-    for spec in PARAMETERS:
+def declare(node: Any, specs: Sequence[ParamSpec] = PARAMETERS) -> None:
+    """Declare every parameter of ``specs`` (default: the perception node's) on ``node``."""
+    for spec in specs:
         if node.has_parameter(spec.name):
             continue
         default = spec.default
@@ -49,7 +50,11 @@ def declare(node: Any) -> None:
 
 def read(node: Any) -> PerceptionConfig:
     """The validated config from the node's current parameter values (ConfigError names the key)."""
-    return load_config({spec.name: _value(node, spec) for spec in PARAMETERS})
+    return load_config(values(node, PARAMETERS))
+
+
+def values(node: Any, specs: Sequence[ParamSpec]) -> dict[str, Any]:
+    return {spec.name: _value(node, spec) for spec in specs}
 
 
 def _value(node: Any, spec: ParamSpec) -> Any:

@@ -27,13 +27,13 @@ from bevfusion_ros.tools.make_bag import LIDAR_TOPIC, image_topic, info_topic
 NODE = "/bevfusion_perception"
 
 
-def params_file() -> Path:
+def params_file(name: str = "perception.yaml") -> Path:
     from bevfusion_ros.ros.paths import package_share
 
     share = package_share("bevfusion_ros")
-    if share is not None and (share / "config" / "perception.yaml").is_file():
-        return share / "config" / "perception.yaml"
-    return Path(__file__).resolve().parents[2] / "config" / "perception.yaml"
+    if share is not None and (share / "config" / name).is_file():
+        return share / "config" / name
+    return Path(__file__).resolve().parents[2] / "config" / name
 
 
 def output_topics(map_classes: tuple[str, ...]) -> dict[str, str]:
@@ -57,6 +57,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--calibration", type=Path, default=None, help="default: <bag>/calibration.yaml")
     ap.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE", help="extra node parameter")
     ap.add_argument("--startup-timeout", type=float, default=120.0)
+    ap.add_argument("--no-monitor", dest="monitor", action="store_false", help="do not start the monitor node")
 
 
 def _wait(done: Any, timeout: float, procs: dict[str, subprocess.Popen[str]], what: str) -> None:
@@ -123,7 +124,14 @@ def run(args: argparse.Namespace) -> int:
                 "--wait-subscribers", "1", "--wait-timeout", "30", "--delay", "1.0"]
     node_log = args.out / "perception_node.log"
     procs: dict[str, subprocess.Popen[str]] = {}
+    monitor_cmd = [py, "-m", "bevfusion_ros.ros.monitor_node", "--ros-args", "--params-file",
+                   str(params_file("monitor.yaml")), "-p", f"log_path:={args.out / 'monitor.jsonl'}"]
+    (args.out / "monitor.jsonl").unlink(missing_ok=True)
     try:
+        if args.monitor:
+            with open(args.out / "monitor_node.log", "w") as log:
+                procs["monitor node"] = subprocess.Popen(monitor_cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                                         text=True)  # fmt: skip
         with open(node_log, "w") as log:
             procs["perception node"] = subprocess.Popen(node_cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                                         text=True)
@@ -145,13 +153,14 @@ def run(args: argparse.Namespace) -> int:
 
         _wait(idle, 300, procs, "the node to finish its last frame")
     finally:
-        for name in ("perception node", "recorder"):
+        for name in ("perception node", "recorder", "monitor node"):
             if name in procs:
                 _stop(procs[name])
     node_exit = procs["perception node"].returncode
     from bevfusion_ros.tools.run_summary import summarise
 
-    summary = summarise(args.out / "outputs", args.bag, spec, sweeps, args.out, node_exit=node_exit)
+    summary = summarise(args.out / "outputs", args.bag, spec, sweeps, args.out, node_exit=node_exit,
+                        monitor_log=args.out / "monitor.jsonl" if args.monitor else None)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     print((args.out / "summary.md").read_text())
     return 0 if summary["unexplained_drops"] == 0 and summary["frames_out"] > 0 else 1

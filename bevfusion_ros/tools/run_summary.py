@@ -39,7 +39,8 @@ def _pct(values: list[float]) -> dict[str, float]:
     return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(np.max(values))}
 
 
-def summarise(outputs: Path, bag: Path, spec: ModelSpec, sweeps: int, out_dir: Path, node_exit: int | None) -> dict:
+def summarise(outputs: Path, bag: Path, spec: ModelSpec, sweeps: int, out_dir: Path, node_exit: int | None,
+              monitor_log: Path | None = None) -> dict:  # fmt: skip
     from bevfusion_ros.ros import build, convert
 
     classes = spec.map.classes if spec.map else ()
@@ -47,8 +48,11 @@ def summarise(outputs: Path, bag: Path, spec: ModelSpec, sweeps: int, out_dir: P
     msgs = _messages(outputs, topics)
     frames = [{kv.key: float(kv.value) for kv in m.status[0].values} for m in msgs[f"{NODE}/timing"]]
     diag: dict[str, str] = {}
-    if msgs["/diagnostics"]:
-        for s in msgs["/diagnostics"][-1].status:
+    # /diagnostics also carries the monitor's statuses ("bevfusion monitor: ..."): the perception
+    # node's counters are in its own newest message.
+    own = [m for m in msgs["/diagnostics"] if any(s.name.startswith("bevfusion: ") for s in m.status)]
+    if own:
+        for s in own[-1].status:
             diag.update({kv.key: kv.value for kv in s.values})
     drops = {c: int(diag.get(c, 0)) for c in DROP_CAUSES}
     drops.update({k: int(v) for k, v in diag.items() if k.startswith("frame_dropped_")})
@@ -70,6 +74,8 @@ def summarise(outputs: Path, bag: Path, spec: ModelSpec, sweeps: int, out_dir: P
         "detections_per_frame": float(np.mean([f["detections"] for f in frames])) if frames else 0.0,
         "node_exit_code": node_exit,
     }
+    if monitor_log is not None:
+        summary["monitor"] = monitor_summary(msgs["/diagnostics"], monitor_log)
     dets = msgs[f"{NODE}/detections"]
     if dets:
         last = dets[-1]
@@ -85,6 +91,20 @@ def summarise(outputs: Path, bag: Path, spec: ModelSpec, sweeps: int, out_dir: P
         summary["bev_png"] = str(out_dir / "bev_last_frame.png")
     (out_dir / "summary.md").write_text(markdown(summary))
     return summary
+
+
+def monitor_summary(diag_msgs: list[Any], log: Path) -> dict[str, Any]:
+    """Per monitor check: how often it was OK/WARN/ERROR during the run and its last message."""
+    names = {0: "OK", 1: "WARN", 2: "ERROR"}
+    checks: dict[str, dict[str, Any]] = {}
+    for m in diag_msgs:
+        for s in m.status:
+            if s.name.startswith("bevfusion monitor: "):
+                c = checks.setdefault(s.name[len("bevfusion monitor: "):], {"OK": 0, "WARN": 0, "ERROR": 0})
+                c[names.get(int.from_bytes(s.level, "little"), "ERROR")] += 1
+                c["last"] = s.message
+    rows = len(log.read_text().splitlines()) if log.is_file() else 0
+    return {"checks": checks, "log_rows": rows, "log": str(log)}
 
 
 def _segmentation(msgs: dict[str, list[Any]], classes: tuple[str, ...], stamp: int) -> Segmentation | None:
@@ -136,6 +156,11 @@ def markdown(s: dict[str, Any]) -> str:
             f"- pipeline total p50 {tot['p50']:.0f} ms, p99 {tot['p99']:.0f} ms; "
             f"host share (conversion, pre/post, publish) p50 {host['p50']:.0f} ms",
         ]
+    if "monitor" in s:
+        lines += ["", "Monitor node (`bevfusion monitor:` diagnostics during the run, counts of OK/WARN/ERROR):", ""]
+        for name, c in s["monitor"]["checks"].items():
+            lines.append(f"- {name}: {c['OK']} OK, {c['WARN']} WARN, {c['ERROR']} ERROR; last: {c.get('last', '')}")
+        lines.append(f"- {s['monitor']['log_rows']} rows in {s['monitor']['log']}")
     if "bev_png" in s:
         lines.append(f"- BEV of the last frame: {s['bev_png']}")
     return "\n".join(lines) + "\n"

@@ -60,3 +60,30 @@ def test_shipped_params_file_holds_every_parameter_and_validates():
     lists = {p.name for p in PARAMETERS if isinstance(p.default, list)}
     assert set(values) | lists == {p.name for p in PARAMETERS}
     assert cfg == load_config({})  # the file documents the defaults; it does not change them
+
+
+def test_shipped_monitor_params_file_holds_every_parameter_and_validates():
+    from pathlib import Path
+
+    import yaml
+
+    from bevfusion_ros.core.monitor_config import MONITOR_PARAMETERS, load_monitor_config
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "monitor.yaml").read_text())
+    values = raw["bevfusion_monitor"]["ros__parameters"]
+    assert set(values) == {p.name for p in MONITOR_PARAMETERS}
+    assert load_monitor_config(values) == load_monitor_config({})
+
+
+def test_monitor_config_names_bad_keys_and_values():
+    import pytest
+
+    from bevfusion_ros.core.errors import ConfigError
+    from bevfusion_ros.core.monitor_config import load_monitor_config
+
+    with pytest.raises(ConfigError, match="'source' = 'jtop' is not one of: auto, tegrastats"):
+        load_monitor_config({"source": "jtop"})
+    with pytest.raises(ConfigError, match=r"'max_power_w' = 0.0 is outside the allowed range \[1.0, 2000.0\]"):
+        load_monitor_config({"max_power_w": 0.0})
+    with pytest.raises(ConfigError, match="unknown monitor parameter"):
+        load_monitor_config({"tegrastat": "x"})

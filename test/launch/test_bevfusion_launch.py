@@ -25,6 +25,7 @@ import launch_testing.asserts
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch_testing_ros import WaitForTopics
 from nav_msgs.msg import OccupancyGrid
+from std_msgs.msg import Float64MultiArray
 from vision_msgs.msg import Detection3DArray
 
 import launch
@@ -40,7 +41,7 @@ def generate_test_description():
                        check=True)
     include = launch.actions.IncludeLaunchDescription(
         PythonLaunchDescriptionSource(LAUNCH),
-        launch_arguments={"calibration_file": os.path.join(BAG, "calibration.yaml"), "monitor": "false"}.items(),
+        launch_arguments={"calibration_file": os.path.join(BAG, "calibration.yaml"), "monitor": "true"}.items(),
     )
     return launch.LaunchDescription([include, launch_testing.actions.ReadyToTest()])
 
@@ -50,7 +51,8 @@ class TestOutputs(unittest.TestCase):
         player = subprocess.Popen(["ros2", "bag", "play", BAG, "--rate", "0.2"])
         try:
             topics = [("/bevfusion_perception/detections", Detection3DArray),
-                      ("/bevfusion_perception/map/drivable_area", OccupancyGrid)]
+                      ("/bevfusion_perception/map/drivable_area", OccupancyGrid),
+                      ("/bevfusion_monitor/metrics", Float64MultiArray)]
             with WaitForTopics(topics, timeout=60.0, messages_received_buffer_length=10) as wait:
                 self.assertEqual(wait.topics_received(), {t for t, _ in topics})
                 det = wait.received_messages("/bevfusion_perception/detections")[0]

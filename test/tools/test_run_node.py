@@ -31,3 +31,8 @@ def test_run_node_accounts_for_every_sweep(tmp_path, frame_dir, compressed) -> N
     assert s["unexplained_drops"] == 0 and s["node_exit_code"] == 0
     assert s["latency_ms"]["p50"] > 0 and (out / "bev_last_frame.png").stat().st_size > 10_000
     assert "unexplained 0" in (out / "summary.md").read_text()
+    # the monitor ran beside the node and said which hardware source it had (none on this machine)
+    checks = s["monitor"]["checks"]
+    assert checks["hardware source"]["OK"] + checks["hardware source"]["WARN"] > 0
+    assert "perception latency" in checks and s["monitor"]["log_rows"] > 0
+    assert "Monitor node" in (out / "summary.md").read_text()

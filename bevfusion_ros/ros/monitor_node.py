@@ -1,0 +1,141 @@
+"""The monitor node: is the car's computer within its power, thermal and latency budget right now?
+
+* Reads power, load and temperatures from tegrastats, the INA3221 sysfs rails or NVML (parameter
+  ``source``, ``auto`` by default; the diagnostic says which, or why none), never blocking: the
+  tegrastats subprocess has its own thread, the other sources are quick reads.
+* Subscribes to the perception node's timing topic (its own callback group) and keeps a sliding
+  window: rate and end-to-end latency p50/p95/p99, per-stage medians.
+* Every ``period_s``: ``/diagnostics`` (one DiagnosticStatus per check, OK/WARN/ERROR against the
+  budget parameters), ``~/metrics`` (std_msgs/Float64MultiArray, labels in layout.dim, for rqt_plot),
+  and optionally one JSON line in a rotating log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import math
+import sys
+import time
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension
+
+from bevfusion_ros.core.hw_sources import select_source
+from bevfusion_ros.core.monitor import ERROR, OK, WARN, TimingWindow, judge, metrics_vector
+from bevfusion_ros.core.monitor_config import MONITOR_PARAMETERS, MonitorConfig, load_monitor_config
+from bevfusion_ros.ros import build, diagnostics, params
+
+NODE_NAME = "bevfusion_monitor"
+_LEVELS = {OK: diagnostics.OK, WARN: diagnostics.WARN, ERROR: diagnostics.ERROR}
+
+
+class MonitorNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        params.declare(self, MONITOR_PARAMETERS)
+        self.cfg: MonitorConfig = load_monitor_config(params.values(self, MONITOR_PARAMETERS))
+        self.source = select_source(self.cfg.source, self.cfg.tegrastats_interval_ms)
+        self.source.start()
+        self.window = TimingWindow(self.cfg.window_s)
+        self.bad_timing = 0
+        self._log = _rotating_log(self.cfg) if self.cfg.log_path else None
+        self.group = MutuallyExclusiveCallbackGroup()
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(DiagnosticArray, self.cfg.timing_topic, self._on_timing, qos,
+                                 callback_group=self.group)  # fmt: skip
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.metrics_pub = self.create_publisher(Float64MultiArray, "~/metrics", 10)
+        self.create_timer(self.cfg.period_s, self._tick, callback_group=self.group)
+        self.get_logger().info(
+            f"monitoring {self.cfg.timing_topic}; hardware source: {self.source.name}"
+            + (f" ({self.source.snapshot().problems[0]})" if self.source.name == "none" else "")
+        )
+
+    def _on_timing(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            vals = diagnostics.values(status)
+            try:
+                latency = float(vals["latency_ms"])
+                stages = {k: float(v) for k, v in vals.items() if k.endswith("_ms") and k != "latency_ms"}
+            except (KeyError, ValueError):
+                self.bad_timing += 1  # counted and shown; never raised into the executor
+                continue
+            self.window.add(time.monotonic(), latency, stages)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        stats = self.window.stats(now)
+        snap = self.source.snapshot()
+        checks = judge(stats, snap, now, self.window.last_s, self.cfg.budgets)
+        stamp = self.get_clock().now().nanoseconds
+        statuses = [
+            diagnostics.status(f"bevfusion monitor: {c.name}", snap.source, _LEVELS[c.level], c.message, c.values)
+            for c in checks
+        ]
+        if self.bad_timing:
+            statuses.append(diagnostics.status("bevfusion monitor: timing input", self.cfg.timing_topic,
+                                               diagnostics.WARN, f"{self.bad_timing} timing messages without "
+                                               "latency_ms were ignored", {"ignored": self.bad_timing}))  # fmt: skip
+        self.diag_pub.publish(diagnostics.array(build.header("", stamp), statuses))
+        keys, values = metrics_vector(stats, snap)
+        msg = Float64MultiArray(data=values)
+        msg.layout.dim = [MultiArrayDimension(label=k, size=1, stride=1) for k in keys]
+        self.metrics_pub.publish(msg)
+        if self._log is not None:
+            row = {"t": stamp / 1e9, **{k: (None if math.isnan(v) else v) for k, v in zip(keys, values, strict=True)},
+                   "levels": {c.name: c.level for c in checks}}  # fmt: skip
+            self._log.info(json.dumps(row))
+
+    def destroy_node(self) -> None:
+        self.source.stop()
+        if self._log is not None:
+            for h in self._log.handlers:
+                h.close()
+        super().destroy_node()
+
+
+def _rotating_log(cfg: MonitorConfig) -> logging.Logger:
+    log = logging.getLogger(f"bevfusion_monitor.{id(cfg)}")
+    log.propagate = False
+    handler = logging.handlers.RotatingFileHandler(cfg.log_path, maxBytes=int(cfg.log_max_mb * 1e6),
+                                                   backupCount=cfg.log_backups)  # fmt: skip
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return log
+
+
+def main(args: list[str] | None = None) -> int:
+    import rclpy
+    from rclpy.exceptions import ParameterException
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from bevfusion_ros.core.errors import BevFusionError
+
+    rclpy.init(args=args)
+    try:
+        node = MonitorNode()
+    except (ParameterException, BevFusionError) as exc:
+        print(f"[{NODE_NAME}] refused parameters: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
