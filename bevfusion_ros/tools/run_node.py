@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -130,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.monitor:
             with open(args.out / "monitor_node.log", "w") as log:
+                # niced: on a small machine it must not take CPU from the node it watches
                 procs["monitor node"] = subprocess.Popen(monitor_cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                                         text=True)  # fmt: skip
+                                                         text=True, preexec_fn=lambda: os.nice(10))  # fmt: skip
         with open(node_log, "w") as log:
             procs["perception node"] = subprocess.Popen(node_cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                                         text=True)
