@@ -294,7 +294,11 @@ def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag,
 def test_node_on_the_real_frame_bag(ros_node, tmp_path, frame_dir, spec) -> None:  # type: ignore[no-untyped-def]
     """The real nuScenes frame (6 x 1600x900 bgr8, 34k points), recorded as a 10 Hz bag, through the node."""
     bag = write_bag(load_frame(frame_dir), tmp_path / "real", 2, show_progress=False)
-    proc = start_node(f"calibration_file:={bag / 'calibration.yaml'}", "backend_threads:=2", "camera_wait:=1.0")
+    # Reliable input QoS: this test is about the real frame's content; best-effort sensor QoS lost one
+    # 25 MB frame in 2 of 3 fresh-clone CI runs on a loaded 2-core machine (transport is measured in
+    # benchmarks/transport.py and run-node's summary instead).
+    proc = start_node(f"calibration_file:={bag / 'calibration.yaml'}", "backend_threads:=2", "camera_wait:=1.0",
+                      "qos_reliability:=reliable")
     try:
         out = Outputs(ros_node, spec.map.classes)
         out.wait(lambda: out.n("labels") > 0, 60, proc, "the node to become active")
