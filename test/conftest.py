@@ -17,6 +17,20 @@ DOMAIN_ID = 100 + os.getpid() % 100
 os.environ.update(transport_env(domain_id=DOMAIN_ID))
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Participants killed by earlier runs leave 256 MB Fast DDS segments in /dev/shm (RAM): on a
+    # small CI machine they add up to an out-of-memory kill (22 GB had leaked in one day here).
+    from bevfusion_ros.ros.transport import clean_orphaned_shm
+
+    clean_orphaned_shm()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from bevfusion_ros.ros.transport import clean_orphaned_shm
+
+    clean_orphaned_shm(min_age_s=5.0)
+
+
 @pytest.fixture(scope="session")
 def frame_dir() -> Path:
     if not (FRAME_DIR / "frame.json").is_file():

@@ -158,6 +158,11 @@ def run(args: argparse.Namespace) -> int:
         for name in ("perception node", "recorder", "monitor node"):
             if name in procs:
                 _stop(procs[name])
+        from bevfusion_ros.ros.transport import clean_orphaned_shm
+
+        removed, freed = clean_orphaned_shm(min_age_s=5.0)  # a process that had to be killed leaks its segment
+        if removed:
+            print(f"removed {removed} orphaned Fast DDS shared-memory files ({freed / 1e6:.0f} MB)")
     node_exit = procs["perception node"].returncode
     from bevfusion_ros.tools.run_summary import summarise
 
