@@ -16,7 +16,6 @@ import json
 import logging
 import logging.handlers
 import math
-import sys
 import time
 from typing import Any
 
@@ -112,29 +111,9 @@ def _rotating_log(cfg: MonitorConfig) -> logging.Logger:
 
 
 def main(args: list[str] | None = None) -> int:
-    import rclpy
-    from rclpy.exceptions import ParameterException
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from bevfusion_ros.ros.node_main import run
 
-    from bevfusion_ros.core.errors import BevFusionError
-
-    rclpy.init(args=args)
-    try:
-        node = MonitorNode()
-    except (ParameterException, BevFusionError) as exc:
-        print(f"[{NODE_NAME}] refused parameters: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run(NODE_NAME, MonitorNode, args)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ took only 6-12 of 50 LiDAR sweeps off the middleware, the single-threaded one 47
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from typing import Any
@@ -277,35 +276,22 @@ def _runtime_host_ms(result: FrameResult) -> float:
     return float(sum(result.timings_ms.get(k, 0.0) for k in keys))
 
 
-def main(args: list[str] | None = None) -> int:
-    import rclpy
-    from rclpy.exceptions import ParameterException
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+def _autostart(node: PerceptionNode) -> int | None:
+    if not node.get_parameter("autostart").value:
+        return None
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        return 1
+    if node.cfg is not None and node.cfg.build_only:
+        node.get_logger().info("build_only: the engines are built and load; exiting")
+        return 0
+    node.trigger_activate()
+    return None
 
-    rclpy.init(args=args)
-    try:
-        node = PerceptionNode()
-    except ParameterException as exc:  # an override outside its declared range or of the wrong type
-        print(f"[{NODE_NAME}] refused parameters: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        if node.get_parameter("autostart").value:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                return 1
-            if node.cfg is not None and node.cfg.build_only:
-                node.get_logger().info("build_only: the engines are built and load; exiting")
-                return 0
-            node.trigger_activate()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+
+def main(args: list[str] | None = None) -> int:
+    from bevfusion_ros.ros.node_main import run
+
+    return run(NODE_NAME, PerceptionNode, args, _autostart)
 
 
 if __name__ == "__main__":
