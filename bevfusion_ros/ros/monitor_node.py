@@ -92,9 +92,13 @@ class MonitorNode(Node):
             self._log.info(json.dumps(row))
 
     def destroy_node(self) -> None:
-        self.source.stop()
-        if self._log is not None:
-            for h in self._log.handlers:
+        # also called by rclpy's shutdown on a node whose __init__ was refused half-way
+        source = getattr(self, "source", None)
+        if source is not None:
+            source.stop()
+        log = getattr(self, "_log", None)
+        if log is not None:
+            for h in log.handlers:
                 h.close()
         super().destroy_node()
 

@@ -115,3 +115,14 @@ def test_levels_flip_at_the_budgets(graph, tmp_path: Path) -> None:  # type: ign
     rows = [json.loads(x) for x in (tmp_path / "monitor.jsonl").read_text().splitlines()]
     assert any(r["latency_p95_ms"] and r["latency_p95_ms"] > 200 for r in rows)
     assert rows[-1]["levels"]["perception rate"] == ERROR
+
+
+@pytest.mark.parametrize(("param", "fragment"), [("max_power_w:=0.5", "out of range Min: 1.0, Max: 2000.0"),
+                                                 ("source:=jtop", "'source' = 'jtop' is not one of")])  # fmt: skip
+def test_refused_parameters_exit_2_with_the_reason(param: str, fragment: str) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "bevfusion_ros.ros.monitor_node", "--ros-args", "-p", param],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
