@@ -23,8 +23,9 @@ from bevfusion_ros.core import cuda
 from bevfusion_ros.core.bevpool import BevPoolIndex
 from bevfusion_ros.core.camera import CameraIntrinsics
 from bevfusion_ros.core.cuda_kernels import CudaBevPool, CudaImagePreprocessor, CudaPillarizer, StandInEngine
+from bevfusion_ros.core.hw_sources import NvmlSource
 from bevfusion_ros.core.model import ONNX, load_model
-from bevfusion_ros.core.power import NvmlPower
+from bevfusion_ros.core.power import PowerSampler
 from bevfusion_ros.core.preprocess import ImagePreprocessor, crop_points, pillarize
 from bevfusion_ros.core.rig import CameraRig
 from bevfusion_ros.core.streamed import StreamedPipeline
@@ -132,8 +133,8 @@ def main() -> None:
         bev_out = cuda.DeviceBuffer(k_bev.out_bytes)
         res["cuda_bevpool_ms"] = _gpu_ms(lambda: k_bev.launch(f_dev.ptr, d_dev.ptr, bev_out.ptr, s), s, 50)
         res["bevpool_points"] = index.points
-        power = NvmlPower()
-        res["idle_power_w"] = power.read()
+        power = PowerSampler(NvmlSource())
+        res["idle_power_w"] = power.source.snapshot().total_w
         res["overlap"] = []
         per_iter = _standin_ms_per_iter(spec, s)
         for target in (float(x) for x in args.standin_ms.split(",")):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bevfusion_ros.core.errors import ConfigError, DependencyError
+from bevfusion_ros.core.optional import import_pynvml
 from bevfusion_ros.core.tegrastats_source import ABSENT, TegrastatsProcess
 
 SOURCES = ("auto", "tegrastats", "ina3221", "nvml", "none")
@@ -140,15 +141,6 @@ class Ina3221Source:
         return snap
 
 
-def import_pynvml() -> Any:
-    try:
-        import pynvml
-    except ImportError as exc:
-        msg = f"the nvml source needs nvidia-ml-py (pip install nvidia-ml-py): {exc}"
-        raise DependencyError(msg) from exc
-    return pynvml
-
-
 class NvmlSource:
     name = "nvml"
 
@@ -157,10 +149,13 @@ class NvmlSource:
         self._nvml: Any = None
         self._handle: Any = None
         self.reason = ""
+        self._open()
+
+    def _open(self) -> None:
         try:
             nvml = import_pynvml()
             nvml.nvmlInit()
-            self._handle = nvml.nvmlDeviceGetHandleByIndex(device)
+            self._handle = nvml.nvmlDeviceGetHandleByIndex(self.device)
             self._nvml = nvml
             self.gpu_name = str(nvml.nvmlDeviceGetName(self._handle))
         except DependencyError as exc:
@@ -173,7 +168,8 @@ class NvmlSource:
         return self._nvml is not None
 
     def start(self) -> None:
-        pass
+        if self._nvml is None:  # stopped before: NVML is initialised again
+            self._open()
 
     def stop(self) -> None:
         if self._nvml is not None:

@@ -55,3 +55,13 @@ def import_pycuda_compiler() -> ModuleType:
         msg = f"pycuda.compiler is unavailable (pycuda without nvcc support?): {exc}"
         raise DependencyError(msg) from exc
     return compiler  # type: ignore[no-any-return]
+
+
+def import_pynvml() -> ModuleType:
+    """nvidia-ml-py, the monitor's source on a desktop or datacenter NVIDIA GPU (extra ``nvml``)."""
+    try:
+        import pynvml
+    except ImportError as exc:
+        msg = f"the nvml source needs nvidia-ml-py (pip install nvidia-ml-py): {exc}"
+        raise DependencyError(msg) from exc
+    return pynvml  # type: ignore[no-any-return]

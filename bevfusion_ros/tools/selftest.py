@@ -199,7 +199,7 @@ def _streamed(pipe: Any, spec: ModelSpec, frames: list[Any], repeats: int) -> di
 def variant_checks(name: str, trt: Any, facts: dict[str, Any], args: argparse.Namespace, out: Path) -> list[Check]:
     from bevfusion_ros.core.engine_config import load_engine_config
     from bevfusion_ros.core.pipeline import Pipeline
-    from bevfusion_ros.core.power import power_sampler
+    from bevfusion_ros.core.power import PowerSampler
     from bevfusion_ros.tools.build_engines import build_all
 
     sec = f"variant {name}"
@@ -231,7 +231,7 @@ def variant_checks(name: str, trt: Any, facts: dict[str, Any], args: argparse.Na
     try:
         with Pipeline(spec, "tensorrt", engine_dir=engine_dir, engine_config=cfg, device=args.device) as pipe:
             run_pipeline(pipe, frames[:1])  # warm-up
-            sampler = power_sampler()
+            sampler = PowerSampler()
             with sampler:
                 got = run_pipeline(pipe, frames)
             try:
@@ -262,7 +262,7 @@ def variant_checks(name: str, trt: Any, facts: dict[str, Any], args: argparse.Na
     power = sampler.summary()
     checks.append(Check(sec, "power", "INFO" if power["samples"] else "SKIP",
                         f"{power['samples']} samples from {power['source']}" if power["samples"]
-                        else "no tegrastats or NVML on this machine", power))  # fmt: skip
+                        else "; ".join(sampler.source.snapshot().problems) or "no readings", power))  # fmt: skip
     return checks
 
 

@@ -79,3 +79,25 @@ def test_tegrastats_source_snapshot(tmp_path: Path) -> None:
     assert snap.total_w == pytest.approx(7.056) and snap.rails_w["VDD_GPU_SOC"] == pytest.approx(2.34)
     assert snap.gpu_load_pct == 0.0 and snap.temperatures_c["tj"] == 44.343 and snap.ram_used_mb == 4321
     assert not snap.problems
+
+
+def test_power_sampler_polls_a_source_and_can_run_twice(tmp_path: Path) -> None:
+    from bevfusion_ros.core.power import PowerSampler
+
+    root = fake_ina3221(tmp_path / "ina", {"VDD_IN": ("5000", "2000"), "VDD_SOC": ("5000", "400")})
+    sampler = PowerSampler(hw_sources.Ina3221Source(root), period_s=0.01)
+    for _ in range(2):
+        with sampler:
+            _until_samples(sampler, 5)
+        s = sampler.summary()
+        assert s["source"] == "ina3221" and s["samples"] >= 5
+        assert s["VDD_IN"] == {"mean_w": 10.0, "max_w": 10.0} and s["VDD_SOC"]["mean_w"] == 2.0
+
+
+def _until_samples(sampler, n: int) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    end = time.monotonic() + 5
+    while len(sampler.samples) < n:
+        assert time.monotonic() < end
+        time.sleep(0.01)
