@@ -55,6 +55,10 @@ class TensorRTBackend(Backend):
         self.build = (engine_config.for_stage(stage.name) if engine_config else (build or StageBuild())).on(
             stage.dla_capable
         )
+        # Rebuilds read and write the same caches as build-engines: those the engine config names.
+        cfg = engine_config or EngineConfig("", Path(), StageBuild(), {})
+        self._calibration_dir = self.engine_dir / cfg.calibration.cache_dir
+        self._timing_cache = self.engine_dir / cfg.timing_cache if cfg.timing_cache else None
         self.allow_build = allow_build or force_rebuild
         self.force_rebuild = force_rebuild
         self.mapped_host = mapped_host
@@ -126,7 +130,7 @@ class TensorRTBackend(Backend):
             )
             raise BackendError(msg)
         calibrator = None
-        cal_cache = self.engine_dir / "calibration" / f"{self.stage.name}.cache"
+        cal_cache = self._calibration_dir / f"{self.stage.name}.cache"
         if self.build.calibrated:
             from bevfusion_ros.core.calibrator import make_entropy_calibrator
 
@@ -139,7 +143,7 @@ class TensorRTBackend(Backend):
             calibrator = make_entropy_calibrator(trt, None, cal_cache)
         build_stage(
             trt, self.stage, self.model.path(self.stage), self.build, self.engine_dir,
-            (self.context.name, self.context.compute_capability), self.engine_dir / "timing.cache",
+            (self.context.name, self.context.compute_capability), self._timing_cache,
             calibrator, cal_cache if calibrator is not None else None,
         )  # fmt: skip
         self.rebuilt = True
