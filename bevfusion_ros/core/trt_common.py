@@ -33,9 +33,6 @@ def severity_name(trt: Any, severity: Any) -> str:
 class TrtLogRecords(list[tuple[str, str]]):
     """(severity, message) pairs that one TensorRT logger received."""
 
-    def errors(self) -> list[str]:
-        return [m for s, m in self if s in ("internal_error", "error")]
-
     def text(self, severities: Sequence[str] = ("internal_error", "error")) -> str:
         lines = [m for s, m in self if s in severities]
         return "; ".join(lines[-5:]) if lines else "TensorRT gave no reason (run with verbose logging)"

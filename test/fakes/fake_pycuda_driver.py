@@ -192,10 +192,6 @@ def device_view(address: int, nbytes: int) -> np.ndarray:
     raise LogicError(msg)
 
 
-def is_device_address(address: int) -> bool:
-    return any(base <= address < base + store.size for base, store in _allocations.items())
-
-
 class _PinnedBase:
     def __init__(self, nbytes: int, mapped: bool) -> None:
         self.storage = np.zeros(max(nbytes, 1), np.uint8)
