@@ -20,18 +20,18 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 
 from bevfusion_ros.core.config import PerceptionConfig
-from bevfusion_ros.core.errors import BevFusionError, MessageError
+from bevfusion_ros.core.errors import BevFusionError
 from bevfusion_ros.core.frame_runner import DirectRunner, StreamedRunner
 from bevfusion_ros.core.health import LatencyStats, LatestSlot, ProblemLog, RateMeter
 from bevfusion_ros.core.pipeline import FrameResult, Pipeline
 from bevfusion_ros.core.rig import CameraRig
 from bevfusion_ros.core.sync import SyncedFrame
-from bevfusion_ros.ros import build, convert, diagnostics, params
+from bevfusion_ros.ros import build, diagnostics, params
+from bevfusion_ros.ros.frame_decode import decode_frame, rig_with_camera_info
 from bevfusion_ros.ros.perception_health import node_statuses
 from bevfusion_ros.ros.perception_io import Inputs, Outputs, load_setup, make_runner, tensorrt_options
 
@@ -163,23 +163,16 @@ class PerceptionNode(LifecycleNode):
     def _on_camera_info(self, index: int, msg: Any) -> None:
         """Rebuild the rig when a camera reports intrinsics other than those in use."""
         assert self.cfg is not None
-        try:
-            intr = convert.camera_info_to_intrinsics(msg)
-        except MessageError as exc:
-            self.problem("bad_camera_info", f"{self.cfg.camera_info_topics[index]}: {exc}")
-            return
         current = self.current_rig
         assert current is not None
-        old = current.intrinsics[index]
-        if (old.width, old.height) == (intr.width, intr.height) and np.allclose(old.K, intr.K, rtol=1e-6):
-            return
-        ks = list(current.intrinsics)
-        ks[index] = intr
         try:
-            rig = CameraRig.create(current.names, ks, list(current.lidar2cam))
+            rig = rig_with_camera_info(current, index, msg)
         except BevFusionError as exc:
             self.problem("bad_camera_info", f"{self.cfg.camera_info_topics[index]}: {exc}")
             return
+        if rig is None:
+            return
+        old, intr = current.intrinsics[index], rig.intrinsics[index]
         self.get_logger().info(
             f"camera {current.names[index]}: CameraInfo differs from the calibration in use "
             f"({old.width}x{old.height} -> {intr.width}x{intr.height}); geometry recomputed before the next frame"
@@ -217,24 +210,21 @@ class PerceptionNode(LifecycleNode):
                 self._publish_all(self.runner.set_calibration(rig))
             except BevFusionError as exc:
                 self.problem("calibration_update_failed", str(exc))
-        images: list[Any] = []
-        for i, msg in enumerate(frame.images):
-            if msg is None:
-                images.append(None)
-                continue
-            try:
-                images.append(self.inputs.image(msg) if self.inputs is not None else None)
-            except MessageError as exc:
-                self.problem("bad_image", f"{self.cfg.image_topics[i]}: {exc}; camera masked")
-                images.append(None)
-        if sum(img is None for img in images) > self.cfg.max_masked_cameras:
-            self.problem("frame_too_many_masked", f"frame at {frame.stamp_ns} ns dropped after image decoding")
+        if self.inputs is None:
             return True
         try:
-            points = convert.pointcloud2_to_points(frame.lidar)
-            xyzi = points.data[:, [points.fields.index(f) for f in ("x", "y", "z", "intensity")]]
+            decoded = decode_frame(frame, self.inputs.image, self.cfg.max_masked_cameras)
+        except BevFusionError as exc:
+            self.problem(f"frame_dropped_{type(exc).__name__}", str(exc))
+            return True
+        for i, why in decoded.bad_images:
+            self.problem("bad_image", f"{self.cfg.image_topics[i]}: {why}; camera masked")
+        if decoded.dropped is not None:
+            self.problem("frame_too_many_masked", decoded.dropped)
+            return True
+        try:
             host_in = (time.perf_counter() - t0) * 1e3
-            done = self.runner.run(images, xyzi, (frame, offered, sum(img is None for img in images), host_in))
+            done = self.runner.run(decoded.images, decoded.points, (frame, offered, decoded.masked, host_in))
         except BevFusionError as exc:
             self.problem(f"frame_dropped_{type(exc).__name__}", str(exc))
             return True

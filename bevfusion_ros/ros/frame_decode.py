@@ -1,0 +1,76 @@
+"""What the perception node does to a synchronised frame before the pipeline sees it, as plain
+functions, so the node and ``bevfusion-ros evaluate`` (offline replay) run the same code.
+
+Works on rclpy messages and rosbags' deserialized messages alike (``convert`` is duck-typed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bevfusion_ros.core.errors import MessageError
+from bevfusion_ros.core.rig import CameraRig
+from bevfusion_ros.core.sync import SyncedFrame
+from bevfusion_ros.ros import convert
+
+XYZI = ("x", "y", "z", "intensity")
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    images: list[npt.NDArray[np.uint8] | None]  # None: masked by the sync policy or undecodable
+    points: npt.NDArray[np.float32]  # (N, 4) x, y, z, intensity
+    masked: int
+    bad_images: tuple[tuple[int, str], ...]  # (camera index, why) for images that could not be decoded
+    dropped: str | None = None  # why the frame must not run (then ``points`` is empty)
+
+
+def image_decoder(compressed: bool, use_distro: bool = True) -> Callable[[Any], Any]:
+    if compressed:
+        return lambda msg: convert.compressed_to_array(msg, "bgr")
+    return lambda msg: convert.image_to_array(msg, "bgr", use_distro=use_distro)
+
+
+def decode_frame(
+    frame: SyncedFrame, decode_image: Callable[[Any], Any], max_masked: int, use_distro: bool = True
+) -> DecodedFrame:
+    """Images (an undecodable one masks its camera) and the cloud's x, y, z, intensity.
+
+    More than ``max_masked`` masked cameras set ``dropped``; a cloud that cannot be read raises
+    MessageError. Either way the frame is dropped.
+    """
+    images: list[npt.NDArray[np.uint8] | None] = []
+    bad: list[tuple[int, str]] = []
+    for i, msg in enumerate(frame.images):
+        if msg is None:
+            images.append(None)
+            continue
+        try:
+            images.append(decode_image(msg))
+        except MessageError as exc:
+            bad.append((i, str(exc)))
+            images.append(None)
+    masked = sum(img is None for img in images)
+    if masked > max_masked:
+        why = f"frame at {frame.stamp_ns} ns dropped: {masked} cameras masked (max_masked_cameras {max_masked})"
+        return DecodedFrame(images, np.zeros((0, 4), np.float32), masked, tuple(bad), why)
+    cloud = convert.pointcloud2_to_points(frame.lidar, use_distro=use_distro)
+    points = cloud.data[:, [cloud.fields.index(f) for f in XYZI]]
+    return DecodedFrame(images, points, masked, tuple(bad))
+
+
+def rig_with_camera_info(rig: CameraRig, index: int, msg: Any) -> CameraRig | None:
+    """``rig`` with camera ``index``'s intrinsics from a CameraInfo, or None when they already match.
+    Raises BevFusionError for a CameraInfo that cannot be used."""
+    intr = convert.camera_info_to_intrinsics(msg)
+    old = rig.intrinsics[index]
+    if (old.width, old.height) == (intr.width, intr.height) and np.allclose(old.K, intr.K, rtol=1e-6):
+        return None
+    ks = list(rig.intrinsics)
+    ks[index] = intr
+    return CameraRig.create(rig.names, ks, list(rig.lidar2cam))
