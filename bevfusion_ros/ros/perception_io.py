@@ -81,6 +81,15 @@ def load_setup(cfg: PerceptionConfig, node: Any = None) -> tuple[PerceptionConfi
     return cfg, spec, rig
 
 
+def backend_options(cfg: PerceptionConfig) -> dict[str, Any]:
+    """Keyword options for the configured backend."""
+    if cfg.backend == "onnxruntime" and cfg.backend_threads:
+        return {"threads": cfg.backend_threads}
+    if cfg.backend == "tensorrt":
+        return tensorrt_options(cfg)
+    return {}
+
+
 def engine_config(cfg: PerceptionConfig) -> EngineConfig:
     if cfg.engine_config:
         return load_engine_config(cfg.engine_config)

@@ -33,7 +33,7 @@ from bevfusion_ros.core.sync import SyncedFrame
 from bevfusion_ros.ros import build, diagnostics, params
 from bevfusion_ros.ros.frame_decode import decode_frame, rig_with_camera_info
 from bevfusion_ros.ros.perception_health import node_statuses
-from bevfusion_ros.ros.perception_io import Inputs, Outputs, load_setup, make_runner, tensorrt_options
+from bevfusion_ros.ros.perception_io import Inputs, Outputs, backend_options, load_setup, make_runner
 
 Tag = tuple[SyncedFrame, float, int, float]  # frame, when offered (monotonic s), masked cameras, host ms
 
@@ -68,7 +68,7 @@ class PerceptionNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             self.cfg, spec, rig = load_setup(params.read(self), self)
-            pipeline = Pipeline(spec, self.cfg.backend, image_order="bgr", **self._backend_options())
+            pipeline = Pipeline(spec, self.cfg.backend, image_order="bgr", **backend_options(self.cfg))
             pipeline.activate()
             try:
                 t0 = time.perf_counter()
@@ -135,14 +135,6 @@ class PerceptionNode(LifecycleNode):
             self.destroy_timer(self._diag_timer)
         self.inputs, self.outputs, self._worker, self._diag_timer = None, None, None, None
         self.slot.clear()
-
-    def _backend_options(self) -> dict[str, Any]:
-        assert self.cfg is not None
-        if self.cfg.backend == "onnxruntime" and self.cfg.backend_threads:
-            return {"threads": self.cfg.backend_threads}
-        if self.cfg.backend == "tensorrt":
-            return tensorrt_options(self.cfg)
-        return {}
 
     # -- sensor side (sensor callback group) -------------------------------------------------------
     def problem(self, cause: str, message: str) -> None:

@@ -21,6 +21,7 @@ COMMANDS = {
     "record": ("bevfusion_ros.tools.record", "record ROS 2 topics into a bag (stand-in for ros2 bag record)"),
     "build-engines": ("bevfusion_ros.tools.build_engines", "build TensorRT engines (fp16/int8/DLA) on the target"),
     "selftest": ("bevfusion_ros.tools.selftest", "prove TensorRT, CUDA and DLA here; Markdown + JSON report"),
+    "evaluate": ("bevfusion_ros.tools.evaluate", "replay a bag, score it against ground truth, compare runs"),
     "eval-scenes": ("bevfusion_ros.tools.eval_scenes", "score the model on held-out generated scenes (mAP, NDS, mIoU)"),
 }
 

@@ -5,6 +5,8 @@ Per frame k (10 Hz, stamps advancing by 0.1 s, each sensor keeping its real offs
   /cameras/<cam>/camera_info          sensor_msgs/CameraInfo
   /lidar/points                       sensor_msgs/PointCloud2 (x, y, z, intensity float32; ring uint16)
   /ground_truth/detections            vision_msgs/Detection3DArray (LiDAR frame, box centres)
+  /ground_truth/map/<class>           nav_msgs/OccupancyGrid 0/100 (generated scenes only: the map
+                                      layers on the reference model's map grid)
 and once, at the start: /tf_static (tf2_msgs/TFMessage: base_link -> lidar_top and each camera).
 The extrinsics also go to <bag>/calibration.yaml (lidar->camera 4x4 and K per camera), the file the
 perception node reads when TF is not used.
@@ -19,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import yaml
 from rclpy.serialization import serialize_message
 
 from bevfusion_ros.core.camera import CameraIntrinsics
 from bevfusion_ros.core.geometry import rotation_to_quaternion
+from bevfusion_ros.core.model import Grid
 from bevfusion_ros.ros import build
 from bevfusion_ros.tools.bagio import BagWriter
 from bevfusion_ros.tools.nuscenes_frame import NuScenesFrame, load_frame
@@ -33,6 +37,8 @@ LIDAR_FRAME = "lidar_top"
 BASE_FRAME = "base_link"
 LIDAR_TOPIC = "/lidar/points"
 GT_TOPIC = "/ground_truth/detections"
+GT_MAP_PREFIX = "/ground_truth/map/"
+MapTruth = tuple[npt.NDArray[np.bool_], Grid, tuple[str, ...]]  # (K, ny, nx) layers, their grid, class names
 
 
 def camera_frame(name: str) -> str:
@@ -107,10 +113,11 @@ def scene_frame(base: NuScenesFrame, seed: int) -> NuScenesFrame:
 def write_bag(
     frame: NuScenesFrame, out: Path, n_frames: int, rate_hz: float = 10.0, compressed: bool = False,
     storage: str = "mcap", overwrite: bool = False, show_progress: bool = True,
-    frames: Callable[[int], NuScenesFrame] | None = None,
+    frames: Callable[[int], NuScenesFrame] | None = None, maps: Callable[[int], MapTruth] | None = None,
 ) -> Path:
     """Record ``n_frames`` at ``rate_hz``: the same ``frame`` each time, or ``frames(k)`` when given
-    (its rig must be ``frame``'s: calibration and /tf_static come from ``frame``)."""
+    (its rig must be ``frame``'s: calibration and /tf_static come from ``frame``); ``maps(k)`` adds
+    frame k's map ground truth."""
     t0 = round(frame.timestamp * 1e9)
     period = round(1e9 / rate_hz)
     lidar_names = ("x", "y", "z", "intensity", "ring")
@@ -137,6 +144,12 @@ def write_bag(
             events.append((ns, LIDAR_TOPIC, "sensor_msgs/msg/PointCloud2",
                            build.pointcloud2_msg(frame.points, lidar_names, hdr, lidar_types)))
             events.append((ns, GT_TOPIC, "vision_msgs/msg/Detection3DArray", build.detections_msg(frame.boxes, hdr)))
+            if maps is not None:
+                layers, grid, classes = maps(k)
+                for layer, name in zip(layers, classes, strict=True):
+                    origin = (grid.xmin, grid.ymin)
+                    grid_msg = build.occupancy_grid_msg(layer.astype(np.float32), grid.resolution, origin, hdr)
+                    events.append((ns, GT_MAP_PREFIX + name, "nav_msgs/msg/OccupancyGrid", grid_msg))
             for ns_e, topic, msgtype, msg in sorted(events, key=lambda e: e[0]):
                 bag.write(topic, msgtype, ns_e, serialize_message(msg))
     (out / "calibration.yaml").write_text(yaml.safe_dump(calibration_dict(first), sort_keys=False))
@@ -161,16 +174,27 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.rate <= 0:
         raise SystemExit("--frames must be >= 1 and --rate > 0")
     frame = load_frame(args.frame)
-    maker = None
+    maker = map_maker = None
     if args.scene is not None:
+        from bevfusion_ros.core.model import load_model
+        from bevfusion_ros.tools import scenes
+        from bevfusion_ros.tools.infer import default_model
+
         seed = args.scene
         frame = scene_frame(frame, seed)
+        map_spec = load_model(default_model()).map
+        assert map_spec is not None
 
         def maker(k: int) -> NuScenesFrame:
             return frame if k == 0 else scene_frame(frame, seed + k)
 
+        def map_maker(k: int) -> MapTruth:
+            layers = scenes.rasterize_map(scenes.generate_scene(seed + k), map_spec.grid)
+            return layers, map_spec.grid, scenes.MAP_CLASSES
+
     out = write_bag(
-        frame, args.out, args.frames, args.rate, args.compressed, args.storage, args.overwrite, frames=maker
+        frame, args.out, args.frames, args.rate, args.compressed, args.storage, args.overwrite, frames=maker,
+        maps=map_maker,
     )
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {out} ({args.frames} frames, {size / 2**20:.1f} MiB): 6 cameras, lidar "

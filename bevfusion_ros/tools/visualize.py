@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,9 +47,27 @@ def bev_figure(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
 
     fig, ax = plt.subplots(figsize=(9, 9), dpi=100)
+    draw_bev(ax, points, pred, gt, seg, extent, title, threshold)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def draw_bev(
+    ax: Any,
+    points: npt.NDArray[np.float32] | None,
+    pred: Detections | None,
+    gt: Detections | None = None,
+    seg: Segmentation | None = None,
+    extent: float = 54.0,
+    title: str = "",
+    threshold: float = 0.5,
+) -> None:
+    """One BEV panel on a matplotlib axis: map layers, points, ground truth dashed, prediction solid."""
+    from matplotlib.lines import Line2D
+
     ax.set_facecolor("white")
     if seg is not None:
         g = seg.grid
@@ -72,9 +91,12 @@ def bev_figure(
 
     if gt is not None:
         draw(gt, "--", 1.0)
-    draw(pred, "-", 1.6)
-    handles = [Line2D([], [], color=class_color(i), label=n) for i, n in enumerate(pred.class_names)]
-    handles += [Line2D([], [], color="k", ls="-", label="prediction")]
+    if pred is not None:
+        draw(pred, "-", 1.6)
+    names = (pred if pred is not None else gt).class_names if (pred is not None or gt is not None) else ()
+    handles = [Line2D([], [], color=class_color(i), label=n) for i, n in enumerate(names)]
+    if pred is not None:
+        handles += [Line2D([], [], color="k", ls="-", label="prediction")]
     if gt is not None:
         handles.append(Line2D([], [], color="k", ls="--", label="ground truth"))
     ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.8)
@@ -84,10 +106,7 @@ def bev_figure(
     ax.set_aspect("equal")
     ax.set_xlabel("x [m] (LiDAR frame)")
     ax.set_ylabel("y [m]")
-    ax.set_title(title or f"{len(pred)} detections")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    ax.set_title(title or f"{0 if pred is None else len(pred)} detections")
 
 
 def camera_mosaic(
