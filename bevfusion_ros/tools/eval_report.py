@@ -87,10 +87,12 @@ def plot_latency(runs: list[dict[str, Any]], samples: dict[str, dict[str, list[f
     rows = math.ceil(len(stages) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.5 * rows), dpi=90, squeeze=False)
     for ax, st in zip(axes.flat, stages, strict=False):
+        every = [v for per_stage in samples.values() for v in per_stage.get(st, [])]
+        bins = np.histogram_bin_edges(every, bins=30) if every else 30
         for name, per_stage in samples.items():
             v = per_stage.get(st)
             if v:
-                ax.hist(v, bins=30, alpha=0.55, label=name)
+                ax.hist(v, bins=bins, alpha=0.55, label=name)
         ax.set_title(f"{st} [ms]", fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(stages):]:
@@ -138,7 +140,7 @@ def plot_frame(view: Any, label: str, path: Path) -> None:
     draw_bev(b, view.points, shown, gt.detections, view.segmentation,
              title=f"prediction: {len(shown)} boxes >= {MIN_SCORE}, map >= 0.5")  # fmt: skip
     fig.suptitle(f"{label}: frame {view.stamp_ns} ns, F1 {view.f1:.2f} (2 m, score >= {MIN_SCORE})")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path)
     plt.close(fig)
 
@@ -226,11 +228,13 @@ def markdown(res: dict[str, Any], images: list[tuple[str, str]]) -> str:
         if not det:
             continue
         lines += ["", f"## {r['name']}: per class", ""]
-        lines += ["| class | AP | ATE m | ASE | AOE rad |", "|---|---|---|---|---|"]
+        lines += ["| class | ground-truth boxes | AP | ATE m | ASE | AOE rad |", "|---|---|---|---|---|---|"]
         for c, aps in det["label_aps"].items():
             tp = det["label_tp_errors"][c]
-            lines.append(f"| {c} | {np.mean(list(aps.values())):.3f} | {_f(tp['trans_err'])} | "
-                         f"{_f(tp['scale_err'])} | {_f(tp['orient_err'])} |")  # fmt: skip
+            n = r["gt_per_class"].get(c, 0)
+            ap = f"{np.mean(list(aps.values())):.3f}" + ("" if n else " (no ground truth: 0 by the devkit)")
+            lines.append(f"| {c} | {n} | {ap} | {_f(tp['trans_err'])} | {_f(tp['scale_err'])} | "
+                         f"{_f(tp['orient_err'])} |")  # fmt: skip
         if r["map"]:
             lines += ["", "| map class | IoU (best threshold) |", "|---|---|"]
             lines += [f"| {c} | {_f(v)} ({r['map']['best_threshold'][c]}) |" for c, v in r["map"]["iou"].items()]

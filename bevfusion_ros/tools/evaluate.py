@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -422,6 +423,7 @@ class Evaluation:
                 "frames_per_s": s.frames / s.compute_s if s.compute_s > 0 else None,
                 "detection": None, "map": None,
             }  # fmt: skip
+            entry["gt_per_class"] = dict(Counter(n for _, d in s.det.gt for n in d.label_names()))
             if s.scored:
                 entry["detection"] = s.det.compute()
                 if s.map is not None and s.map.tp.sum() + s.map.fn.sum() > 0:
@@ -466,12 +468,23 @@ def run(args: argparse.Namespace) -> int:
     write_report(res, ev, args.out)
     for run_entry in res["runs"]:
         run_entry.pop("pr_curves", None)
-    (args.out / "evaluation.json").write_text(json.dumps(res, indent=1, default=_json))
+    (args.out / "evaluation.json").write_text(json.dumps(_finite(res), indent=1, default=_json))
     print((args.out / "summary.txt").read_text())
     if res["incomplete"]:
         print(f"bevfusion-ros evaluate: incomplete: {res['incomplete']}")
         return 2
     return 0 if res["passed"] else 1
+
+
+def _finite(o: Any) -> Any:
+    """NaN and infinities become null: evaluation.json is strict JSON for CI tools."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
 
 
 def _json(o: Any) -> Any:

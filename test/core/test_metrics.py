@@ -83,3 +83,19 @@ def test_map_iou_by_hand() -> None:
     assert r["iou"]["a"] == pytest.approx(4 / (4 + 2 + 4))
     assert np.isnan(r["iou"]["b"])  # never present, never predicted
     assert r["miou"] == pytest.approx(0.4)
+
+
+def test_nds_is_the_devkit_composition_of_map_and_tp_errors() -> None:
+    gt = one_of_each(n_per_class=6)
+    moved = Detections.create(
+        gt.centers + np.array([0.3, 0.4, 0]), gt.sizes, gt.yaw + 0.2, gt.scores, gt.labels, CLASS_NAMES, gt.velocities
+    )
+    ev = DetectionEvaluator(CLASS_NAMES)
+    ev.add("a", gt, moved)
+    m = ev.compute()
+    tp = m["tp_errors"]
+    assert tp["trans_err"] == pytest.approx(0.5, abs=1e-4)  # |(0.3, 0.4)|
+    assert tp["orient_err"] == pytest.approx(0.2, abs=1e-4)  # traffic cones excluded by the devkit
+    # NDS = (5 mAP + sum over the TP metrics of (1 - min(1, err))) / 10; mAAE is NaN and counts as 0
+    scores = [1 - min(1.0, tp[k]) for k in ("trans_err", "scale_err", "orient_err", "vel_err")]
+    assert m["nd_score"] == pytest.approx((5 * m["mean_ap"] + sum(scores)) / 10, abs=1e-6)
