@@ -227,6 +227,8 @@ class Evaluation:
             for r in self.runs:
                 if r.backend is not None:
                     self.replayed[r.name] = ReplayRun(r, self.values)
+            if self.replayed:
+                check_sensor_topics(next(iter(self.replayed.values())).cfg, self.bag)
         except BevFusionError:
             self.close()
             raise
@@ -300,7 +302,6 @@ class Evaluation:
 
         first = next(iter(self.replayed.values()))
         cfg = first.cfg
-        check_sensor_topics(cfg, self.bag)
         replay = SensorReplay(self.args.bag, cfg, first.rig)
         decode = image_decoder(cfg.image_transport == "compressed", use_distro=False)
         total = self.bag.count(cfg.lidar_topic)

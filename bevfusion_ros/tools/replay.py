@@ -235,12 +235,17 @@ def stamped_groups(bag: Path, decoders: dict[str, Callable[[Any], Any]]) -> Iter
     (a group is handed out once the log is ``GROUP_WINDOW_NS`` past its stamp)."""
     groups: dict[int, dict[str, Any]] = {}
     newest = 0
-    for topic, msg, _ in checked_messages(bag, set(decoders)):
-        stamp = stamp_of(msg)
-        groups.setdefault(stamp, {})[topic] = decoders[topic](msg)
-        newest = max(newest, stamp)
-        for s in sorted(s for s in groups if s < newest - GROUP_WINDOW_NS):
+    try:
+        for topic, msg, _ in checked_messages(bag, set(decoders)):
+            stamp = stamp_of(msg)
+            groups.setdefault(stamp, {})[topic] = decoders[topic](msg)
+            newest = max(newest, stamp)
+            for s in sorted(s for s in groups if s < newest - GROUP_WINDOW_NS):
+                yield s, groups.pop(s)
+    except BagError:  # the bag breaks off: what was read before it still counts
+        for s in sorted(groups):
             yield s, groups.pop(s)
+        raise
     for s in sorted(groups):
         yield s, groups.pop(s)
 
