@@ -18,8 +18,8 @@ from bevfusion_ros.core.model import load_model
 from bevfusion_ros.core.pipeline import Pipeline
 from bevfusion_ros.ros import build, diagnostics
 from bevfusion_ros.tools import cli, scenes
-from bevfusion_ros.tools.bagio import BagWriter, iter_raw, open_reader
 from bevfusion_ros.tools.bag_frames import read_frames
+from bevfusion_ros.tools.bagio import BagWriter, iter_raw, open_reader
 from bevfusion_ros.tools.infer import default_model
 from bevfusion_ros.tools.make_bag import GT_MAP_PREFIX, LIDAR_TOPIC, scene_frame, write_bag
 from bevfusion_ros.tools.nuscenes_frame import load_frame

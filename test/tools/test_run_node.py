@@ -36,3 +36,21 @@ def test_run_node_accounts_for_every_sweep(tmp_path, frame_dir, compressed) -> N
     assert checks["hardware source"]["OK"] + checks["hardware source"]["WARN"] > 0
     assert "perception latency" in checks and s["monitor"]["log_rows"] > 0
     assert "Monitor node" in (out / "summary.md").read_text()
+    if compressed:
+        return
+    # what the node published, scored against the bag's ground truth and compared with the offline
+    # replay of the same bag: on the frames the node processed, both runs must give the same boxes
+    ev = tmp_path / "eval"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bevfusion_ros.tools.cli", "evaluate", str(bag), "--recorded", str(out / "outputs"),
+         "--compare", "onnxruntime", "--out", str(ev), "--no-progress"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    res = json.loads((ev / "evaluation.json").read_text())
+    recorded, replayed = res["runs"]
+    assert recorded["frames"] == s["frames_out"] and replayed["frames"] == 3
+    assert recorded["frames_scored"] == s["frames_out"] and recorded["mean_ap"] is not None
+    cmp = res["comparisons"]["onnxruntime:fp32"]
+    assert cmp["frames"] == s["frames_out"] and cmp["a_found_in_b"] == 1.0 and cmp["b_found_in_a"] == 1.0
+    assert cmp["centre_m"]["max"] < 1e-3 and cmp["score_delta_abs"]["max"] < 1e-4
