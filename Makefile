@@ -53,7 +53,8 @@ test: lint typecheck pytest
 
 # The main job: the perception node on a bag over a real ROS 2 graph (node, recorder and player as
 # processes; summary with every drop by cause, latency, BEV PNG), after the pipeline on the real
-# nuScenes frame and a generated scene (PNGs) and the accuracy report on held-out generated scenes.
+# nuScenes frame and a generated scene (PNGs) and the accuracy report on held-out generated scenes;
+# last, the replay evaluation of the same bag: fp32 vs INT8 vs what the node published (report.html).
 # DEMO_RATE 0.2 plays the 10 Hz bag at 2 Hz so a 2-core CPU shows most frames; at 1.0 the node
 # drops (and counts) the frames that arrive while the model is busy.
 demo: setup
@@ -63,7 +64,8 @@ demo: setup
 	$(VENV)/bin/bevfusion-ros eval-scenes --frame $(FRAME_DIR) --scenes $(DEMO_SCENES) --out $(DEMO_DIR)/eval_scenes
 	$(VENV)/bin/bevfusion-ros make-bag --frame $(FRAME_DIR) --scene 10000100 --out $(DEMO_DIR)/scene_bag --frames $(DEMO_FRAMES) --overwrite
 	$(VENV)/bin/bevfusion-ros run-node --bag $(DEMO_DIR)/scene_bag --out $(DEMO_DIR)/node_run --rate $(DEMO_RATE)
-	@echo "demo outputs: $(DEMO_DIR)/{projection.png,nuscenes_frame/,generated_scene/,eval_scenes/metrics.md,node_run/summary.md,node_run/bev_last_frame.png,node_run/outputs}"
+	$(VENV)/bin/bevfusion-ros evaluate $(DEMO_DIR)/scene_bag --compare onnxruntime:int8 recorded:$(DEMO_DIR)/node_run/outputs --out $(DEMO_DIR)/evaluate
+	@echo "demo outputs: $(DEMO_DIR)/{projection.png,nuscenes_frame/,generated_scene/,eval_scenes/metrics.md,node_run/summary.md,node_run/bev_last_frame.png,node_run/outputs,evaluate/report.html}"
 
 # INT8 post-training quantisation with NVIDIA ModelOpt in its own venv (not part of make test; the
 # result, engines/reference/int8/ + model.int8.yaml, is committed), then its accuracy vs fp32.
