@@ -230,3 +230,16 @@ def test_recorded_bag_without_detections_and_bad_run_names(scene_bag: Path, tmp_
     assert code == 2 and "onnxruntime precisions are fp32 and int8" in capsys.readouterr().err
     code, _ = evaluate(scene_bag, tmp_path / "ev", "--compare", "tensorrt:nope")
     assert code == 2 and "no engine config" in capsys.readouterr().err
+
+
+def test_tensorrt_run_against_the_fake(scene_bag: Path, tmp_path: Path, trt_fakes) -> None:  # type: ignore[no-untyped-def]
+    """The TensorRT path of evaluate (FAKE TensorRT 10.3 + fake CUDA device: fp32 arithmetic), so
+    engines built from the fp16 config must agree with ONNX Runtime almost box for box."""
+    code, res = evaluate(scene_bag, tmp_path / "ev", "--max-frames", "2", "--compare", "tensorrt:fp16",
+                         "--param", f"engine_dir:={tmp_path / 'engines'}", "--param", "allow_engine_build:=true")
+    assert code == 0 and res is not None, res
+    assert trt_fakes.build_stats["builds"] == 6
+    trt = res["runs"][1]
+    assert trt["name"] == "tensorrt:fp16" and trt["frames"] == 2 and trt["latency_ms"]["head.bbox"]["n"] == 2
+    cmp = res["comparisons"]["tensorrt:fp16"]
+    assert cmp["a_found_in_b"] > 0.95 and cmp["centre_m"]["p95"] < 0.05 and cmp["seg_miou"] > 0.95
