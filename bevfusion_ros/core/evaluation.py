@@ -178,7 +178,7 @@ class AgreementSummary:
     score_delta: list[float] = field(default_factory=list)
     seg: dict[str, list[float]] = field(default_factory=dict)
     pairs: list[tuple[float, float]] = field(default_factory=list)
-    per_frame: list[tuple[int, float]] = field(default_factory=list)  # (stamp, agreement)
+    per_frame: list[dict[str, Any]] = field(default_factory=list)
     _stride: int = 1
     _seen: int = 0
 
@@ -192,7 +192,12 @@ class AgreementSummary:
         self.score_delta += f.score_delta.tolist()
         for c, v in f.seg_iou.items():
             self.seg.setdefault(c, []).append(v)
-        self.per_frame.append((f.stamp_ns, f.agreement))
+        seg = [v for v in f.seg_iou.values() if math.isfinite(v)]
+        self.per_frame.append({
+            "stamp_ns": f.stamp_ns, "agreement": f.agreement, "n_a": f.n_a, "n_b": f.n_b, "matched": f.matched,
+            "centre_m_max": float(f.centre_m.max()) if f.centre_m.size else None,
+            "seg_miou": float(np.mean(seg)) if seg else None,
+        })  # fmt: skip
         for p in f.score_pairs.tolist():
             if self._seen % self._stride == 0:
                 self.pairs.append((p[0], p[1]))
@@ -204,7 +209,7 @@ class AgreementSummary:
     def summary(self) -> dict[str, Any]:
         seg = {c: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan for c, v in self.seg.items()}
         finite = [v for v in seg.values() if math.isfinite(v)]
-        worst = sorted(self.per_frame, key=lambda e: e[1])[:5]
+        worst = sorted(self.per_frame, key=lambda e: e["agreement"])[:5]
         return {
             "frames": self.frames,
             "boxes_a": self.boxes_a,
@@ -218,7 +223,8 @@ class AgreementSummary:
             "score_delta_abs": percentiles(np.abs(self.score_delta)),
             "seg_iou": seg,
             "seg_miou": float(np.mean(finite)) if finite else math.nan,
-            "worst_frames": [{"stamp_ns": s, "agreement": a} for s, a in worst],
+            "worst_frames": [{"stamp_ns": e["stamp_ns"], "agreement": e["agreement"]} for e in worst],
+            "per_frame": self.per_frame,
         }
 
 

@@ -243,6 +243,7 @@ class Evaluation:
         self.extremes: Extremes[FrameView] = Extremes(2)
         self.drops: Counter[str] = Counter()
         self.frames_without_gt = 0
+        self.per_frame: list[dict[str, Any]] = []  # the first run against ground truth, frame by frame
 
     def _score(self, name: str) -> RunScore:
         spec = self.replayed[name].spec if name in self.replayed else self.spec
@@ -406,6 +407,7 @@ class Evaluation:
                                                            ref.segmentation, other.segmentation))  # fmt: skip
         if gt is not None and gt.detections is not None:
             q = frame_quality(gt.detections, ref.detections)
+            self.per_frame.append({"stamp_ns": stamp, "tp": q.tp, "fp": q.fp, "fn": q.fn, "f1": q.f1})
             keep = None if points is None else points[:: max(1, len(points) // RENDER_POINTS)]
             self.extremes.add(q.f1, FrameView(stamp, keep, gt, ref.detections, ref.segmentation, q.f1))
 
@@ -442,6 +444,7 @@ class Evaluation:
             "comparisons": {n: a.summary() for n, a in self.agreement.items()},
             "frames": frames,
             "frames_without_ground_truth": self.frames_without_gt,
+            "per_frame": self.per_frame,
             "drops": dict(self.drops),
             "sync": sync,
             "wall_s": self.wall_s,

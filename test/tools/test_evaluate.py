@@ -74,6 +74,8 @@ def test_replay_scores_and_compares(scene_bag: Path, tmp_path: Path, frame_dir: 
         assert fp32["latency_ms"][stage]["n"] == FRAMES and fp32["latency_ms"][stage]["p99"] > 0
     cmp = res["comparisons"]["onnxruntime:int8"]
     assert cmp["frames"] == FRAMES and cmp["a_found_in_b"] > 0.8 and cmp["seg_miou"] > 0.8
+    assert [f["stamp_ns"] for f in cmp["per_frame"]] == [f["stamp_ns"] for f in res["per_frame"]]
+    assert len(res["per_frame"]) == FRAMES and all(0 <= f["f1"] <= 1 for f in res["per_frame"])
     assert res["evaluation_frames_per_s"] > 0
     # the same frames through the Pipeline directly, scored the same way: replay adds and loses nothing
     spec = load_model(default_model())
