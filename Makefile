@@ -13,7 +13,7 @@ DEMO_FRAMES ?= 20
 DEMO_SCENES ?= 50
 DEMO_RATE ?= 0.2
 
-.PHONY: setup test lint typecheck pytest demo quantize clean distclean
+.PHONY: setup test lint typecheck pytest demo evaluate quantize clean distclean
 
 setup: $(VENV)/.stamp-package
 
@@ -66,6 +66,15 @@ demo: setup
 	$(VENV)/bin/bevfusion-ros run-node --bag $(DEMO_DIR)/scene_bag --out $(DEMO_DIR)/node_run --rate $(DEMO_RATE)
 	$(VENV)/bin/bevfusion-ros evaluate $(DEMO_DIR)/scene_bag --compare onnxruntime:int8 recorded:$(DEMO_DIR)/node_run/outputs --out $(DEMO_DIR)/evaluate
 	@echo "demo outputs: $(DEMO_DIR)/{projection.png,nuscenes_frame/,generated_scene/,eval_scenes/metrics.md,node_run/summary.md,node_run/bev_last_frame.png,node_run/outputs,evaluate/report.html}"
+
+# The replay evaluation on the two bags the closing numbers come from (not part of demo or test, ~10 min):
+# EVAL_FRAMES held-out generated scenes with box and map ground truth, and the real nuScenes frame.
+EVAL_FRAMES ?= 300
+evaluate: setup
+	$(VENV)/bin/bevfusion-ros make-bag --frame $(FRAME_DIR) --scene 10000000 --frames $(EVAL_FRAMES) --out build/eval/scenes_bag --overwrite
+	$(VENV)/bin/bevfusion-ros evaluate build/eval/scenes_bag --compare onnxruntime:int8 --max-map-drop 3 --out build/eval/scenes
+	$(VENV)/bin/bevfusion-ros make-bag --frame $(FRAME_DIR) --frames 5 --out build/eval/real_bag --overwrite
+	$(VENV)/bin/bevfusion-ros evaluate build/eval/real_bag --compare onnxruntime:int8 --out build/eval/real
 
 # INT8 post-training quantisation with NVIDIA ModelOpt in its own venv (not part of make test; the
 # result, engines/reference/int8/ + model.int8.yaml, is committed), then its accuracy vs fp32.
