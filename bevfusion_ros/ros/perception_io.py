@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from visualization_msgs.msg import MarkerArray
 from bevfusion_ros.core.calibration import load_calibration
 from bevfusion_ros.core.config import PerceptionConfig
 from bevfusion_ros.core.engine_config import EngineConfig, load_engine_config
-from bevfusion_ros.core.errors import ConfigError
+from bevfusion_ros.core.errors import BevFusionError, ConfigError
 from bevfusion_ros.core.frame_runner import DirectRunner, StreamedRunner
 from bevfusion_ros.core.health import RateMeter
 from bevfusion_ros.core.model import ModelSpec, load_model
@@ -116,6 +117,32 @@ def make_runner(cfg: PerceptionConfig, pipeline: Pipeline, rig: CameraRig) -> Di
         msg = f"parameter 'gpu_pipeline' = '{cfg.gpu_pipeline}' needs backend 'tensorrt' (it is '{cfg.backend}')"
         raise ConfigError(msg)
     return StreamedRunner(pipeline, rig, cfg.gpu_pipeline == "pipelined")
+
+
+@dataclass(frozen=True)
+class Configured:
+    cfg: PerceptionConfig  # with the per-camera lists filled in
+    spec: ModelSpec
+    rig: CameraRig
+    pipeline: Pipeline  # activated, calibrated
+    runner: DirectRunner[Any] | StreamedRunner[Any]
+    geometry_ms: float  # the calibration-dependent precompute
+
+
+def configure(cfg: PerceptionConfig, node: Any = None) -> Configured:
+    """The configure step (the node's, and offline replay's): model, rig, activated pipeline, runner.
+    Every problem is one BevFusionError, with nothing left activated."""
+    cfg, spec, rig = load_setup(cfg, node)
+    pipeline = Pipeline(spec, cfg.backend, image_order="bgr", **backend_options(cfg))
+    pipeline.activate()
+    try:
+        t0 = time.perf_counter()
+        pipeline.set_calibration(rig)
+        runner = make_runner(cfg, pipeline, rig)
+    except BevFusionError:
+        pipeline.deactivate()
+        raise
+    return Configured(cfg, spec, rig, pipeline, runner, (time.perf_counter() - t0) * 1e3)
 
 
 def sensor_qos(cfg: PerceptionConfig) -> QoSProfile:

@@ -33,7 +33,7 @@ from bevfusion_ros.core.sync import SyncedFrame
 from bevfusion_ros.ros import build, diagnostics, params
 from bevfusion_ros.ros.frame_decode import decode_frame, rig_with_camera_info
 from bevfusion_ros.ros.perception_health import node_statuses
-from bevfusion_ros.ros.perception_io import Inputs, Outputs, backend_options, load_setup, make_runner
+from bevfusion_ros.ros.perception_io import Inputs, Outputs, configure
 
 Tag = tuple[SyncedFrame, float, int, float]  # frame, when offered (monotonic s), masked cameras, host ms
 
@@ -67,24 +67,14 @@ class PerceptionNode(LifecycleNode):
     # -- lifecycle ---------------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
-            self.cfg, spec, rig = load_setup(params.read(self), self)
-            pipeline = Pipeline(spec, self.cfg.backend, image_order="bgr", **backend_options(self.cfg))
-            pipeline.activate()
-            try:
-                t0 = time.perf_counter()
-                pipeline.set_calibration(rig)
-                self.runner = make_runner(self.cfg, pipeline, rig)
-            except BevFusionError:
-                pipeline.deactivate()
-                raise
+            done = configure(params.read(self), self)
         except BevFusionError as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
-        self.pipeline = pipeline
-        self.current_rig = rig
+        self.cfg, self.pipeline, self.runner, self.current_rig = done.cfg, done.pipeline, done.runner, done.rig
         self.get_logger().info(
-            f"configured: model '{spec.name}' on {self.cfg.backend}, {len(spec.cameras)} cameras, "
-            f"sync {self.cfg.sync_policy}, geometry precompute {(time.perf_counter() - t0) * 1e3:.0f} ms"
+            f"configured: model '{done.spec.name}' on {self.cfg.backend}, {len(done.spec.cameras)} cameras, "
+            f"sync {self.cfg.sync_policy}, geometry precompute {done.geometry_ms:.0f} ms"
         )
         return TransitionCallbackReturn.SUCCESS
 

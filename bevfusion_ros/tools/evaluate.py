@@ -108,20 +108,12 @@ class ReplayRun:
     """One backend/model on the replayed frames: the node's configure step, then its runner."""
 
     def __init__(self, run: RunSpec, values: dict[str, Any]) -> None:
-        from bevfusion_ros.core.pipeline import Pipeline
-        from bevfusion_ros.ros.perception_io import backend_options, load_setup, make_runner
+        from bevfusion_ros.ros.perception_io import configure
 
         cfg = load_config({**values, "backend": run.backend, "model": str(run.model or values.get("model", "")),
                            "engine_config": run.engine_config or values.get("engine_config", "")})  # fmt: skip
-        self.cfg, self.spec, self.rig = load_setup(cfg)
-        self.pipeline = Pipeline(self.spec, self.cfg.backend, image_order="bgr", **backend_options(self.cfg))
-        self.pipeline.activate()
-        try:
-            self.pipeline.set_calibration(self.rig)
-            self.runner = make_runner(self.cfg, self.pipeline, self.rig)
-        except BevFusionError:
-            self.pipeline.deactivate()
-            raise
+        done = configure(cfg)
+        self.cfg, self.spec, self.rig, self.runner = done.cfg, done.spec, done.rig, done.runner
 
     def close(self) -> None:
         self.runner.close()

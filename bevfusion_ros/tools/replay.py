@@ -220,14 +220,16 @@ class SensorReplay:
 
 def occupancy(msg: Any) -> tuple[npt.NDArray[np.int8], Grid]:
     """OccupancyGrid (rclpy or rosbags) -> (height, width) int8 cells and the grid they lie on."""
+    from bevfusion_ros.ros.build import occupancy_grid_to_array
+
     info = msg.info
-    cells = np.asarray(msg.data, dtype=np.int8).reshape(-1)
-    if cells.size != int(info.width) * int(info.height):
-        text = f"OccupancyGrid has {cells.size} cells for {info.width}x{info.height}"
-        raise BagError(text)
+    try:
+        cells = occupancy_grid_to_array(msg)
+    except ValueError:
+        text = f"OccupancyGrid has {len(msg.data)} cells for {info.width}x{info.height}"
+        raise BagError(text) from None
     x0, y0, res = float(info.origin.position.x), float(info.origin.position.y), float(info.resolution)
-    return cells.reshape(int(info.height), int(info.width)), Grid(x0, y0, x0 + info.width * res,
-                                                                   y0 + info.height * res, res)
+    return cells, Grid(x0, y0, x0 + info.width * res, y0 + info.height * res, res)
 
 
 def stamped_groups(bag: Path, decoders: dict[str, Callable[[Any], Any]]) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -109,6 +109,7 @@ def monitor_summary(diag_msgs: list[Any], log: Path) -> dict[str, Any]:
 
 def _segmentation(msgs: dict[str, list[Any]], classes: tuple[str, ...], stamp: int) -> Segmentation | None:
     from bevfusion_ros.ros import build
+    from bevfusion_ros.tools.replay import occupancy
 
     layers = []
     grid: Grid | None = None
@@ -116,12 +117,8 @@ def _segmentation(msgs: dict[str, list[Any]], classes: tuple[str, ...], stamp: i
         match = [m for m in msgs[f"{NODE}/map/{c}"] if build.stamp_ns(m.header.stamp) == stamp]
         if not match:
             return None
-        m = match[-1]
-        occ = build.occupancy_grid_to_array(m).astype(np.float32) / 100.0
-        layers.append(occ)
-        info = m.info
-        x0, y0 = info.origin.position.x, info.origin.position.y
-        grid = Grid(x0, y0, x0 + info.width * info.resolution, y0 + info.height * info.resolution, info.resolution)
+        cells, grid = occupancy(match[-1])
+        layers.append(cells.astype(np.float32) / 100.0)
     if grid is None:
         return None
     return Segmentation(np.stack(layers), classes, grid)
