@@ -29,6 +29,24 @@ def _f(v: Any, fmt: str = ".3f") -> str:
     return format(v, fmt)
 
 
+def _panels(plt: Any, n: int, cols: int, size: tuple[float, float]) -> tuple[Any, list[Any]]:
+    """A grid of ``n`` small panels, ``cols`` wide; the spare cells are hidden."""
+    rows = math.ceil(n / cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), dpi=90, squeeze=False)
+    axes = list(grid.flat)
+    for ax in axes[n:]:
+        ax.axis("off")
+    return fig, axes[:n]
+
+
+def _finish_panels(plt: Any, fig: Any, axes: list[Any], title: str, path: Path) -> None:
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def plot_ap(runs: list[dict[str, Any]], path: Path) -> bool:
     scored = [r for r in runs if r["detection"]]
     if not scored:
@@ -57,10 +75,8 @@ def plot_pr(runs: list[dict[str, Any]], path: Path) -> bool:
         return False
     plt = _plt()
     classes = list(scored[0]["pr_curves"])
-    cols = 5
-    rows = math.ceil(len(classes) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.6 * rows), dpi=90, squeeze=False)
-    for ax, c in zip(axes.flat, classes, strict=False):
+    fig, axes = _panels(plt, len(classes), 5, (3.0, 2.6))
+    for ax, c in zip(axes, classes, strict=False):
         for k, r in enumerate(scored):
             pr = r["pr_curves"][c]
             ax.plot(pr["recall"], pr["precision"], ls="-" if k == 0 else "--", label=r["name"])
@@ -68,13 +84,7 @@ def plot_pr(runs: list[dict[str, Any]], path: Path) -> bool:
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(classes):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle("Precision-recall at 2 m centre distance (nuscenes-devkit)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _finish_panels(plt, fig, axes, "Precision-recall at 2 m centre distance (nuscenes-devkit)", path)
     return True
 
 
@@ -83,10 +93,8 @@ def plot_latency(runs: list[dict[str, Any]], samples: dict[str, dict[str, list[f
     if not stages:
         return False
     plt = _plt()
-    cols = 4
-    rows = math.ceil(len(stages) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.5 * rows), dpi=90, squeeze=False)
-    for ax, st in zip(axes.flat, stages, strict=False):
+    fig, axes = _panels(plt, len(stages), 4, (3.6, 2.5))
+    for ax, st in zip(axes, stages, strict=False):
         every = [v for per_stage in samples.values() for v in per_stage.get(st, [])]
         bins = np.histogram_bin_edges(every, bins=30) if every else 30
         for name, per_stage in samples.items():
@@ -95,13 +103,7 @@ def plot_latency(runs: list[dict[str, Any]], samples: dict[str, dict[str, list[f
                 ax.hist(v, bins=bins, alpha=0.55, label=name)
         ax.set_title(f"{st} [ms]", fontsize=9)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(stages):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle("Latency per stage (per frame)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _finish_panels(plt, fig, axes, "Latency per stage (per frame)", path)
     return True
 
 
