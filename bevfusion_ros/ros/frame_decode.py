@@ -59,9 +59,13 @@ def decode_frame(
     if masked > max_masked:
         why = f"frame at {frame.stamp_ns} ns dropped: {masked} cameras masked (max_masked_cameras {max_masked})"
         return DecodedFrame(images, np.zeros((0, 4), np.float32), masked, tuple(bad), why)
-    cloud = convert.pointcloud2_to_points(frame.lidar, use_distro=use_distro)
-    points = cloud.data[:, [cloud.fields.index(f) for f in XYZI]]
-    return DecodedFrame(images, points, masked, tuple(bad))
+    return DecodedFrame(images, xyzi(frame.lidar, use_distro), masked, tuple(bad))
+
+
+def xyzi(cloud_msg: Any, use_distro: bool = True) -> npt.NDArray[np.float32]:
+    """A PointCloud2's x, y, z, intensity columns (N, 4), non-finite rows dropped."""
+    cloud = convert.pointcloud2_to_points(cloud_msg, use_distro=use_distro)
+    return cloud.data[:, [cloud.fields.index(f) for f in XYZI]]
 
 
 def rig_with_camera_info(rig: CameraRig, index: int, msg: Any) -> CameraRig | None:

@@ -45,7 +45,8 @@ from bevfusion_ros.core.model import ModelSpec, load_model
 from bevfusion_ros.core.pipeline import FrameResult, Pipeline
 from bevfusion_ros.core.rig import CameraRig
 from bevfusion_ros.core.sync import ApproximateTimeSync, LidarAnchoredSync, SyncedFrame, frame_from_set
-from bevfusion_ros.ros import build, convert, diagnostics, optional
+from bevfusion_ros.ros import build, diagnostics, optional
+from bevfusion_ros.ros.frame_decode import image_decoder
 from bevfusion_ros.ros.paths import engine_config_dir
 
 LATCHED = QoSProfile(
@@ -165,6 +166,7 @@ class Inputs:
         self.group = MutuallyExclusiveCallbackGroup()
         self.rates = {t: RateMeter() for t in (*cfg.image_topics, cfg.lidar_topic)}
         self.compressed = cfg.image_transport == "compressed"
+        self.image = image_decoder(self.compressed)  # message -> HxWx3 bgr, as the pipeline reads it
         image_cls = CompressedImage if self.compressed else Image
         qos = sensor_qos(cfg)
         n = len(cfg.image_topics)
@@ -210,11 +212,6 @@ class Inputs:
     @property
     def masked_per_camera(self) -> list[int]:
         return list(self.anchored.masked_per_camera) if self.anchored is not None else []
-
-    def image(self, msg: Any) -> Any:
-        if self.compressed:
-            return convert.compressed_to_array(msg, "bgr")
-        return convert.image_to_array(msg, "bgr")
 
     def _tick(self, topic: str, msg: Any) -> None:
         self.rates[topic].tick()

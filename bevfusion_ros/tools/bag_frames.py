@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -50,12 +49,10 @@ def bag_rig(bag: Path, names: tuple[str, ...]) -> CameraRig:
     )
 
 
-def _stamp(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)
-
-
 def read_frames(bag: Path, names: tuple[str, ...]) -> Iterator[BagFrame]:
     from bevfusion_ros.ros import convert
+    from bevfusion_ros.ros.build import stamp_ns
+    from bevfusion_ros.ros.frame_decode import xyzi
     from bevfusion_ros.tools.bagio import iter_raw, open_reader, typestore
 
     rig = bag_rig(bag, names)
@@ -89,13 +86,12 @@ def read_frames(bag: Path, names: tuple[str, ...]) -> Iterator[BagFrame]:
                     else convert.compressed_to_array(m, "bgr")
                 )
                 r = recent[topics.get(topic, ctopics.get(topic, 0))]
-                r.append((_stamp(m), np.array(img)))
+                r.append((stamp_ns(m.header.stamp), np.array(img)))
                 del r[:-2]
             elif topic == LIDAR_TOPIC:
-                pc = convert.pointcloud2_to_points(m, use_distro=False)
-                pending.append((_stamp(m), pc.data[:, [pc.fields.index(f) for f in ("x", "y", "z", "intensity")]]))
+                pending.append((stamp_ns(m.header.stamp), xyzi(m, use_distro=False)))
             elif topic == GT_TOPIC:
-                gts[_stamp(m)] = convert.detection3d_array_to_detections(m)
+                gts[stamp_ns(m.header.stamp)] = convert.detection3d_array_to_detections(m)
             yield from ready(False)
         yield from ready(True)
     finally:

@@ -32,6 +32,7 @@ from bevfusion_ros.core.postprocess import Segmentation
 from bevfusion_ros.core.rig import CameraRig
 from bevfusion_ros.core.sync import ApproximateTimeSync, LidarAnchoredSync, SyncedFrame, frame_from_set
 from bevfusion_ros.core.yamlfile import load_yaml
+from bevfusion_ros.ros.build import stamp_ns
 from bevfusion_ros.tools.make_bag import GT_MAP_PREFIX, GT_TOPIC
 
 T = TypeVar("T")
@@ -144,10 +145,6 @@ def checked_messages(bag: Path, topics: set[str]) -> Iterator[tuple[str, Any, in
         reader.close()
 
 
-def stamp_of(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)
-
-
 @dataclass(frozen=True)
 class ReplayFrame:
     frame: SyncedFrame
@@ -191,7 +188,7 @@ class SensorReplay:
                         self.counts["calibration_updates"] += 1
                     continue
                 try:
-                    stamp = stamp_of(msg)
+                    stamp = stamp_ns(msg.header.stamp)
                 except (AttributeError, TypeError):
                     self.counts["bad_header"] += 1
                     continue
@@ -239,7 +236,7 @@ def stamped_groups(bag: Path, decoders: dict[str, Callable[[Any], Any]]) -> Iter
     newest = 0
     try:
         for topic, msg, _ in checked_messages(bag, set(decoders)):
-            stamp = stamp_of(msg)
+            stamp = stamp_ns(msg.header.stamp)
             groups.setdefault(stamp, {})[topic] = decoders[topic](msg)
             newest = max(newest, stamp)
             for s in sorted(s for s in groups if s < newest - GROUP_WINDOW_NS):
