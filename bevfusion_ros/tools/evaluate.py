@@ -235,6 +235,7 @@ class Evaluation:
         self.extremes: Extremes[FrameView] = Extremes(2)
         self.drops: Counter[str] = Counter()
         self.frames_without_gt = 0
+        self.replay: SensorReplay | None = None  # set when sensors are replayed (its sync counts)
         self.per_frame: list[dict[str, Any]] = []  # the first run against ground truth, frame by frame
 
     def _score(self, name: str) -> RunScore:
@@ -260,9 +261,8 @@ class Evaluation:
         self.gt = StampCursor(ground_truth(self.args.bag, spec, has_map)) if has_gt else None
         self.recorded = {r.name: StampCursor(recorded_outputs(r.recorded, spec)) for r in self.runs
                          if r.recorded is not None}  # fmt: skip
-        for r in self.runs:
-            if r.recorded is not None:
-                self._check_recorded(r)
+        # frames in each recording (its detections messages), for the progress bar
+        self.recorded_frames = {r.name: self._check_recorded(r) for r in self.runs if r.recorded is not None}
         start = time.perf_counter()
         try:
             if self.replayed:
@@ -276,7 +276,8 @@ class Evaluation:
             if cur is not None and cur.error is not None and self.incomplete is None:
                 self.incomplete = f"{name}: {cur.error}"
 
-    def _check_recorded(self, r: RunSpec) -> None:
+    def _check_recorded(self, r: RunSpec) -> int:
+        """The recording's detections message count; a recording without them is a BagError."""
         assert r.recorded is not None
         rec = self.bag if r.recorded == self.args.bag else BagTopics.read(r.recorded)
         topics = recorded_topics(self.spec)
@@ -288,6 +289,7 @@ class Evaluation:
         absent = [t for t in topics if not rec.has(t)]
         if absent:
             self.notes.append(f"run {r.name}: the recording lacks {', '.join(absent)}")
+        return rec.count(det_topic)
 
     def _replay(self) -> None:
         from bevfusion_ros.ros.frame_decode import decode_frame, image_decoder
@@ -360,10 +362,7 @@ class Evaluation:
 
         name = self.runs[0].name
         driver = self.recorded.pop(name)
-        det_topic = next(iter(recorded_topics(self.spec)))
-        path = self.runs[0].recorded or self.args.bag
-        rec = self.bag if path == self.args.bag else BagTopics.read(path)
-        total = rec.count(det_topic)
+        total = self.recorded_frames[name]
         for i, (stamp, out) in enumerate(progress(driver, "evaluate", "frame", self.args.progress, total=total)):
             if self.args.max_frames and i >= self.args.max_frames:
                 break
@@ -429,7 +428,7 @@ class Evaluation:
             runs.append(entry)
         gates = check_gates(runs, self.args.min_map, self.args.max_map_drop, self.args.max_p99_ms)
         frames = max((s.frames for s in self.scores.values()), default=0)
-        sync = dict(self.replay.counts) if hasattr(self, "replay") else {}
+        sync = dict(self.replay.counts) if self.replay is not None else {}
         return {
             "bag": str(self.args.bag),
             "runs": runs,
