@@ -9,7 +9,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={f"{PACKAGE}.core": ["cuda_kernels.cu"]},  # compiled at run time by pycuda
+    package_data={f"{PACKAGE}.core.cuda": ["kernels.cu"]},  # compiled at run time by pycuda
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -34,7 +34,10 @@ setup(
         # training and export of the reference model (training/); never needed at run time
         "train": ["torch", "onnx"],
         # onnx: the FAKE TensorRT parser in test/fakes reads the ONNX files
-        "dev": ["pytest", "pytest-timeout", "hypothesis", "ruff", "mypy", "types-PyYAML", "onnx"],
+        "dev": [
+            "pytest", "pytest-timeout", "hypothesis", "ruff", "mypy", "types-PyYAML", "types-tqdm", "import-linter",
+            "onnx",
+        ],
     },
     zip_safe=False,
     maintainer="bevfusion_ros maintainers",
@@ -45,8 +48,8 @@ setup(
     entry_points={
         "console_scripts": [
             "bevfusion-ros = bevfusion_ros.tools.cli:main",
-            "bag_player = bevfusion_ros.tools.play:main",
-            "topic_probe = bevfusion_ros.tools.probe:main",
+            "bag_player = bevfusion_ros.tools.commands.play:main",
+            "topic_probe = bevfusion_ros.tools.commands.probe:main",
             "perception_node = bevfusion_ros.ros.perception_node:main",
             "monitor_node = bevfusion_ros.ros.monitor_node:main",
         ],

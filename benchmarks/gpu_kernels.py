@@ -19,16 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from bevfusion_ros.core import cuda
-from bevfusion_ros.core.bevpool import BevPoolIndex
-from bevfusion_ros.core.camera import CameraIntrinsics
-from bevfusion_ros.core.cuda_kernels import CudaBevPool, CudaImagePreprocessor, CudaPillarizer, StandInEngine
-from bevfusion_ros.core.hw_sources import NvmlSource
+from bevfusion_ros.core.cuda import driver as cuda
+from bevfusion_ros.core.cuda.kernels import CudaBevPool, CudaImagePreprocessor, CudaPillarizer, StandInEngine
+from bevfusion_ros.core.cuda.streamed import StreamedPipeline
 from bevfusion_ros.core.model import ONNX, load_model
-from bevfusion_ros.core.power import PowerSampler
-from bevfusion_ros.core.preprocess import ImagePreprocessor, crop_points, pillarize
-from bevfusion_ros.core.rig import CameraRig
-from bevfusion_ros.core.streamed import StreamedPipeline
+from bevfusion_ros.core.monitor.power import PowerSampler
+from bevfusion_ros.core.monitor.sources import NvmlSource
+from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
+from bevfusion_ros.core.pipeline.preprocess import ImagePreprocessor, crop_points, pillarize
+from bevfusion_ros.core.sensors.camera import CameraIntrinsics
+from bevfusion_ros.core.sensors.rig import CameraRig
 
 REPO = Path(__file__).resolve().parents[1]
 

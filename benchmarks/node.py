@@ -30,8 +30,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 
 from bevfusion_ros.ros import build
-from bevfusion_ros.tools.make_bag import LIDAR_TOPIC, calibration_dict, camera_frame, image_topic
-from bevfusion_ros.tools.nuscenes_frame import load_frame
+from bevfusion_ros.tools.bags.layout import LIDAR_TOPIC, camera_frame, image_topic
+from bevfusion_ros.tools.bags.writer import calibration_dict
+from bevfusion_ros.tools.data.nuscenes_frame import load_frame
 
 REPO = Path(__file__).resolve().parents[1]
 

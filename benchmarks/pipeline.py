@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from bevfusion_ros.core.model import load_model
-from bevfusion_ros.core.pipeline import Pipeline
-from bevfusion_ros.core.preprocess import crop_points, pillarize
-from bevfusion_ros.tools.infer import default_model, frame_rig
-from bevfusion_ros.tools.nuscenes_frame import load_frame
+from bevfusion_ros.core.pipeline.pipeline import Pipeline
+from bevfusion_ros.core.pipeline.preprocess import crop_points, pillarize
+from bevfusion_ros.resources import default_model
+from bevfusion_ros.tools.data.nuscenes_frame import frame_rig, load_frame
 
 
 def best_ms(fn, runs: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]

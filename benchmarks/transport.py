@@ -28,8 +28,8 @@ def publish(frame_dir: str, frames: int, rate: float, points: int) -> None:
     import rclpy
 
     from bevfusion_ros.ros import build
-    from bevfusion_ros.tools.nuscenes_frame import load_frame
-    from bevfusion_ros.tools.play import wait_for_subscribers
+    from bevfusion_ros.tools.commands.play import wait_for_subscribers
+    from bevfusion_ros.tools.data.nuscenes_frame import load_frame
 
     frame = load_frame(frame_dir)
     reps = int(np.ceil(points / len(frame.points)))

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from bevfusion_ros.core.hw_sources import select_source
+from bevfusion_ros.core.monitor.sources import select_source
 
 
 def main() -> int:

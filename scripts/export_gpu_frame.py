@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bevfusion_ros.core.model import load_model
-from bevfusion_ros.tools.nuscenes_frame import load_frame
+from bevfusion_ros.tools.data.nuscenes_frame import load_frame
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader
 # ../shared/data/nuscenes_frame by scripts/export_gpu_frame.py; carried, never committed.
 export BEVFUSION_GPU_FRAME=${BEVFUSION_GPU_FRAME:-.carry/frame_decoded.npz}
 # -W error: a context-cleanup warning from pycuda is a bug here
-PYTHONPATH=. $P -m pytest -q -s -p no:cacheprovider -W error test/gpu "$@"
+PYTHONPATH=. $P -m pytest -q -s -p no:cacheprovider -W error test/core/cuda "$@"
 if [ -n "${OUT:-}" ] && [ -z "${NO_BENCH:-}" ]; then
   PYTHONPATH=. $P benchmarks/gpu_kernels.py --frame "$BEVFUSION_GPU_FRAME" --out "$OUT"
 fi

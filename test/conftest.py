@@ -40,7 +40,7 @@ def frame_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def frame(frame_dir: Path):  # type: ignore[no-untyped-def]
-    from bevfusion_ros.tools.nuscenes_frame import load_frame
+    from bevfusion_ros.tools.data.nuscenes_frame import load_frame
 
     return load_frame(frame_dir)
 
@@ -71,14 +71,14 @@ def spec():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def rig(frame_dir: Path, spec):  # type: ignore[no-untyped-def]
-    from bevfusion_ros.tools.infer import frame_rig
+    from bevfusion_ros.tools.data.nuscenes_frame import frame_rig
 
     return frame_rig(frame_dir, spec.cameras)
 
 
 @pytest.fixture(scope="session")
 def pipeline(spec):  # type: ignore[no-untyped-def]
-    from bevfusion_ros.core.pipeline import Pipeline
+    from bevfusion_ros.core.pipeline.pipeline import Pipeline
 
     p = Pipeline(spec, "onnxruntime", threads=2)
     p.activate()

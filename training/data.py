@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from bevfusion_ros.core.camera import CameraIntrinsics
 from bevfusion_ros.core.model import ModelSpec
-from bevfusion_ros.core.preprocess import ImagePreprocessor, crop_points, pillarize
-from bevfusion_ros.core.rig import CameraRig
-from bevfusion_ros.tools import scenes
+from bevfusion_ros.core.pipeline.preprocess import ImagePreprocessor, crop_points, pillarize
+from bevfusion_ros.core.sensors.camera import CameraIntrinsics
+from bevfusion_ros.core.sensors.rig import CameraRig
+from bevfusion_ros.tools.data import scenes
 
 MAX_OBJECTS = 96
 

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from bevfusion_ros.core.model import ModelSpec, load_model
-from bevfusion_ros.core.postprocess import decode_boxes
-from bevfusion_ros.tools import scenes
+from bevfusion_ros.core.pipeline.postprocess import decode_boxes
+from bevfusion_ros.tools.data import scenes
 from training.data import SampleMaker, load_rig
 from training.model import BevFusionTiny
 from training.train import MODEL_YAML, build_index

@@ -1,7 +1,7 @@
 """BEVFusion-tiny in PyTorch, one nn.Module per deployment stage so each exports to its own ONNX file.
 
 Shapes come from the model YAML (engines/reference/model.yaml); bevpool is not a module: training
-uses the runtime's own precomputed indices (core/bevpool.py) through ``index_add_``.
+uses the runtime's own precomputed indices (core/pipeline/bevpool.py) through ``index_add_``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bevfusion_ros.core.bevpool import BevPoolIndex
 from bevfusion_ros.core.model import ModelSpec
+from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
 
 
 def conv(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:

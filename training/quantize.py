@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from bevfusion_ros.core.model import ModelSpec, load_model
-from bevfusion_ros.core.pipeline import Pipeline
-from bevfusion_ros.tools import scenes
-from bevfusion_ros.tools.infer import default_model, frame_rig
-from bevfusion_ros.tools.progress import progress
+from bevfusion_ros.core.pipeline.pipeline import Pipeline
+from bevfusion_ros.resources import default_model
+from bevfusion_ros.tools.data import scenes
+from bevfusion_ros.tools.data.nuscenes_frame import frame_rig
+from bevfusion_ros.tools.viz.progress import progress
 
 CALIB_SEED_BASE = 30_000_000
 # Measured (100 held-out scenes, ORT): quantising lidar.backbone too gives mAP 0.586 / mIoU 0.200

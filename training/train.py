@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from bevfusion_ros.core.bevpool import BevPoolIndex
 from bevfusion_ros.core.model import ModelSpec, load_model
-from bevfusion_ros.core.preprocess import ImagePreprocessor
+from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
+from bevfusion_ros.core.pipeline.preprocess import ImagePreprocessor
 from training.data import SampleMaker, load_rig
 from training.model import BevFusionTiny
 

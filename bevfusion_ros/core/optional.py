@@ -47,7 +47,7 @@ def import_tensorrt() -> ModuleType:
 
 
 def import_pycuda_compiler() -> ModuleType:
-    """``pycuda.compiler`` (runtime compilation of core/cuda_kernels.cu through nvcc)."""
+    """``pycuda.compiler`` (runtime compilation of core/cuda/kernels.cu through nvcc)."""
     import_pycuda_driver()
     try:
         import pycuda.compiler as compiler

@@ -22,10 +22,10 @@ from vision_msgs.msg import (
 )
 from visualization_msgs.msg import Marker, MarkerArray
 
-from bevfusion_ros.core.camera import CameraIntrinsics
-from bevfusion_ros.core.detections import Detections, yaw_to_quaternion
-from bevfusion_ros.core.image import encode_compressed
-from bevfusion_ros.core.pointcloud import encode_points
+from bevfusion_ros.core.pipeline.detections import Detections, yaw_to_quaternion
+from bevfusion_ros.core.sensors.camera import CameraIntrinsics
+from bevfusion_ros.core.sensors.image import encode_compressed
+from bevfusion_ros.core.sensors.pointcloud import encode_points
 
 
 def stamp(ns: int) -> Time:

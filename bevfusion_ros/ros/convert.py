@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from bevfusion_ros.core.camera import CameraIntrinsics
-from bevfusion_ros.core.detections import Detections, quaternion_to_yaw
 from bevfusion_ros.core.errors import MessageError
-from bevfusion_ros.core.image import ChannelOrder, Image, decode_compressed, decode_raw
-from bevfusion_ros.core.pointcloud import (
+from bevfusion_ros.core.pipeline.detections import Detections, quaternion_to_yaw
+from bevfusion_ros.core.sensors.camera import CameraIntrinsics
+from bevfusion_ros.core.sensors.image import ChannelOrder, Image, decode_compressed, decode_raw
+from bevfusion_ros.core.sensors.pointcloud import (
     DEFAULT_OPTIONAL,
     DEFAULT_REQUIRED,
     FieldSpec,

@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bevfusion_ros.core.errors import MessageError
-from bevfusion_ros.core.rig import CameraRig
-from bevfusion_ros.core.sync import SyncedFrame
+from bevfusion_ros.core.perception.sync import SyncedFrame
+from bevfusion_ros.core.sensors.rig import CameraRig
 from bevfusion_ros.ros import convert
 
 XYZI = ("x", "y", "z", "intensity")

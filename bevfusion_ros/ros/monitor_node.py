@@ -25,9 +25,9 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
-from bevfusion_ros.core.hw_sources import select_source
-from bevfusion_ros.core.monitor import ERROR, OK, WARN, TimingWindow, judge, metrics_vector
-from bevfusion_ros.core.monitor_config import MONITOR_PARAMETERS, MonitorConfig, load_monitor_config
+from bevfusion_ros.core.monitor.config import MONITOR_PARAMETERS, MonitorConfig, load_monitor_config
+from bevfusion_ros.core.monitor.judge import ERROR, OK, WARN, TimingWindow, judge, metrics_vector
+from bevfusion_ros.core.monitor.sources import select_source
 from bevfusion_ros.ros import build, diagnostics, params
 
 NODE_NAME = "bevfusion_monitor"

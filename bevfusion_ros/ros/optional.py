@@ -60,7 +60,7 @@ def lookup_extrinsics(node: Any, lidar_frame: str, camera_frames: Sequence[str],
         raise DependencyError(msg) from exc
     import numpy as np
 
-    from bevfusion_ros.core.geometry import quaternion_to_rotation
+    from bevfusion_ros.core.sensors.geometry import quaternion_to_rotation
 
     buffer = tf2_ros.Buffer()
     listener = tf2_ros.TransformListener(buffer, node, spin_thread=True)

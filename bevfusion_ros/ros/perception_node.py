@@ -18,22 +18,24 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 
-from bevfusion_ros.core.config import PerceptionConfig
 from bevfusion_ros.core.errors import BevFusionError
-from bevfusion_ros.core.frame_runner import DirectRunner, StreamedRunner
-from bevfusion_ros.core.health import LatencyStats, LatestSlot, ProblemLog, RateMeter
-from bevfusion_ros.core.pipeline import FrameResult, Pipeline
-from bevfusion_ros.core.rig import CameraRig
-from bevfusion_ros.core.sync import SyncedFrame
-from bevfusion_ros.ros import build, diagnostics, params
+from bevfusion_ros.core.perception.config import PerceptionConfig
+from bevfusion_ros.core.perception.configure import configure
+from bevfusion_ros.core.perception.health import LatencyStats, LatestSlot, ProblemLog, RateMeter
+from bevfusion_ros.core.perception.runner import DirectRunner, StreamedRunner
+from bevfusion_ros.core.perception.sync import SyncedFrame
+from bevfusion_ros.core.pipeline.pipeline import FrameResult, Pipeline
+from bevfusion_ros.core.sensors.rig import CameraRig
+from bevfusion_ros.ros import build, diagnostics, optional, params
 from bevfusion_ros.ros.frame_decode import decode_frame, rig_with_camera_info
 from bevfusion_ros.ros.perception_health import node_statuses
-from bevfusion_ros.ros.perception_io import Inputs, Outputs, configure
+from bevfusion_ros.ros.perception_io import Inputs, Outputs
 
 Tag = tuple[SyncedFrame, float, int, float]  # frame, when offered (monotonic s), masked cameras, host ms
 
@@ -67,7 +69,7 @@ class PerceptionNode(LifecycleNode):
     # -- lifecycle ---------------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
-            done = configure(params.read(self), self)
+            done = configure(params.read(self), self._lookup_extrinsics)
         except BevFusionError as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -77,6 +79,9 @@ class PerceptionNode(LifecycleNode):
             f"sync {self.cfg.sync_policy}, geometry precompute {done.geometry_ms:.0f} ms"
         )
         return TransitionCallbackReturn.SUCCESS
+
+    def _lookup_extrinsics(self, lidar_frame: str, camera_frames: Sequence[str]) -> list[Any]:
+        return optional.lookup_extrinsics(self, lidar_frame, camera_frames)
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         assert self.cfg is not None and self.pipeline is not None

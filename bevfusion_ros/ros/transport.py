@@ -13,6 +13,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from bevfusion_ros.resources import config_file
+
 PROFILE_NAME = "fastdds_shm.xml"
 # Distributions whose Fast DDS is 2.x; 3.x (Kilted on) warns that the old variable is deprecated.
 _FASTDDS2_DISTROS = {"humble", "iron", "jazzy"}
@@ -20,13 +22,8 @@ GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_thresho
 
 
 def profile_path() -> Path:
-    """The shipped Fast DDS profile: the installed share folder, else the source tree's config/."""
-    from bevfusion_ros.ros.paths import package_share
-
-    share = package_share("bevfusion_ros")
-    if share is not None and (share / "config" / PROFILE_NAME).is_file():
-        return share / "config" / PROFILE_NAME
-    return Path(__file__).resolve().parents[2] / "config" / PROFILE_NAME
+    """The shipped Fast DDS profile."""
+    return config_file(PROFILE_NAME)
 
 
 def transport_env(base: Mapping[str, str] | None = None, domain_id: int | None = None) -> dict[str, str]:

@@ -9,20 +9,20 @@ import sys
 
 from bevfusion_ros.core.errors import BevFusionError
 
-# subcommand -> (module, one-line help); each module has add_arguments(parser) and run(args).
+# subcommand -> (module in tools.commands, one-line help); each has add_arguments(parser) and run(args).
 COMMANDS = {
-    "make-bag": ("bevfusion_ros.tools.make_bag", "write the real nuScenes frame into a rosbag2 (mcap)"),
-    "play": ("bevfusion_ros.tools.play", "publish a bag over ROS 2 with its recorded timing"),
-    "probe": ("bevfusion_ros.tools.probe", "subscribe, convert and report sizes and latency"),
-    "demo-transport": ("bevfusion_ros.tools.demo_transport", "play a bag into a probe in another process"),
-    "infer": ("bevfusion_ros.tools.infer", "run one frame through the pipeline and write BEV and camera PNGs"),
-    "overlay": ("bevfusion_ros.tools.overlay", "draw the real frame's LiDAR points into its camera images"),
-    "run-node": ("bevfusion_ros.tools.run_node", "run the perception node on a bag, record and summarise its outputs"),
-    "record": ("bevfusion_ros.tools.record", "record ROS 2 topics into a bag (stand-in for ros2 bag record)"),
-    "build-engines": ("bevfusion_ros.tools.build_engines", "build TensorRT engines (fp16/int8/DLA) on the target"),
-    "selftest": ("bevfusion_ros.tools.selftest", "prove TensorRT, CUDA and DLA here; Markdown + JSON report"),
-    "evaluate": ("bevfusion_ros.tools.evaluate", "replay a bag, score it against ground truth, compare runs"),
-    "eval-scenes": ("bevfusion_ros.tools.eval_scenes", "score the model on held-out generated scenes (mAP, NDS, mIoU)"),
+    "make-bag": ("make_bag", "write the real nuScenes frame into a rosbag2 (mcap)"),
+    "play": ("play", "publish a bag over ROS 2 with its recorded timing"),
+    "probe": ("probe", "subscribe, convert and report sizes and latency"),
+    "demo-transport": ("demo_transport", "play a bag into a probe in another process"),
+    "infer": ("infer", "run one frame through the pipeline and write BEV and camera PNGs"),
+    "overlay": ("overlay", "draw the real frame's LiDAR points into its camera images"),
+    "run-node": ("run_node", "run the perception node on a bag, record and summarise its outputs"),
+    "record": ("record", "record ROS 2 topics into a bag (stand-in for ros2 bag record)"),
+    "build-engines": ("build_engines", "build TensorRT engines (fp16/int8/DLA) on the target"),
+    "selftest": ("selftest", "prove TensorRT, CUDA and DLA here; Markdown + JSON report"),
+    "evaluate": ("evaluate", "replay a bag, score it against ground truth, compare runs"),
+    "eval-scenes": ("eval_scenes", "score the model on held-out generated scenes (mAP, NDS, mIoU)"),
 }
 
 
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
-        p.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=f"{__package__}.commands.{module}")
+        importlib.import_module(p.get_default("_module")).add_arguments(p)
     args = ap.parse_args(argv)
     try:
         return int(importlib.import_module(args._module).run(args))

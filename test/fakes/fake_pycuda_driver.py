@@ -1,7 +1,7 @@
 """FAKE of the part of ``pycuda.driver`` that bevfusion_ros uses, for machines without a GPU.
 
 It exists because CI has no CUDA device; on the GPU machine the same tests run against real pycuda
-(test/gpu). It mirrors pycuda 2026.1's names and signatures and, where it matters for correctness,
+(test/core/cuda). It mirrors pycuda 2026.1's names and signatures and, where it matters for correctness,
 CUDA's semantics:
 
 * Device memory is an address space of its own: ``mem_alloc`` returns an allocation whose ``int()``

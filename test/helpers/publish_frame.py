@@ -12,8 +12,8 @@ import rclpy
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from bevfusion_ros.ros import build
-from bevfusion_ros.tools.make_bag import GT_TOPIC, LIDAR_TOPIC, camera_frame, image_topic, info_topic
-from bevfusion_ros.tools.nuscenes_frame import load_frame
+from bevfusion_ros.tools.bags.layout import GT_TOPIC, LIDAR_TOPIC, camera_frame, image_topic, info_topic
+from bevfusion_ros.tools.data.nuscenes_frame import load_frame
 
 GRID_TOPIC = "/test/occupancy"
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

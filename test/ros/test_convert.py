@@ -9,9 +9,9 @@ import pytest
 from geometry_msgs.msg import Point
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
-from bevfusion_ros.core.camera import CameraIntrinsics
-from bevfusion_ros.core.detections import Detections
 from bevfusion_ros.core.errors import MessageError
+from bevfusion_ros.core.pipeline.detections import Detections
+from bevfusion_ros.core.sensors.camera import CameraIntrinsics
 from bevfusion_ros.ros import build, convert, optional
 
 HDR = build.header("lidar_top", 1_532_402_927_647_951_000)

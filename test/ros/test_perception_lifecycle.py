@@ -29,8 +29,8 @@ def context():  # type: ignore[no-untyped-def]
 def calibration(tmp_path_factory, frame_dir) -> Path:  # type: ignore[no-untyped-def]
     import yaml
 
-    from bevfusion_ros.tools.make_bag import calibration_dict
-    from bevfusion_ros.tools.nuscenes_frame import load_frame
+    from bevfusion_ros.tools.bags.writer import calibration_dict
+    from bevfusion_ros.tools.data.nuscenes_frame import load_frame
 
     path = tmp_path_factory.mktemp("calib") / "calibration.yaml"
     path.write_text(yaml.safe_dump(calibration_dict(load_frame(frame_dir, decode_images=False))))

@@ -20,11 +20,12 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from vision_msgs.msg import Detection3DArray, LabelInfo
 
 from bevfusion_ros.core.model import load_model
-from bevfusion_ros.core.pipeline import Pipeline
+from bevfusion_ros.core.pipeline.pipeline import Pipeline
 from bevfusion_ros.ros import build, convert
-from bevfusion_ros.tools.bag_frames import read_frames
-from bevfusion_ros.tools.make_bag import LIDAR_TOPIC, image_topic, info_topic, scene_frame, write_bag
-from bevfusion_ros.tools.nuscenes_frame import load_frame
+from bevfusion_ros.tools.bags.frames import read_frames
+from bevfusion_ros.tools.bags.layout import LIDAR_TOPIC, image_topic, info_topic
+from bevfusion_ros.tools.bags.writer import scene_frame, write_bag
+from bevfusion_ros.tools.data.nuscenes_frame import load_frame
 
 NODE = "/bevfusion_perception"
 REPO = Path(__file__).resolve().parents[2]
@@ -95,7 +96,7 @@ class Outputs:
 def play(bag: Path, rate: float) -> subprocess.CompletedProcess:
     topics = [LIDAR_TOPIC, *(image_topic(c) for c in CAMS), *(info_topic(c) for c in CAMS)]
     return subprocess.run(
-        [sys.executable, "-m", "bevfusion_ros.tools.play", str(bag), "--rate", str(rate), "--topics", *topics,
+        [sys.executable, "-m", "bevfusion_ros.tools.commands.play", str(bag), "--rate", str(rate), "--topics", *topics,
          "--wait-subscribers", "1", "--wait-timeout", "20", "--delay", "1.0"],
         capture_output=True, text=True, timeout=120, env=dict(os.environ), check=True,
     )

@@ -17,7 +17,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from vision_msgs.msg import Detection3DArray
 
 from bevfusion_ros.ros import build, convert
-from bevfusion_ros.tools.make_bag import GT_TOPIC, LIDAR_TOPIC, image_topic, info_topic
+from bevfusion_ros.tools.bags.layout import GT_TOPIC, LIDAR_TOPIC, image_topic, info_topic
 
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 sys.path.insert(0, str(HELPERS))

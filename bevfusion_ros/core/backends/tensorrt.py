@@ -19,14 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from bevfusion_ros.core import cuda, engine_cache
 from bevfusion_ros.core.backends.base import Arrays, Backend
-from bevfusion_ros.core.engine_config import EngineConfig, StageBuild
+from bevfusion_ros.core.cuda import driver as cuda
 from bevfusion_ros.core.errors import BackendError, ConfigError
 from bevfusion_ros.core.model import ModelSpec, Stage
 from bevfusion_ros.core.optional import import_tensorrt
-from bevfusion_ros.core.trt_build import build_stage, engine_file
-from bevfusion_ros.core.trt_common import make_logger, np_dtype
+from bevfusion_ros.core.trt import engine_cache
+from bevfusion_ros.core.trt.build import build_stage, engine_file
+from bevfusion_ros.core.trt.common import make_logger, np_dtype
+from bevfusion_ros.core.trt.engine_config import EngineConfig, StageBuild
 
 
 class TensorRTBackend(Backend):
@@ -132,7 +133,7 @@ class TensorRTBackend(Backend):
         calibrator = None
         cal_cache = self._calibration_dir / f"{self.stage.name}.cache"
         if self.build.calibrated:
-            from bevfusion_ros.core.calibrator import make_entropy_calibrator
+            from bevfusion_ros.core.trt.calibrator import make_entropy_calibrator
 
             if not cal_cache.is_file():
                 msg = (

@@ -1,0 +1,1 @@
+"""CUDA: the driver wrapper, the runtime-stage kernels and the streamed GPU pipeline."""

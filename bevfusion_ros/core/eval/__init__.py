@@ -1,0 +1,1 @@
+"""Scoring: nuScenes metrics (devkit) and run-to-run agreement."""

@@ -1,0 +1,1 @@
+"""The monitor's logic without ROS: hardware sources (tegrastats, sysfs, NVML), judgement, power."""

@@ -1,0 +1,1 @@
+"""The perception node's logic without ROS: its config, sync policies, configure step, runners, health."""

@@ -1,0 +1,1 @@
+"""The model pipeline: pre-processing, bevpool, the stages through a backend, decoding."""

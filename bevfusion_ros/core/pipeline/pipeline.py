@@ -1,0 +1,153 @@
+"""The stage-graph runtime: walks the model YAML's stages in order, runs ONNX stages in a backend and
+runtime stages (image pre-processing, bevpool, pillarize) in numpy, and times every stage.
+
+Calibration-dependent precompute (image transforms, bevpool indices) happens in ``set_calibration``
+once, not per frame. One ``Pipeline`` is not thread-safe; the node runs it from one callback group.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from bevfusion_ros.core.backends.base import Backend, create_backend
+from bevfusion_ros.core.errors import CalibrationError, ConfigError, InputError
+from bevfusion_ros.core.model import ONNX, ModelSpec, Stage
+from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
+from bevfusion_ros.core.pipeline.detections import Detections
+from bevfusion_ros.core.pipeline.postprocess import Segmentation, decode_boxes, decode_map
+from bevfusion_ros.core.pipeline.preprocess import ImagePreprocessor, crop_points, pillarize
+from bevfusion_ros.core.sensors.rig import CameraRig
+
+Tensors = dict[str, npt.NDArray[np.generic]]
+BackendMaker = Callable[[ModelSpec, Stage], Backend]
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    detections: Detections
+    segmentation: Segmentation | None
+    timings_ms: dict[str, float]  # per stage, plus "postprocess" and "total"
+    points_used: int
+    tensors: Tensors = field(default_factory=dict)  # every intermediate tensor when keep_tensors=True
+
+
+class Pipeline:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        backend: str | BackendMaker = "onnxruntime",
+        image_order: str = "bgr",
+        **backend_options: object,
+    ) -> None:
+        self.spec = spec
+        for s in spec.stages:
+            if s.kind == "voxelize":
+                msg = (
+                    f"stage {s.name}: sparse voxelisation feeds a TensorRT sparse-convolution plugin and is not "
+                    "part of the numpy runtime; use a model with a pillarize stage"
+                )
+                raise ConfigError(msg)
+        self.preprocessor = ImagePreprocessor(spec.image, input_order=image_order)
+        if isinstance(backend, str):
+            name = backend
+
+            def maker(m: ModelSpec, s: Stage) -> Backend:
+                return create_backend(name, m, s, **backend_options)
+
+            backend = maker
+        self.backends: dict[str, Backend] = {s.name: backend(spec, s) for s in spec.stages if s.kind == ONNX}
+        self.rig: CameraRig | None = None
+        self.bevpool: BevPoolIndex | None = None
+        self._image_sizes: list[tuple[int, int]] = []
+
+    def activate(self) -> None:
+        try:
+            for b in self.backends.values():
+                b.activate()
+        except Exception:
+            self.deactivate()
+            raise
+
+    def deactivate(self) -> None:
+        for b in self.backends.values():
+            b.deactivate()
+
+    def __enter__(self) -> Pipeline:
+        self.activate()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.deactivate()
+
+    def set_calibration(self, rig: CameraRig) -> None:
+        """Precompute everything that depends on calibration and image sizes (once per rig)."""
+        if rig.names != self.spec.cameras:
+            msg = (
+                f"calibration cameras {list(rig.names)} do not match the model's cameras {list(self.spec.cameras)} "
+                "(same names, same order)"
+            )
+            raise CalibrationError(msg)
+        sizes = rig.image_sizes()
+        transforms = [self.preprocessor.transform(w, h) for w, h in sizes]
+        self.bevpool = BevPoolIndex.create(rig, transforms, self.spec.image, self.spec.camera_bev)
+        self.rig = rig
+        self._image_sizes = sizes
+
+    def _check_images(self, images: Sequence[npt.NDArray[np.uint8] | None]) -> None:
+        if len(images) != len(self.spec.cameras):
+            msg = f"expected {len(self.spec.cameras)} camera images ({', '.join(self.spec.cameras)}), got {len(images)}"
+            raise InputError(msg)
+        for name, img, (w, h) in zip(self.spec.cameras, images, self._image_sizes, strict=True):
+            if img is None:
+                continue
+            shape = np.shape(img)
+            if len(shape) != 3 or shape[:2] != (h, w):
+                msg = f"camera {name}: image is {shape}, but its calibration is for {w}x{h} (HxWx3 expected)"
+                raise InputError(msg)
+
+    def __call__(
+        self, images: Sequence[npt.NDArray[np.uint8] | None], points: npt.ArrayLike, keep_tensors: bool = False
+    ) -> FrameResult:
+        """Run one frame. A ``None`` image masks that camera: it adds nothing to the camera BEV."""
+        if self.rig is None or self.bevpool is None:
+            msg = "pipeline has no calibration: call set_calibration(rig) before running frames"
+            raise CalibrationError(msg)
+        self._check_images(images)
+        timings: dict[str, float] = {}
+        tensors: Tensors = {}
+        start = time.perf_counter()
+        points_used = 0
+        for stage in self.spec.stages:
+            t0 = time.perf_counter()
+            if stage.kind == "image_preprocess":
+                out: Tensors = {stage.outputs[0].name: self.preprocessor(images, len(self.spec.cameras))}
+            elif stage.kind == "pillarize":
+                cropped = crop_points(points, self.spec.lidar)
+                points_used = int(cropped.shape[0])
+                out = {stage.outputs[0].name: pillarize(cropped, self.spec.lidar)}
+            elif stage.kind == "bevpool":
+                feat, depth = (np.asarray(tensors[t.name], np.float32) for t in stage.inputs)
+                masked = [i for i, img in enumerate(images) if img is None]
+                if masked:
+                    feat = feat.copy()
+                    feat[:, masked] = 0.0
+                out = {stage.outputs[0].name: self.bevpool(feat, depth)}
+            else:
+                backend = self.backends[stage.name]
+                out = backend.infer({t.name: tensors[t.name] for t in stage.inputs})
+            tensors.update(out)
+            timings[stage.name] = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        heads = self.spec.stage("head.bbox")
+        dets = decode_boxes({t.name: tensors[t.name] for t in heads.outputs}, self.spec.post, self.spec.class_names)
+        seg = None
+        if self.spec.map is not None:
+            seg = decode_map(tensors[self.spec.stage("head.map").outputs[0].name], self.spec.map)
+        timings["postprocess"] = (time.perf_counter() - t0) * 1e3
+        timings["total"] = (time.perf_counter() - start) * 1e3
+        return FrameResult(dets, seg, timings, points_used, tensors if keep_tensors else {})

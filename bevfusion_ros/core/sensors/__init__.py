@@ -1,0 +1,1 @@
+"""Sensor data the pipeline reads: cameras and their rig, calibration, geometry, images, point clouds."""

@@ -1,0 +1,172 @@
+"""``bevfusion-ros play BAG``: publish a rosbag2's topics over rclpy with the recorded timing.
+
+A stand-in for ``ros2 bag play`` where rosbag2 is not installable (pip-only ROS 2); on a ROS
+distribution use ``ros2 bag play`` instead. Messages are published as the recorded CDR bytes,
+so nothing is deserialized on the way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bevfusion_ros.core.errors import BevFusionError, DependencyError
+from bevfusion_ros.ros.msgtypes import message_class
+from bevfusion_ros.tools.bags.io import iter_raw, open_reader, read_ahead
+
+DEFAULT_LATCHED = ("/tf_static",)
+
+
+@dataclass
+class PlayStats:
+    published: dict[str, int] = field(default_factory=dict)
+    skipped_topics: dict[str, str] = field(default_factory=dict)
+    max_lag_ms: float = 0.0
+    wall_s: float = 0.0
+
+
+def _qos(reliability: str, depth: int, latched: bool) -> Any:
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1 if latched else depth,
+        reliability=(
+            ReliabilityPolicy.RELIABLE if latched or reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        ),
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+    )
+
+
+def wait_for_subscribers(node: Any, publishers: dict[str, Any], min_subs: int, timeout_s: float) -> bool:
+    """Spin until every publisher has ``min_subs`` matched subscriptions, or the deadline."""
+    import rclpy
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(p.get_subscription_count() >= min_subs for p in publishers.values()):
+            return True
+        rclpy.spin_once(node, timeout_sec=0.05)
+    return False
+
+
+def play(node: Any, bag: Path, rate: float = 1.0, topics: set[str] | None = None, loops: int = 1,
+         reliability: str = "reliable", depth: int = 10, latched: tuple[str, ...] = DEFAULT_LATCHED,
+         wait_subscribers: int = 0, wait_timeout_s: float = 10.0, clock: bool = False,
+         delay_s: float = 0.0) -> PlayStats:
+    stats = PlayStats()
+    reader = open_reader(bag)
+    try:
+        publishers: dict[str, Any] = {}
+        for conn in reader.connections:
+            if (topics is not None and conn.topic not in topics) or conn.topic in publishers:
+                continue
+            try:
+                cls = message_class(conn.msgtype)
+            except DependencyError as exc:
+                stats.skipped_topics[conn.topic] = str(exc)
+                node.get_logger().warning(f"not playing {conn.topic}: {exc}")
+                continue
+            publishers[conn.topic] = node.create_publisher(
+                cls, conn.topic, _qos(reliability, depth, conn.topic in latched)
+            )
+        clock_pub = clock_msg = None
+        if clock:
+            from rosgraph_msgs.msg import Clock
+
+            from bevfusion_ros.ros.build import stamp
+
+            clock_pub, clock_msg = node.create_publisher(Clock, "/clock", 10), Clock()
+        if wait_subscribers and not wait_for_subscribers(node, publishers, wait_subscribers, wait_timeout_s):
+            waiting = [t for t, p in publishers.items() if p.get_subscription_count() < wait_subscribers]
+            node.get_logger().warning(f"playing although no subscriber matched yet on: {', '.join(waiting)}")
+        if delay_s > 0:
+            # A writer sees a reader before that reader has matched the writer; samples sent in between
+            # are lost to a best-effort reader. ros2 bag play has the same --delay for this.
+            import rclpy
+
+            end = time.monotonic() + delay_s
+            while time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.05)
+        start = time.monotonic()
+        for _ in range(loops):
+            t_wall0 = 0.0
+            t_bag0: int | None = None
+            for topic, _msgtype, ns, raw in read_ahead(iter_raw(reader, set(publishers))):
+                if t_bag0 is None:  # the clock starts with the first message, not with opening the bag
+                    t_bag0, t_wall0 = ns, time.monotonic()
+                target = t_wall0 + (ns - t_bag0) / 1e9 / rate
+                delay = target - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                else:
+                    stats.max_lag_ms = max(stats.max_lag_ms, -delay * 1e3)
+                if clock_pub is not None:
+                    clock_msg.clock = stamp(ns)
+                    clock_pub.publish(clock_msg)
+                publishers[topic].publish(raw)
+                stats.published[topic] = stats.published.get(topic, 0) + 1
+        stats.wall_s = time.monotonic() - start
+        # Reliable samples still in flight are lost if the process exits now.
+        from rclpy.duration import Duration
+
+        for pub in publishers.values():
+            pub.wait_for_all_acked(Duration(seconds=5))
+    finally:
+        reader.close()
+    return stats
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("bag", type=Path, help="rosbag2 folder (mcap or sqlite3)")
+    ap.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1.0)")
+    ap.add_argument("--loop", type=int, default=1, help="play the bag this many times (default 1)")
+    ap.add_argument("--topics", nargs="*", help="only these topics (default: all)")
+    ap.add_argument("--reliability", choices=("reliable", "best_effort"), default="reliable")
+    ap.add_argument("--depth", type=int, default=10, help="publisher history depth (default 10)")
+    ap.add_argument("--latched", nargs="*", default=list(DEFAULT_LATCHED),
+                    help="topics published transient-local (default: /tf_static)")
+    ap.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
+                    help="before playing, wait until every topic has N matched subscribers")
+    ap.add_argument("--wait-timeout", type=float, default=10.0, help="seconds to wait for subscribers")
+    ap.add_argument("--clock", action="store_true", help="publish /clock with the bag time")
+    ap.add_argument("--delay", type=float, default=0.0, help="seconds to wait after subscribers matched (default 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+
+    if args.rate <= 0 or args.loop < 1:
+        raise SystemExit("--rate must be > 0 and --loop >= 1")
+    rclpy.init()
+    node = rclpy.create_node("bag_player")
+    try:
+        stats = play(node, args.bag, args.rate, set(args.topics) if args.topics else None, args.loop,
+                     args.reliability, args.depth, tuple(args.latched), args.wait_subscribers,
+                     args.wait_timeout, args.clock, args.delay)
+    except BevFusionError as exc:
+        print(f"play: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    total = sum(stats.published.values())
+    print(f"played {total} messages on {len(stats.published)} topics in {stats.wall_s:.2f} s "
+          f"(rate x{args.rate}, max lag behind schedule {stats.max_lag_ms:.1f} ms)")
+    for topic, why in stats.skipped_topics.items():
+        print(f"  skipped {topic}: {why}")
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="bag_player", description=__doc__)
+    add_arguments(ap)
+    return run(ap.parse_args())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Evaluation of recorded and replayed runs, and its reports."""

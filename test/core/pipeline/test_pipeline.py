@@ -1,0 +1,171 @@
+"""The ONNX Runtime pipeline: golden outputs from PyTorch, pre-processing invariants, every bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bevfusion_ros.core.errors import CalibrationError, InputError
+from bevfusion_ros.core.pipeline.preprocess import ImagePreprocessor, crop_points, pillarize
+from bevfusion_ros.tools.data import scenes
+from bevfusion_ros.tools.data.nuscenes_frame import frame_rig
+
+GOLDEN = Path(__file__).resolve().parents[2] / "data" / "golden_reference.npz"
+# Per-stage tolerance relative to the tensor's max |value| (fp32 CPU kernels of ORT vs PyTorch;
+# errors grow a little along the chain since each stage is fed by the previous ORT stage).
+REL_TOL = {
+    "images": 1e-6,
+    "lidar_pillars": 1e-6,
+    "camera_feature": 1e-4,
+    "camera_depth": 1e-4,
+    "camera_bev": 1e-4,
+    "camera_bev_feature": 1e-4,
+    "lidar_bev_feature": 1e-4,
+    "fused": 2e-4,
+    "heatmap": 2e-4,
+    "reg": 2e-4,
+    "height": 2e-4,
+    "dim": 2e-4,
+    "rot": 2e-4,
+    "map_probs": 2e-4,
+}
+
+
+@pytest.fixture(scope="module")
+def golden_run(frame_dir, spec, pipeline):  # type: ignore[no-untyped-def]
+    g = np.load(GOLDEN)
+    rig = frame_rig(frame_dir, spec.cameras, *scenes.RENDER_SIZE)
+    pipeline.set_calibration(rig)
+    sc = scenes.generate_scene(int(g["seed"]))
+    result = pipeline(scenes.render_cameras(sc, rig, *scenes.RENDER_SIZE), scenes.lidar_sweep(sc), keep_tensors=True)
+    return g, result
+
+
+@pytest.mark.parametrize("name", sorted(REL_TOL))
+def test_onnxruntime_matches_pytorch_per_stage(golden_run, name: str) -> None:  # type: ignore[no-untyped-def]
+    g, result = golden_run
+    got = np.asarray(result.tensors[name], np.float32)
+    assert list(got.shape) == g[f"{name}/shape"].tolist()
+    want = g[f"{name}/values"]
+    scale = max(float(g[f"{name}/stats"][2]), 1e-6)
+    err = np.abs(got.reshape(-1)[g[f"{name}/index"]] - want).max() / scale
+    assert err <= REL_TOL[name], f"{name}: max error {err:.2e} x max|value| exceeds {REL_TOL[name]:.0e}"
+    assert got.mean() == pytest.approx(g[f"{name}/stats"][0], abs=REL_TOL[name] * scale * 10)
+
+
+def test_decoded_boxes_match_pytorch(golden_run) -> None:  # type: ignore[no-untyped-def]
+    g, result = golden_run
+    det = result.detections
+    assert len(det) == len(g["boxes/scores"]) > 10
+    assert np.array_equal(det.labels, g["boxes/labels"])
+    assert np.allclose(det.centers, g["boxes/centers"], atol=1e-3)
+    assert np.allclose(det.scores, g["boxes/scores"], atol=1e-4)
+    assert set(result.timings_ms) >= {"camera.backbone", "camera.bevpool", "fuser", "head.bbox", "postprocess", "total"}
+
+
+def test_the_model_detects_the_objects_of_a_held_out_scene(golden_run) -> None:  # type: ignore[no-untyped-def]
+    g, result = golden_run
+    gt = scenes.generate_scene(int(g["seed"])).boxes
+    det = result.detections.select(result.detections.scores >= 0.3)
+    cars = gt.centers[gt.labels == 0][:, :2]
+    found = det.centers[det.labels == 0][:, :2]
+    near = np.hypot(*(cars[:, None] - found[None]).transpose(2, 0, 1)).min(axis=1) < 2.0
+    assert near.mean() >= 0.6, f"only {near.sum()} of {len(cars)} cars found within 2 m"
+
+
+def test_full_and_quarter_resolution_cameras_give_the_same_input(spec) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (225, 400, 3), dtype=np.uint8)
+    big = np.repeat(np.repeat(small, 4, axis=0), 4, axis=1)
+    pre = ImagePreprocessor(spec.image)
+    a, b = pre([small] * 6, 6), pre([big] * 6, 6)
+    assert np.abs(a - b).max() < 1e-4
+    assert pre.transform(1600, 900).pool == 4 and pre.transform(400, 225).pool == 1
+
+
+def test_bgr_input_is_swapped_to_the_networks_rgb(spec) -> None:  # type: ignore[no-untyped-def]
+    img = np.zeros((225, 400, 3), np.uint8)
+    img[..., 0] = 255  # blue in BGR
+    out = ImagePreprocessor(spec.image, "bgr")([img] * 6, 6)
+    assert out[0, 0, 2].mean() > 2 and out[0, 0, 0].mean() < -1  # channel 2 (B in RGB) is bright
+
+
+def test_pillars_summarise_points_per_cell(spec) -> None:  # type: ignore[no-untyped-def]
+    pts = np.array([[0.1, 0.1, -1.0, 100], [0.2, 0.3, 1.0, 200], [10.0, -5.0, 0.0, 0]], np.float32)
+    p = pillarize(crop_points(pts, spec.lidar), spec.lidar)[0]
+    g = spec.lidar.grid
+    ix, iy = int((0.1 - g.xmin) / g.resolution), int((0.1 - g.ymin) / g.resolution)
+    assert p[0, iy, ix] == pytest.approx(np.log1p(2))
+    assert p[1, iy, ix] == pytest.approx((1.0 + 5) / 8) and p[3, iy, ix] == pytest.approx((-1.0 + 5) / 8)
+    assert p[4, iy, ix] == pytest.approx(150 / 255)
+    assert (p[0] > 0).sum() == 2
+
+
+@pytest.fixture
+def calibrated(frame_dir, spec, pipeline):  # type: ignore[no-untyped-def]
+    rig = frame_rig(frame_dir, spec.cameras, *scenes.RENDER_SIZE)
+    pipeline.set_calibration(rig)
+    sc = scenes.generate_scene(5)
+    return pipeline, scenes.render_cameras(sc, rig, *scenes.RENDER_SIZE), scenes.lidar_sweep(sc)
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("five_cameras", "expected 6 camera images"),
+        ("wrong_size", "calibration is for 400x225"),
+        ("grey", "HxWx3"),
+        ("empty_cloud", "no finite points"),
+        ("nan_cloud", "no finite points"),
+        ("too_many_points", "more than lidar.max_points"),
+        ("three_columns", "x, y, z, intensity"),
+    ],
+)
+def test_bad_input_is_one_clear_error(calibrated, case: str, words: str) -> None:  # type: ignore[no-untyped-def]
+    pipe, images, points = calibrated
+    if case == "five_cameras":
+        images = images[:5]
+    elif case == "wrong_size":
+        images = [*images[:5], np.zeros((900, 1600, 3), np.uint8)]
+    elif case == "grey":
+        images = [*images[:5], np.zeros((225, 400), np.uint8)]
+    elif case == "empty_cloud":
+        points = np.zeros((0, 4), np.float32)
+    elif case == "nan_cloud":
+        points = np.full((100, 4), np.nan, np.float32)
+    elif case == "too_many_points":
+        points = np.zeros((300_001, 4), np.float32)
+    elif case == "three_columns":
+        points = points[:, :3]
+    with pytest.raises(InputError, match=words):
+        pipe(images, points)
+
+
+def test_running_without_calibration_or_with_other_cameras_is_refused(spec, rig) -> None:  # type: ignore[no-untyped-def]
+    from bevfusion_ros.core.pipeline.pipeline import Pipeline
+    from bevfusion_ros.core.sensors.rig import CameraRig
+
+    p = Pipeline(spec)
+    with pytest.raises(CalibrationError, match="no calibration"):
+        p([], np.zeros((1, 4)))
+    swapped = CameraRig.create(rig.names[::-1], rig.intrinsics[::-1], list(rig.lidar2cam[::-1]))
+    with pytest.raises(CalibrationError, match="do not match the model's cameras"):
+        p.set_calibration(swapped)
+
+
+def test_image_too_wide_for_the_model_is_refused(spec) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InputError, match="aspect ratio is too wide"):
+        ImagePreprocessor(spec.image).transform(1600, 300)
+
+
+def test_null_backend_runs_the_whole_runtime_without_a_model(spec, rig) -> None:  # type: ignore[no-untyped-def]
+    from bevfusion_ros.core.pipeline.pipeline import Pipeline
+
+    with Pipeline(spec, "null") as p:
+        p.set_calibration(rig)
+        images = [np.zeros((h, w, 3), np.uint8) for w, h in rig.image_sizes()]
+        r = p(images, np.array([[5.0, 0.0, 0.0, 10.0]] * 10, np.float32))
+    assert set(r.timings_ms) >= {"camera.backbone", "camera.bevpool", "head.map", "total"}
+    assert r.segmentation is not None and float(r.segmentation.probabilities.max()) == 0.0

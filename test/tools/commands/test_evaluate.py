@@ -1,0 +1,249 @@
+"""``bevfusion-ros evaluate``: a generated-scenes bag with ground truth replayed through the node's
+code and scored; gates and exit codes; recorded outputs; and every kind of bad bag."""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from rclpy.serialization import serialize_message
+
+from bevfusion_ros.core.eval.metrics import DetectionEvaluator
+from bevfusion_ros.core.model import load_model
+from bevfusion_ros.core.pipeline.pipeline import Pipeline
+from bevfusion_ros.resources import default_model
+from bevfusion_ros.ros import build, diagnostics
+from bevfusion_ros.tools import cli
+from bevfusion_ros.tools.bags.frames import read_frames
+from bevfusion_ros.tools.bags.io import BagWriter, iter_raw, open_reader
+from bevfusion_ros.tools.bags.layout import GT_MAP_PREFIX, LIDAR_TOPIC
+from bevfusion_ros.tools.bags.writer import scene_frame, write_bag
+from bevfusion_ros.tools.data import scenes
+from bevfusion_ros.tools.data.nuscenes_frame import load_frame
+
+SEED = 10_000_200
+FRAMES = 3
+NODE = "/bevfusion_perception"
+
+
+@pytest.fixture(scope="module")
+def scene_bag(frame_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    first = scene_frame(load_frame(frame_dir), SEED)
+    grid = load_model(default_model()).map.grid  # type: ignore[union-attr]
+    return write_bag(
+        first, tmp_path_factory.mktemp("eval") / "scenes", FRAMES, show_progress=False,
+        frames=lambda k: first if k == 0 else scene_frame(first, SEED + k),
+        maps=lambda k: (scenes.rasterize_map(scenes.generate_scene(SEED + k), grid), grid, scenes.MAP_CLASSES),
+    )  # fmt: skip
+
+
+def evaluate(bag: Path, out: Path, *extra: str) -> tuple[int, dict[str, Any] | None]:
+    code = cli.main(["evaluate", str(bag), "--out", str(out), "--no-progress", *extra])
+    path = out / "evaluation.json"
+    return code, json.loads(path.read_text()) if path.is_file() else None
+
+
+def copy_bag(src: Path, dst: Path, keep: Callable[[str], bool] = lambda t: True,
+             retype: dict[str, tuple[str, bytes]] | None = None) -> Path:  # fmt: skip
+    """``src`` without the topics ``keep`` rejects; ``retype`` replaces a topic's type and payload."""
+    reader = open_reader(src)
+    try:
+        with BagWriter(dst) as w:
+            for topic, msgtype, ns, raw in iter_raw(reader):
+                if not keep(topic):
+                    continue
+                if retype and topic in retype:
+                    msgtype, raw = retype[topic]
+                w.write(topic, msgtype, ns, raw)
+    finally:
+        reader.close()
+    (dst / "calibration.yaml").write_text((src / "calibration.yaml").read_text())
+    return dst
+
+
+def test_replay_scores_and_compares(scene_bag: Path, tmp_path: Path, frame_dir: Path) -> None:
+    code, res = evaluate(scene_bag, tmp_path / "ev", "--compare", "onnxruntime:int8")
+    assert code == 0 and res is not None and res["incomplete"] is None and res["frames"] == FRAMES
+    fp32, int8 = res["runs"]
+    assert fp32["name"] == "onnxruntime:fp32" and int8["model"].endswith("int8")
+    assert fp32["frames_scored"] == FRAMES and 0.3 < fp32["mean_ap"] <= 1 and 0 < fp32["map"]["miou"] <= 1
+    for stage in ("camera.backbone", "fuser", "total"):
+        assert fp32["latency_ms"][stage]["n"] == FRAMES and fp32["latency_ms"][stage]["p99"] > 0
+    cmp = res["comparisons"]["onnxruntime:int8"]
+    assert cmp["frames"] == FRAMES and cmp["a_found_in_b"] > 0.8 and cmp["seg_miou"] > 0.8
+    assert [f["stamp_ns"] for f in cmp["per_frame"]] == [f["stamp_ns"] for f in res["per_frame"]]
+    assert len(res["per_frame"]) == FRAMES and all(0 <= f["f1"] <= 1 for f in res["per_frame"])
+    assert res["evaluation_frames_per_s"] > 0
+    # the same frames through the Pipeline directly, scored the same way: replay adds and loses nothing
+    spec = load_model(default_model())
+    direct = DetectionEvaluator(spec.class_names)
+    with Pipeline(spec) as pipe:
+        for f in read_frames(scene_bag, spec.cameras):
+            pipe.set_calibration(f.rig)
+            assert f.ground_truth is not None
+            direct.add(str(f.stamp_ns), f.ground_truth, pipe(f.images, f.points).detections)
+    assert fp32["mean_ap"] == pytest.approx(direct.compute()["mean_ap"], abs=1e-9)
+    # the report: plots on disk, inlined in the HTML, linked from the Markdown
+    out = tmp_path / "ev"
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 6 and "src='plots/" not in html
+    md = (out / "report.md").read_text()
+    for name in ("ap_per_class", "pr_curves", "latency", "scores_0", "worst_1", "best_1"):
+        assert (out / "plots" / f"{name}.png").stat().st_size > 5_000 and f"plots/{name}.png" in md
+    json.loads((out / "evaluation.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+
+
+def test_gates_set_the_exit_code(scene_bag: Path, tmp_path: Path) -> None:
+    code, res = evaluate(scene_bag, tmp_path / "a", "--max-frames", "2", "--min-map", "0.99", "--max-p99-ms", "1e6")
+    assert code == 1 and res is not None and res["frames"] == 2
+    failed = {g["name"] for g in res["gates"] if not g["passed"]}
+    assert failed == {"min_map"}
+    assert "FAILED: min_map" in (tmp_path / "a" / "report.md").read_text()
+    code, res = evaluate(scene_bag, tmp_path / "b", "--max-frames", "2", "--max-p99-ms", "0.01")
+    assert code == 1 and res is not None and not res["passed"]
+    code, res = evaluate(scene_bag, tmp_path / "c", "--max-frames", "2", "--min-map", "0", "--max-p99-ms", "1e6")
+    assert code == 0 and res is not None and res["passed"] and len(res["gates"]) == 2
+
+
+def fake_recording(bag: Path, out: Path, shift_m: float = 0.0) -> Path:
+    """What the node publishes for every sweep of ``bag`` (its message builders, the pipeline's
+    results), written as a recorder would; ``shift_m`` moves every box along x."""
+    spec = load_model(default_model())
+    assert spec.map is not None
+    with Pipeline(spec) as pipe, BagWriter(out) as w:
+        for f in read_frames(bag, spec.cameras):
+            pipe.set_calibration(f.rig)
+            r = pipe(f.images, f.points)
+            hdr = build.header("lidar_top", f.stamp_ns)
+            det = r.detections
+            moved = type(det)(det.centers + np.float32([shift_m, 0, 0]), det.sizes, det.yaw, det.scores, det.labels,
+                              det.class_names, det.velocities)  # fmt: skip
+            w.write(f"{NODE}/detections", "vision_msgs/msg/Detection3DArray", f.stamp_ns,
+                    serialize_message(build.detections_msg(moved, hdr)))  # fmt: skip
+            g = spec.map.grid
+            assert r.segmentation is not None
+            for k, c in enumerate(spec.map.classes):
+                msg = build.occupancy_grid_msg(r.segmentation.probabilities[k], g.resolution, (g.xmin, g.ymin), hdr)
+                w.write(f"{NODE}/map/{c}", "nav_msgs/msg/OccupancyGrid", f.stamp_ns, serialize_message(msg))
+            values = {f"{k}_ms": v for k, v in r.timings_ms.items()}
+            st = diagnostics.status("bevfusion: timing", spec.name, diagnostics.OK, "frame", values)
+            w.write(f"{NODE}/timing", "diagnostic_msgs/msg/DiagnosticArray", f.stamp_ns,
+                    serialize_message(diagnostics.array(build.header("", f.stamp_ns), [st])))  # fmt: skip
+    return out
+
+
+def test_recorded_outputs_score_like_the_replay(scene_bag: Path, tmp_path: Path) -> None:
+    rec = fake_recording(scene_bag, tmp_path / "rec")
+    code, res = evaluate(scene_bag, tmp_path / "ev", "--recorded", str(rec), "--compare", "onnxruntime")
+    assert code == 0 and res is not None
+    recorded, replayed = res["runs"]
+    assert recorded["kind"] == "recorded" and recorded["frames"] == FRAMES and replayed["frames"] == FRAMES
+    assert recorded["mean_ap"] == pytest.approx(replayed["mean_ap"], abs=1e-6)
+    assert recorded["map"]["miou"] == pytest.approx(replayed["map"]["miou"], abs=0.02)  # grids hold whole percent
+    assert recorded["latency_ms"]["total"]["n"] == FRAMES
+    cmp = res["comparisons"]["onnxruntime:fp32"]
+    assert cmp["a_found_in_b"] == 1.0 and cmp["b_found_in_a"] == 1.0 and cmp["centre_m"]["max"] < 1e-3
+    # a recording whose boxes are 1.5 m off agrees less and scores lower
+    off = fake_recording(scene_bag, tmp_path / "off", shift_m=1.5)
+    code, res2 = evaluate(scene_bag, tmp_path / "ev2", "--compare", f"recorded:{off}", "--max-map-drop", "3")
+    assert code == 1 and res2 is not None
+    c2 = res2["comparisons"][f"recorded:{off}"]
+    assert c2["centre_m"]["p50"] == pytest.approx(1.5, abs=1e-3)
+    assert res2["runs"][1]["mean_ap"] < res2["runs"][0]["mean_ap"]
+
+
+def test_bag_without_ground_truth_is_replayed_and_says_so(scene_bag: Path, tmp_path: Path) -> None:
+    bag = copy_bag(scene_bag, tmp_path / "nogt", keep=lambda t: not t.startswith("/ground_truth"))
+    code, res = evaluate(bag, tmp_path / "ev", "--max-frames", "1")
+    assert code == 0 and res is not None and res["frames"] == 1
+    assert res["runs"][0]["detection"] is None and any("no ground truth" in n for n in res["notes"])
+    assert res["runs"][0]["latency_ms"]["total"]["n"] == 1
+    code, res = evaluate(bag, tmp_path / "ev2", "--max-frames", "1", "--min-map", "0.1")
+    assert code == 1 and res is not None and "no ground truth" in res["gates"][0]["text"]
+
+
+def test_bag_without_map_ground_truth_scores_boxes_only(scene_bag: Path, tmp_path: Path) -> None:
+    bag = copy_bag(scene_bag, tmp_path / "nomap", keep=lambda t: not t.startswith(GT_MAP_PREFIX))
+    code, res = evaluate(bag, tmp_path / "ev", "--max-frames", "1")
+    assert code == 0 and res is not None and res["runs"][0]["mean_ap"] is not None and res["runs"][0]["map"] is None
+    assert any("no map ground truth" in n for n in res["notes"])
+
+
+def test_missing_camera_and_wrong_types_name_what_is_wrong(scene_bag: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    bag = copy_bag(scene_bag, tmp_path / "five", keep=lambda t: "cam_back/" not in t)
+    code, res = evaluate(bag, tmp_path / "ev")
+    err = capsys.readouterr().err
+    assert code == 2 and res is None
+    assert "needs 6 cameras, the bag has 5" in err and "CAM_BACK (/cameras/cam_back/image_raw)" in err
+    assert "Traceback" not in err
+    image = serialize_message(build.image_msg(np.zeros((2, 2, 3), np.uint8), build.header("x", 1)))
+    bag = copy_bag(scene_bag, tmp_path / "typed", retype={LIDAR_TOPIC: ("sensor_msgs/msg/Image", image)})
+    code, _ = evaluate(bag, tmp_path / "ev2")
+    err = capsys.readouterr().err
+    assert code == 2 and "/lidar/points is sensor_msgs/msg/Image, expected sensor_msgs/msg/PointCloud2" in err
+
+
+def test_corrupt_chunk_keeps_the_frames_before_it(scene_bag: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A chunk whose data no longer matches its CRC (how rosbag2's mcap writer protects chunks)."""
+    import shutil
+
+    bag = tmp_path / "corrupt"
+    shutil.copytree(scene_bag, bag)
+    path = next(bag.glob("*.mcap"))
+    data = bytearray(path.read_bytes())
+    chunks, pos = [], 8
+    while data[pos] != 0x0F:  # walk the records up to the data end
+        length = struct.unpack_from("<Q", data, pos + 1)[0]
+        if data[pos] == 0x06:
+            chunks.append(pos)
+        pos += 9 + length
+    assert len(chunks) >= 3
+    struct.pack_into("<I", data, chunks[len(chunks) // 2] + 9 + 24, 0xDEADBEEF)  # a middle chunk's CRC
+    path.write_bytes(bytes(data))
+    code, res = evaluate(bag, tmp_path / "ev")
+    out = capsys.readouterr().out
+    assert code == 2 and res is not None
+    assert "checksum" in res["incomplete"] and "incomplete" in out
+    assert 1 <= res["frames"] < FRAMES and res["runs"][0]["frames_scored"] == res["frames"]
+    assert "INCOMPLETE" in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_unopenable_bag_is_one_clear_error(scene_bag: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    bag = tmp_path / "truncated"
+    shutil.copytree(scene_bag, bag)
+    path = next(bag.glob("*.mcap"))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    code, res = evaluate(bag, tmp_path / "ev")
+    err = capsys.readouterr().err
+    assert code == 2 and res is None and "cannot open bag" in err and "Traceback" not in err
+    code, _ = evaluate(tmp_path / "nope", tmp_path / "ev")
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_recorded_bag_without_detections_and_bad_run_names(scene_bag: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, _ = evaluate(scene_bag, tmp_path / "ev", "--recorded")
+    assert code == 2 and f"has no {NODE}/detections" in capsys.readouterr().err
+    code, _ = evaluate(scene_bag, tmp_path / "ev", "--compare", "onnxruntime:fp16")
+    assert code == 2 and "onnxruntime precisions are fp32 and int8" in capsys.readouterr().err
+    code, _ = evaluate(scene_bag, tmp_path / "ev", "--compare", "tensorrt:nope")
+    assert code == 2 and "no engine config" in capsys.readouterr().err
+
+
+def test_tensorrt_run_against_the_fake(scene_bag: Path, tmp_path: Path, trt_fakes) -> None:  # type: ignore[no-untyped-def]
+    """The TensorRT path of evaluate (FAKE TensorRT 10.3 + fake CUDA device: fp32 arithmetic), so
+    engines built from the fp16 config must agree with ONNX Runtime almost box for box."""
+    code, res = evaluate(scene_bag, tmp_path / "ev", "--max-frames", "2", "--compare", "tensorrt:fp16",
+                         "--param", f"engine_dir:={tmp_path / 'engines'}", "--param", "allow_engine_build:=true")
+    assert code == 0 and res is not None, res
+    assert trt_fakes.build_stats["builds"] == 6
+    trt = res["runs"][1]
+    assert trt["name"] == "tensorrt:fp16" and trt["frames"] == 2 and trt["latency_ms"]["head.bbox"]["n"] == 2
+    cmp = res["comparisons"]["tensorrt:fp16"]
+    assert cmp["a_found_in_b"] > 0.95 and cmp["centre_m"]["p95"] < 0.05 and cmp["seg_miou"] > 0.95

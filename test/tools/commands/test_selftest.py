@@ -1,0 +1,62 @@
+"""``bevfusion-ros selftest``: here (no TensorRT) it must run and say what it skipped; with the FAKE
+TensorRT and CUDA device (test/fakes) every variant is built, compared and reported, and a check
+outside its tolerance fails the command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from bevfusion_ros.tools.commands import selftest
+
+
+def _args(out: Path, **kw: object) -> argparse.Namespace:
+    a = argparse.Namespace(out=str(out), variants="fp16,int8,int8-dla0", frames=2, calibration_frames=2, bag="",
+                           device=0, no_progress=True)  # fmt: skip
+    vars(a).update(kw)
+    return a
+
+
+def _checks(out: Path) -> dict[tuple[str, str], dict]:  # type: ignore[type-arg]
+    return {(c["section"], c["name"]): c for c in json.loads((out / "selftest.json").read_text())}
+
+
+def test_without_tensorrt_it_runs_and_reports_what_it_skipped(tmp_path: Path) -> None:
+    assert selftest.run(_args(tmp_path, frames=1, variants="fp16")) == 0
+    checks = _checks(tmp_path)
+    assert checks[("environment", "tensorrt")]["status"] == "SKIP"
+    assert "No module named 'tensorrt'" in checks[("environment", "tensorrt")]["detail"]
+    assert checks[("variant fp16", "build")]["status"] == "SKIP"
+    assert checks[("reference", "latency")]["data"]["onnxruntime_ms"]["total"] > 0
+    md = (tmp_path / "selftest.md").read_text()
+    assert "| tensorrt | SKIP |" in md and "| camera.backbone |" in md
+
+
+def test_with_fake_tensorrt_every_variant_is_built_compared_and_reported(trt_fakes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert selftest.run(_args(tmp_path)) == 0
+    c = _checks(tmp_path)
+    assert c[("environment", "tensorrt")]["detail"] == "TensorRT 10.3.0"
+    assert c[("environment", "dla")]["detail"] == "2 DLA core(s)"
+    for v in ("fp16", "int8", "int8-dla0"):
+        assert c[(f"variant {v}", "build")]["status"] == "PASS"
+        acc = c[(f"variant {v}", "accuracy vs ONNX Runtime")]
+        assert acc["status"] == "PASS" and max(acc["data"].values()) < 1e-5  # the fake computes in fp32
+        assert c[(f"variant {v}", "detections vs ONNX Runtime")]["status"] == "PASS"
+        assert c[(f"variant {v}", "overlap")]["status"] == "SKIP"  # the fake CUDA has no nvcc
+    build = c[("variant int8", "build")]["data"]
+    assert build["fuser"]["precision"] == "best" and build["lidar.backbone"]["precision"] == "fp16"
+    assert "GPU fallback" in c[("variant int8-dla0", "DLA head.map")]["detail"]
+    assert (tmp_path / "engines" / "int8-dla0" / "calibration" / "fuser.cache").is_file()
+    assert trt_fakes.build_stats["builds"] == 18
+
+
+def test_a_check_outside_tolerance_fails_the_command(  # type: ignore[no-untyped-def]
+    trt_fakes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(selftest.TOLERANCE, "fp16", (-1.0, 0.9))
+    assert selftest.run(_args(tmp_path, variants="fp16")) == 1
+    assert _checks(tmp_path)[("variant fp16", "accuracy vs ONNX Runtime")]["status"] == "FAIL"
+    assert "| accuracy vs ONNX Runtime | FAIL |" in (tmp_path / "selftest.md").read_text()
