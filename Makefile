@@ -40,8 +40,10 @@ $(VENV)/.stamp-package: $(VENV)/.stamp-vision-msgs setup.py setup.cfg pyproject.
 	$(PIP) --no-deps -r requirements/devkit.txt
 	@touch $@
 
+# ruff (style, imports, bugs), then the layer rules of pyproject.toml's [tool.importlinter]
 lint: setup
 	$(VENV)/bin/ruff check bevfusion_ros test scripts launch training benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: setup
 	$(VENV)/bin/mypy bevfusion_ros/core

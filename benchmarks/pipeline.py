@@ -15,7 +15,7 @@ import numpy as np
 from bevfusion_ros.core.model import load_model
 from bevfusion_ros.core.pipeline.pipeline import Pipeline
 from bevfusion_ros.core.pipeline.preprocess import crop_points, pillarize
-from bevfusion_ros.resources import default_model
+from bevfusion_ros.core.resources import default_model
 from bevfusion_ros.tools.data.nuscenes_frame import frame_rig, load_frame
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from bevfusion_ros.core.model import ModelSpec, load_model
 from bevfusion_ros.core.pipeline.pipeline import Pipeline
-from bevfusion_ros.resources import default_model
+from bevfusion_ros.core.resources import default_model
 from bevfusion_ros.tools.data import scenes
 from bevfusion_ros.tools.data.nuscenes_frame import frame_rig
 from bevfusion_ros.tools.viz.progress import progress

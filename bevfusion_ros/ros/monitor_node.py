@@ -20,7 +20,6 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
@@ -44,13 +43,11 @@ class MonitorNode(Node):
         self.window = TimingWindow(self.cfg.window_s)
         self.bad_timing = 0
         self._log = _rotating_log(self.cfg) if self.cfg.log_path else None
-        self.group = MutuallyExclusiveCallbackGroup()
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(DiagnosticArray, self.cfg.timing_topic, self._on_timing, qos,
-                                 callback_group=self.group)  # fmt: skip
+        self.create_subscription(DiagnosticArray, self.cfg.timing_topic, self._on_timing, qos)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.metrics_pub = self.create_publisher(Float64MultiArray, "~/metrics", 10)
-        self.create_timer(self.cfg.period_s, self._tick, callback_group=self.group)
+        self.create_timer(self.cfg.period_s, self._tick)
         self.get_logger().info(
             f"monitoring {self.cfg.timing_topic}; hardware source: {self.source.name}"
             + (f" ({self.source.snapshot().problems[0]})" if self.source.name == "none" else "")

@@ -11,7 +11,8 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
-from bevfusion_ros.core.perception.config import PARAMETERS, ParamSpec, PerceptionConfig, load_config
+from bevfusion_ros.core.paramspec import ParamSpec
+from bevfusion_ros.core.perception.config import PARAMETERS, PerceptionConfig, load_config
 
 
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:

@@ -22,7 +22,6 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -36,7 +35,7 @@ from visualization_msgs.msg import MarkerArray
 from bevfusion_ros.core.model import ModelSpec
 from bevfusion_ros.core.perception.config import PerceptionConfig
 from bevfusion_ros.core.perception.health import RateMeter
-from bevfusion_ros.core.perception.sync import ApproximateTimeSync, LidarAnchoredSync, SyncedFrame, frame_from_set
+from bevfusion_ros.core.perception.sync import APPROXIMATE, SensorSync, SyncedFrame, frame_from_set, make_sync
 from bevfusion_ros.core.pipeline.pipeline import FrameResult
 from bevfusion_ros.ros import build, diagnostics, optional
 from bevfusion_ros.ros.frame_decode import image_decoder
@@ -65,7 +64,6 @@ class Inputs:
         on_camera_info: Callable[[int, Any], None],
     ) -> None:
         self.node, self.cfg, self.offer = node, cfg, offer
-        self.group = MutuallyExclusiveCallbackGroup()
         self.rates = {t: RateMeter() for t in (*cfg.image_topics, cfg.lidar_topic)}
         self.compressed = cfg.image_transport == "compressed"
         self.image = image_decoder(self.compressed)  # message -> HxWx3 bgr, as the pipeline reads it
@@ -74,46 +72,39 @@ class Inputs:
         n = len(cfg.image_topics)
         self.subs: list[Any] = []
         self.timer: Any = None
-        self.anchored: LidarAnchoredSync | None = None
-        self.approx: ApproximateTimeSync | None = None
+        self.sync: SensorSync | None = None
         self.mf_sync: Any = None
-        mf = optional.message_filters() if cfg.sync_policy == "approximate" else None
+        mf = optional.message_filters() if cfg.sync_policy == APPROXIMATE else None
         if mf is not None:
             # message_filters' own synchroniser where the distribution provides it
-            mf_subs = [mf.Subscriber(node, image_cls, t, qos_profile=qos, callback_group=self.group)
-                       for t in cfg.image_topics]
-            mf_subs.append(mf.Subscriber(node, PointCloud2, cfg.lidar_topic, qos_profile=qos,
-                                         callback_group=self.group))
+            mf_subs = [mf.Subscriber(node, image_cls, t, qos_profile=qos) for t in cfg.image_topics]
+            mf_subs.append(mf.Subscriber(node, PointCloud2, cfg.lidar_topic, qos_profile=qos))
             for i, (s, t) in enumerate(zip(mf_subs, (*cfg.image_topics, cfg.lidar_topic), strict=True)):
                 s.registerCallback(lambda m, t=t, i=i: self._tick(t, m))
             self.mf_sync = mf.ApproximateTimeSynchronizer(mf_subs, cfg.sync_queue_size, cfg.sync_slop)
             self.mf_sync.registerCallback(self._on_mf_set)
             self.subs.extend(s.sub for s in mf_subs)
         else:
-            if cfg.sync_policy == "approximate":
-                self.approx = ApproximateTimeSync(n + 1, cfg.sync_queue_size, cfg.sync_slop)
-            else:
-                self.anchored = LidarAnchoredSync(n, cfg.max_camera_lidar_delay, cfg.camera_wait)
+            self.sync = make_sync(cfg)
+            if self.sync.wait_ns is not None:
                 period = max(0.005, cfg.camera_wait / 2) if cfg.camera_wait > 0 else 0.05
-                self.timer = node.create_timer(period, self._poll, callback_group=self.group)
+                self.timer = node.create_timer(period, self._poll)
             for i, t in enumerate(cfg.image_topics):
-                self.subs.append(node.create_subscription(
-                    image_cls, t, lambda m, i=i: self._on_input(i, m), qos, callback_group=self.group))
-            self.subs.append(node.create_subscription(
-                PointCloud2, cfg.lidar_topic, lambda m: self._on_input(n, m), qos, callback_group=self.group))
+                self.subs.append(node.create_subscription(image_cls, t, lambda m, i=i: self._on_input(i, m), qos))
+            self.subs.append(
+                node.create_subscription(PointCloud2, cfg.lidar_topic, lambda m: self._on_input(n, m), qos))
         if cfg.intrinsics_source == "camera_info":
             for i, t in enumerate(cfg.camera_info_topics):
                 self.subs.append(node.create_subscription(
-                    CameraInfo, t, lambda m, i=i: on_camera_info(i, m), qos, callback_group=self.group))
+                    CameraInfo, t, lambda m, i=i: on_camera_info(i, m), qos))
 
     @property
     def sync_counts(self) -> dict[str, int]:
-        src = self.anchored or self.approx
-        return dict(src.counts) if src is not None else {}
+        return dict(self.sync.counts) if self.sync is not None else {}
 
     @property
     def masked_per_camera(self) -> list[int]:
-        return list(self.anchored.masked_per_camera) if self.anchored is not None else []
+        return self.sync.masked_per_camera if self.sync is not None else []
 
     def _tick(self, topic: str, msg: Any) -> None:
         self.rates[topic].tick()
@@ -130,20 +121,13 @@ class Inputs:
         if stamp <= 0:
             self.node.problem("zero_stamp", f"{topic}: message has no stamp; dropped")
             return
-        now = time.monotonic_ns()
-        if self.anchored is not None:
-            frames = (self.anchored.add_lidar(stamp, msg, now) if index == n
-                      else self.anchored.add_camera(index, stamp, msg, now))
-            for f in frames:
+        if self.sync is not None:
+            for f in self.sync.add(index, stamp, msg, time.monotonic_ns()):
                 self.offer(f)
-        elif self.approx is not None:
-            matched = self.approx.add(index, stamp, msg)
-            if matched is not None:
-                self.offer(frame_from_set(matched))
 
     def _poll(self) -> None:
-        if self.anchored is not None:
-            for f in self.anchored.poll(time.monotonic_ns()):
+        if self.sync is not None:
+            for f in self.sync.poll(time.monotonic_ns()):
                 self.offer(f)
 
     def _on_mf_set(self, *msgs: Any) -> None:

@@ -131,7 +131,7 @@ class PerceptionNode(LifecycleNode):
         self.inputs, self.outputs, self._worker, self._diag_timer = None, None, None, None
         self.slot.clear()
 
-    # -- sensor side (sensor callback group) -------------------------------------------------------
+    # -- sensor side (the executor's thread) --------------------------------------------------------
     def problem(self, cause: str, message: str) -> None:
         if self.problems.report(cause, message):
             self.get_logger().warning(f"{cause}: {message} (logged at most every {self.problems.interval_s:.0f} s; "

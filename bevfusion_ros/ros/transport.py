@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from bevfusion_ros.resources import config_file
+from bevfusion_ros.core.resources import config_file
 
 PROFILE_NAME = "fastdds_shm.xml"
 # Distributions whose Fast DDS is 2.x; 3.x (Kilted on) warns that the old variable is deprecated.

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bevfusion_ros.core.backends.base import create_backend
 from bevfusion_ros.core.errors import BackendError, ConfigError
 from bevfusion_ros.core.model import load_model, parse_model
+from bevfusion_ros.core.pipeline.backend import create_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 REF = ROOT / "engines" / "reference" / "model.yaml"

@@ -125,7 +125,7 @@ def test_node_on_a_generated_scene_bag_matches_the_offline_pipeline(ros_node, sc
                  "diagnostics after the last frame")
     finally:
         log = stop(proc)
-    frames = list(read_frames(scene_bag, spec.cameras))
+    frames = list(read_frames(scene_bag, spec))
     masked = [{kv.key: kv.value for kv in m.status[0].values}["masked_cameras"] for m in out.got[f"{NODE}/timing"]]
     assert masked == ["0"] * 4, masked
     dets = out.got[f"{NODE}/detections"]
@@ -308,7 +308,7 @@ def test_node_on_the_real_frame_bag(ros_node, tmp_path, frame_dir, spec) -> None
         out.wait(lambda: all(out.n(t) >= 2 for t in topics), 90, proc, "2 frames on every output")
     finally:
         stop(proc)
-    frames = list(read_frames(bag, spec.cameras))
+    frames = list(read_frames(bag, spec))
     dets = out.got[f"{NODE}/detections"]
     assert [build.stamp_ns(d.header.stamp) for d in dets] == [f.stamp_ns for f in frames]
     timing = {kv.key: float(kv.value) for kv in out.got[f"{NODE}/timing"][0].status[0].values}

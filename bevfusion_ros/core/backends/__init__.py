@@ -1,7 +1,5 @@
-"""Inference backends: one small contract (base.Backend), one module per runtime, imported lazily."""
+"""Inference backends, one module per runtime, each implementing ``core.pipeline.backend.Backend``.
 
-from __future__ import annotations
-
-from bevfusion_ros.core.backends.base import Backend, BackendFactory, create_backend, registered_backends
-
-__all__ = ["Backend", "BackendFactory", "create_backend", "registered_backends"]
+The pipeline creates them by name through that module's registry, so importing the pipeline never
+imports a runtime (TensorRT, ONNX Runtime): each is loaded when a backend of its name is created.
+"""

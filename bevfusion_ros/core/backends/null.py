@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bevfusion_ros.core.backends.base import _NP_DTYPES, Arrays, Backend
 from bevfusion_ros.core.errors import BackendError
+from bevfusion_ros.core.pipeline.backend import _NP_DTYPES, Arrays, Backend
 
 
 class NullBackend(Backend):

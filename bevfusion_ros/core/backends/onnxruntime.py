@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bevfusion_ros.core.backends.base import Arrays, Backend
 from bevfusion_ros.core.errors import BackendError, DependencyError
 from bevfusion_ros.core.model import ModelSpec, Stage
+from bevfusion_ros.core.pipeline.backend import Arrays, Backend
 
 _ORT_TYPES = {
     "tensor(float)": "float32",

@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from bevfusion_ros.core.backends.base import Arrays, Backend
 from bevfusion_ros.core.cuda import driver as cuda
 from bevfusion_ros.core.errors import BackendError, ConfigError
 from bevfusion_ros.core.model import ModelSpec, Stage
 from bevfusion_ros.core.optional import import_tensorrt
+from bevfusion_ros.core.pipeline.backend import Arrays, Backend
 from bevfusion_ros.core.trt import engine_cache
-from bevfusion_ros.core.trt.build import build_stage, engine_file
+from bevfusion_ros.core.trt.build import build_engine, engine_file
 from bevfusion_ros.core.trt.common import make_logger, np_dtype
 from bevfusion_ros.core.trt.engine_config import EngineConfig, StageBuild
 
@@ -52,14 +52,10 @@ class TensorRTBackend(Backend):
             msg = f"stage {stage.name}: the tensorrt backend needs engine_dir (where build-engines wrote the engines)"
             raise ConfigError(msg)
         self.engine_dir = Path(engine_dir)
-        # Per-stage settings from the engine build config win; ``build`` serves a single stage.
-        self.build = (engine_config.for_stage(stage.name) if engine_config else (build or StageBuild())).on(
-            stage.dla_capable
-        )
-        # Rebuilds read and write the same caches as build-engines: those the engine config names.
-        cfg = engine_config or EngineConfig("", Path(), StageBuild(), {})
-        self._calibration_dir = self.engine_dir / cfg.calibration.cache_dir
-        self._timing_cache = self.engine_dir / cfg.timing_cache if cfg.timing_cache else None
+        # Per-stage settings from the engine build config win; ``build`` serves a single stage. Rebuilds
+        # go through build-engines' own step, with the caches the engine config names.
+        self._engine_config = engine_config or EngineConfig("", Path(), build or StageBuild(), {})
+        self.build = self._engine_config.for_stage(stage.name).on(stage.dla_capable)
         self.allow_build = allow_build or force_rebuild
         self.force_rebuild = force_rebuild
         self.mapped_host = mapped_host
@@ -130,23 +126,8 @@ class TensorRTBackend(Backend):
                 "Rebuild it with `bevfusion-ros build-engines` or set allow_build"
             )
             raise BackendError(msg)
-        calibrator = None
-        cal_cache = self._calibration_dir / f"{self.stage.name}.cache"
-        if self.build.calibrated:
-            from bevfusion_ros.core.trt.calibrator import make_entropy_calibrator
-
-            if not cal_cache.is_file():
-                msg = (
-                    f"stage {self.stage.name}: rebuilding an int8 calibrator engine needs {cal_cache}; run "
-                    "`bevfusion-ros build-engines` with --calibration-bag once"
-                )
-                raise BackendError(msg)
-            calibrator = make_entropy_calibrator(trt, None, cal_cache)
-        build_stage(
-            trt, self.stage, self.model.path(self.stage), self.build, self.engine_dir,
-            (self.context.name, self.context.compute_capability), self._timing_cache,
-            calibrator, cal_cache if calibrator is not None else None,
-        )  # fmt: skip
+        build_engine(trt, self.model, self.stage, self._engine_config, self.engine_dir,
+                     (self.context.name, self.context.compute_capability))  # fmt: skip
         self.rebuilt = True
 
     def _load(self, trt: Any) -> None:

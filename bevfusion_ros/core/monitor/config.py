@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bevfusion_ros.core.errors import ConfigError
 from bevfusion_ros.core.monitor.judge import Budgets
-from bevfusion_ros.core.perception.config import ParamSpec, check_value
+from bevfusion_ros.core.monitor.sources import SOURCES
+from bevfusion_ros.core.paramspec import ParamSpec, check_values
 
 MONITOR_PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("source", "auto", "power/load source: auto, tegrastats, ina3221, nvml or none"),
+    ParamSpec("source", "auto", "power/load source: auto, tegrastats, ina3221, nvml or none", choices=SOURCES),
     ParamSpec("tegrastats_interval_ms", 500, "tegrastats --interval (ms)", (50, 10000)),
     ParamSpec("timing_topic", "/bevfusion_perception/timing", "the perception node's per-frame timing topic"),
     ParamSpec("window_s", 10.0, "sliding window for rate and latency percentiles (s)", (1.0, 600.0)),
@@ -26,7 +26,6 @@ MONITOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("log_max_mb", 10.0, "rotate the log at this size (MB)", (0.01, 10000.0)),
     ParamSpec("log_backups", 3, "rotated log files kept", (0, 100)),
 )
-_SPECS = {p.name: p for p in MONITOR_PARAMETERS}
 
 
 @dataclass(frozen=True)
@@ -43,11 +42,7 @@ class MonitorConfig:
 
 
 def load_monitor_config(values: Mapping[str, Any]) -> MonitorConfig:
-    unknown = sorted(set(values) - set(_SPECS))
-    if unknown:
-        msg = f"unknown monitor parameter(s) {', '.join(unknown)}; known: {', '.join(_SPECS)}"
-        raise ConfigError(msg)
-    v = {p.name: check_value(p, values.get(p.name, p.default)) for p in MONITOR_PARAMETERS}
+    v = check_values(MONITOR_PARAMETERS, values, "monitor parameter")
     budgets = Budgets(v.pop("min_fps"), v.pop("max_latency_ms"), v.pop("max_power_w"), v.pop("max_temp_c"),
                       v.pop("stale_s"))  # fmt: skip
     return MonitorConfig(budgets=budgets, **v)

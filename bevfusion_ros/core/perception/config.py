@@ -9,59 +9,53 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from bevfusion_ros.core.errors import ConfigError
+from bevfusion_ros.core.paramspec import ParamSpec, check_values
+from bevfusion_ros.core.perception.runner import GPU_PIPELINE_MODES
+from bevfusion_ros.core.perception.sync import SYNC_POLICIES
+from bevfusion_ros.core.pipeline.backend import registered_backends
 
-CHOICES = {
-    "image_transport": ("raw", "compressed"),
-    "sync_policy": ("lidar_anchored", "approximate"),
-    "extrinsics_source": ("file", "tf"),
-    "intrinsics_source": ("camera_info", "file"),
-    "qos_reliability": ("best_effort", "reliable"),
-    "gpu_pipeline": ("off", "sequential", "pipelined"),
-    "source": ("auto", "tegrastats", "ina3221", "nvml", "none"),  # the monitor node's
-}
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    name: str
-    default: Any
-    description: str
-    range: tuple[float, float] | None = None  # inclusive
-
-    @property
-    def choices(self) -> tuple[str, ...] | None:
-        return CHOICES.get(self.name)
+IMAGE_TRANSPORTS = ("raw", "compressed")
+BACKENDS = registered_backends()
+EXTRINSICS_SOURCES = ("file", "tf")
+INTRINSICS_SOURCES = ("camera_info", "file")
+QOS_RELIABILITIES = ("best_effort", "reliable")
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model", "", "model YAML (engines/README.md); empty = the bundled reference model"),
-    ParamSpec("backend", "onnxruntime", "inference backend: onnxruntime or tensorrt"),
+    ParamSpec("backend", "onnxruntime", "inference backend: onnxruntime or tensorrt", choices=BACKENDS),
     ParamSpec("backend_threads", 0, "CPU threads per ONNX Runtime session (0 = its default)", (0, 64)),
     ParamSpec("engine_config", "", "tensorrt: engine build config (config/engines/*.yaml); empty = fp16.yaml"),
     ParamSpec("engine_dir", "", "tensorrt: engine directory; empty = engines/build/<variant> of the engine config"),
     ParamSpec("allow_engine_build", False, "tensorrt: build missing or stale engines at configure (takes minutes)"),
     ParamSpec("force_engine_rebuild", False, "tensorrt: rebuild every engine at configure"),
     ParamSpec("build_only", False, "tensorrt: configure (building engines as allowed), then exit"),
-    ParamSpec("gpu_pipeline", "off", "tensorrt: CUDA pre-processing with streams: off, sequential or pipelined"),
+    ParamSpec("gpu_pipeline", "off", "tensorrt: CUDA pre-processing with streams: off, sequential or pipelined",
+              choices=GPU_PIPELINE_MODES),
     ParamSpec("mapped_host_memory", False, "tensorrt: zero-copy mapped host buffers (Jetson: CPU and GPU share DRAM)"),
     ParamSpec("cuda_device", 0, "tensorrt: CUDA device index", (0, 15)),
     ParamSpec("calibration_file", "", "calibration YAML: lidar->camera 4x4 and K per camera (make-bag writes one)"),
-    ParamSpec("extrinsics_source", "file", "where lidar->camera extrinsics come from: file or tf (needs tf2_ros)"),
-    ParamSpec("intrinsics_source", "camera_info", "camera matrices from the CameraInfo topics or the calibration file"),
+    ParamSpec("extrinsics_source", "file", "where lidar->camera extrinsics come from: file or tf (needs tf2_ros)",
+              choices=EXTRINSICS_SOURCES),
+    ParamSpec("intrinsics_source", "camera_info", "camera matrices from the CameraInfo topics or the calibration file",
+              choices=INTRINSICS_SOURCES),
     ParamSpec("camera_names", [], "camera order; empty = the model's cameras (must match them)"),
     ParamSpec("camera_frames", [], "TF frame per camera; empty = lower-case camera names"),
     ParamSpec("image_topics", [], "image topic per camera; empty = /cameras/<frame>/image_raw[/compressed]"),
     ParamSpec("camera_info_topics", [], "CameraInfo topic per camera; empty = /cameras/<frame>/camera_info"),
-    ParamSpec("image_transport", "raw", "sensor_msgs/Image (raw) or sensor_msgs/CompressedImage (compressed)"),
+    ParamSpec("image_transport", "raw", "sensor_msgs/Image (raw) or sensor_msgs/CompressedImage (compressed)",
+              choices=IMAGE_TRANSPORTS),
     ParamSpec("lidar_topic", "/lidar/points", "sensor_msgs/PointCloud2 topic"),
     ParamSpec("lidar_frame", "lidar_top", "frame the calibration's lidar->camera transforms start from"),
-    ParamSpec("sync_policy", "lidar_anchored", "lidar_anchored (mask stale cameras) or approximate (message_filters)"),
+    ParamSpec("sync_policy", "lidar_anchored", "lidar_anchored (mask stale cameras) or approximate (message_filters)",
+              choices=SYNC_POLICIES),
     ParamSpec("max_camera_lidar_delay", 0.1, "lidar_anchored: newest usable image age vs the sweep (s)", (0.001, 2.0)),
     ParamSpec("camera_wait", 0.05, "lidar_anchored: max wait of a sweep for images stamped after it (s)", (0.0, 1.0)),
     ParamSpec("max_masked_cameras", 6, "frames with more masked cameras than this are dropped", (0, 6)),
     ParamSpec("sync_queue_size", 10, "approximate: queue length per input", (1, 200)),
     ParamSpec("sync_slop", 0.06, "approximate: largest stamp spread inside one set (s)", (0.001, 2.0)),
-    ParamSpec("qos_reliability", "best_effort", "input QoS reliability (sensor data QoS is best_effort)"),
+    ParamSpec("qos_reliability", "best_effort", "input QoS reliability (sensor data QoS is best_effort)",
+              choices=QOS_RELIABILITIES),
     ParamSpec("qos_depth", 5, "input QoS history depth", (1, 100)),
     ParamSpec("publish_markers", True, "publish a visualization_msgs/MarkerArray of the boxes for RViz"),
     ParamSpec("publish_map", True, "publish one nav_msgs/OccupancyGrid per map class"),
@@ -70,9 +64,6 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("stale_input_timeout", 1.0, "an input silent this long is reported as stale (s)", (0.05, 60.0)),
     ParamSpec("autostart", True, "main(): configure and activate at start (false: wait for lifecycle commands)"),
 )
-
-_SPECS = {p.name: p for p in PARAMETERS}
-
 
 @dataclass(frozen=True)
 class PerceptionConfig:
@@ -135,40 +126,6 @@ def _replace(cfg: PerceptionConfig, **changes: Any) -> PerceptionConfig:
     return PerceptionConfig(**values)
 
 
-def check_value(spec: ParamSpec, value: Any) -> Any:
-    default = spec.default
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"parameter '{spec.name}' must be true or false, got {value!r}")
-        return value
-    if isinstance(default, list):
-        if isinstance(value, str) or not isinstance(value, Sequence):
-            raise ConfigError(f"parameter '{spec.name}' must be a list of strings, got {value!r}")
-        if not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(f"parameter '{spec.name}' must hold non-empty strings, got {list(value)!r}")
-        return tuple(value)
-    if isinstance(default, (int, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"parameter '{spec.name}' must be a number, got {value!r}")
-        if isinstance(default, int) and int(value) != value:
-            raise ConfigError(f"parameter '{spec.name}' must be an integer, got {value!r}")
-        value = type(default)(value)
-        if spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
-            lo, hi = spec.range
-            raise ConfigError(f"parameter '{spec.name}' = {value} is outside the allowed range [{lo}, {hi}]")
-        return value
-    if not isinstance(value, str):
-        raise ConfigError(f"parameter '{spec.name}' must be a string, got {value!r}")
-    if spec.choices is not None and value not in spec.choices:
-        raise ConfigError(f"parameter '{spec.name}' = '{value}' is not one of: {', '.join(spec.choices)}")
-    return value
-
-
 def load_config(values: Mapping[str, Any]) -> PerceptionConfig:
     """Validated config from parameter values; missing keys take their defaults, unknown keys fail."""
-    unknown = sorted(set(values) - set(_SPECS))
-    if unknown:
-        msg = f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(_SPECS)}"
-        raise ConfigError(msg)
-    checked = {p.name: check_value(p, values.get(p.name, p.default)) for p in PARAMETERS}
-    return PerceptionConfig(**checked)
+    return PerceptionConfig(**check_values(PARAMETERS, values))

@@ -18,10 +18,10 @@ from bevfusion_ros.core.model import ModelSpec, load_model
 from bevfusion_ros.core.perception.config import PerceptionConfig
 from bevfusion_ros.core.perception.runner import DirectRunner, StreamedRunner
 from bevfusion_ros.core.pipeline.pipeline import Pipeline
+from bevfusion_ros.core.resources import default_model, engine_config_dir
 from bevfusion_ros.core.sensors.calibration import load_calibration
 from bevfusion_ros.core.sensors.rig import CameraRig
 from bevfusion_ros.core.trt.engine_config import EngineConfig, load_engine_config
-from bevfusion_ros.resources import default_model, engine_config_dir
 
 # (lidar frame, camera frames) -> one lidar->camera 4x4 per camera, e.g. from TF in the ROS layer
 ExtrinsicsLookup = Callable[[str, Sequence[str]], Sequence[npt.NDArray[np.float64]]]
@@ -43,6 +43,12 @@ def load_setup(
         model = engines.model
     spec = load_model(model)
     cfg = cfg.with_cameras(spec.cameras)
+    return cfg, spec, calibration_rig(cfg, lookup_extrinsics)
+
+
+def calibration_rig(cfg: PerceptionConfig, lookup_extrinsics: ExtrinsicsLookup | None = None) -> CameraRig:
+    """The camera rig of a config whose per-camera lists are filled in (``with_cameras``): the
+    calibration file, with the extrinsics from ``lookup_extrinsics`` where ``extrinsics_source`` is tf."""
     if not cfg.calibration_file:
         msg = "parameter 'calibration_file' is empty: give the calibration YAML (make-bag writes one beside each bag)"
         raise ConfigError(msg)
@@ -53,8 +59,7 @@ def load_setup(
             msg = "parameter 'extrinsics_source' is 'tf' but no TF lookup is available here; use 'file'"
             raise ConfigError(msg)
         extrinsics = lookup_extrinsics(cfg.lidar_frame, cfg.camera_frames)
-    rig = calibration.rig(cfg.camera_names, cfg.camera_frames, extrinsics=extrinsics)
-    return cfg, spec, rig
+    return calibration.rig(cfg.camera_names, cfg.camera_frames, extrinsics=extrinsics)
 
 
 def backend_options(cfg: PerceptionConfig) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Bookkeeping the node reports in diagnostics: a newest-only frame slot, message rates, latency
 percentiles and per-cause problem counters with rate-limited logging. Thread-safe where the node
-shares it between the subscription and inference callback groups."""
+shares it between its executor (sensor callbacks, diagnostics timer) and its inference thread."""
 
 from __future__ import annotations
 

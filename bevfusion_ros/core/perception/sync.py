@@ -23,11 +23,16 @@ import itertools
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bevfusion_ros.core.errors import ConfigError
 
+if TYPE_CHECKING:  # the config's parameter table takes its choices from this module
+    from bevfusion_ros.core.perception.config import PerceptionConfig
+
 TIMELINE_JUMP_NS = 1_000_000_000
+LIDAR_ANCHORED, APPROXIMATE = "lidar_anchored", "approximate"
+SYNC_POLICIES = (LIDAR_ANCHORED, APPROXIMATE)
 
 
 @dataclass(frozen=True)
@@ -185,3 +190,49 @@ def frame_from_set(matched: Sequence[tuple[int, Any]]) -> SyncedFrame:
     """An ApproximateTimeSync / message_filters set (cameras..., LiDAR) as a SyncedFrame."""
     *cams, (lidar_stamp, lidar) = matched
     return SyncedFrame(lidar_stamp, lidar, tuple(m for _, m in cams), tuple(s for s, _ in cams))
+
+
+class SensorSync:
+    """The configured policy behind one interface, for everything that assembles frames (the node,
+    offline replay, the bag frame reader): inputs are indexed cameras first, the LiDAR last
+    (``lidar_index``); ``now_ns`` is the clock a sweep's wait is measured on (wall or bag log time)."""
+
+    def __init__(self, policy: LidarAnchoredSync | ApproximateTimeSync, n_cameras: int) -> None:
+        self.policy = policy
+        self.lidar_index = n_cameras
+
+    @property
+    def wait_ns(self) -> int | None:
+        """How long a sweep may wait for images; None where nothing waits (approximate)."""
+        return self.policy.wait_ns if isinstance(self.policy, LidarAnchoredSync) else None
+
+    @property
+    def counts(self) -> Counter[str]:
+        return self.policy.counts
+
+    @property
+    def masked_per_camera(self) -> list[int]:
+        return list(self.policy.masked_per_camera) if isinstance(self.policy, LidarAnchoredSync) else []
+
+    def add(self, index: int, stamp_ns: int, msg: Any, now_ns: int) -> list[SyncedFrame]:
+        if isinstance(self.policy, LidarAnchoredSync):
+            if index == self.lidar_index:
+                return self.policy.add_lidar(stamp_ns, msg, now_ns)
+            return self.policy.add_camera(index, stamp_ns, msg, now_ns)
+        matched = self.policy.add(index, stamp_ns, msg)
+        return [frame_from_set(matched)] if matched is not None else []
+
+    def poll(self, now_ns: int) -> list[SyncedFrame]:
+        return self.policy.poll(now_ns) if isinstance(self.policy, LidarAnchoredSync) else []
+
+    def finish(self, last_ns: int) -> list[SyncedFrame]:
+        """At the end of a recording: the last sweep's wait ends with it."""
+        return self.poll(last_ns + (self.wait_ns or 0))
+
+
+def make_sync(cfg: PerceptionConfig) -> SensorSync:
+    """The sync policy the parameters ask for (``sync_policy`` and its settings)."""
+    n = len(cfg.image_topics)
+    if cfg.sync_policy == APPROXIMATE:
+        return SensorSync(ApproximateTimeSync(n + 1, cfg.sync_queue_size, cfg.sync_slop), n)
+    return SensorSync(LidarAnchoredSync(n, cfg.max_camera_lidar_delay, cfg.camera_wait), n)

@@ -2,7 +2,7 @@
 runtime stages (image pre-processing, bevpool, pillarize) in numpy, and times every stage.
 
 Calibration-dependent precompute (image transforms, bevpool indices) happens in ``set_calibration``
-once, not per frame. One ``Pipeline`` is not thread-safe; the node runs it from one callback group.
+once, not per frame. One ``Pipeline`` is not thread-safe; the node runs it from its one inference thread.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from bevfusion_ros.core.backends.base import Backend, create_backend
 from bevfusion_ros.core.errors import CalibrationError, ConfigError, InputError
 from bevfusion_ros.core.model import ONNX, ModelSpec, Stage
+from bevfusion_ros.core.pipeline.backend import Backend, create_backend
 from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
 from bevfusion_ros.core.pipeline.detections import Detections
 from bevfusion_ros.core.pipeline.postprocess import Segmentation, decode_boxes, decode_map

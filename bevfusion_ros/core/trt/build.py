@@ -12,11 +12,12 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy.typing as npt
 from tqdm import tqdm
 
 from bevfusion_ros.core.errors import BackendError, ConfigError
@@ -236,6 +237,40 @@ def collect_calibration(spec: ModelSpec, frames: Iterable[Any], names: dict[str,
     return n
 
 
+def build_engine(
+    trt: Any,
+    spec: ModelSpec,
+    stage: Stage,
+    cfg: EngineConfig,
+    out: Path,
+    device: tuple[str, str],
+    batches: Iterator[Mapping[str, npt.NDArray[Any]]] | None = None,
+    recalibrate: bool = False,
+) -> BuildResult:
+    """One stage's engine into ``out`` with ``cfg``'s settings, caches and calibration: what
+    build-engines does per stage and what the tensorrt backend does when it rebuilds one. An INT8
+    calibrator stage calibrates on ``batches`` or, without them, replays its calibration cache."""
+    sb = cfg.for_stage(stage.name).on(stage.dla_capable)
+    cache = cfg.calibration_cache(out, stage.name)
+    calibrator = None
+    if sb.calibrated:
+        if recalibrate:
+            cache.unlink(missing_ok=True)
+        if batches is None and not cache.is_file():
+            msg = (
+                f"stage {stage.name}: an int8 calibrator engine needs calibration data or the cache {cache}; run "
+                "`bevfusion-ros build-engines` with --calibration-bag once"
+            )
+            raise BackendError(msg)
+        calibrator = make_entropy_calibrator(trt, batches, cache)
+    try:
+        return build_stage(trt, stage, spec.path(stage), sb, out, device, cfg.timing_cache_path(out), calibrator,
+                           cache if calibrator is not None else None)  # fmt: skip
+    finally:
+        if calibrator is not None:
+            calibrator.free()
+
+
 def build_all(
     cfg: EngineConfig,
     out: Path,
@@ -251,13 +286,12 @@ def build_all(
 
     trt = import_tensorrt()
     spec = load_model(cfg.model)
-    cal_dir = out / cfg.calibration.cache_dir
     calibrated = [s for s in stages if cfg.for_stage(s.name).calibrated]
-    need = [s for s in calibrated if recalibrate or not (cal_dir / f"{s.name}.cache").is_file()]
+    need = [s for s in calibrated if recalibrate or not cfg.calibration_cache(out, s.name).is_file()]
     if need and calibration_frames is None:
         msg = (
             f"stages {[s.name for s in need]} use the INT8 calibrator and have no calibration cache in "
-            f"{cal_dir}: pass --calibration-bag BAG"
+            f"{out / cfg.calibration.cache_dir}: pass --calibration-bag BAG"
         )
         raise ConfigError(msg)
     ctx = cuda.CudaContext(device)
@@ -273,19 +307,9 @@ def build_all(
             load_plugins(trt, cfg.plugins)
             dev = (ctx.name, ctx.compute_capability)
             for stage in tqdm(stages, f"building {cfg.variant} engines", unit="stage", disable=not show):
+                batches = stage_batches(tmp / stage.name) if stage in need else None
+                r = build_engine(trt, spec, stage, cfg, out, dev, batches, recalibrate)
                 sb = cfg.for_stage(stage.name)
-                calibrator = None
-                cache = cal_dir / f"{stage.name}.cache"
-                if sb.calibrated:
-                    if recalibrate:
-                        cache.unlink(missing_ok=True)
-                    batches = stage_batches(tmp / stage.name) if stage in need else None
-                    calibrator = make_entropy_calibrator(trt, batches, cache)
-                timing = out / cfg.timing_cache if cfg.timing_cache else None
-                r = build_stage(trt, stage, spec.path(stage), sb, out, dev, timing, calibrator,
-                                cache if calibrator is not None else None)  # fmt: skip
-                if calibrator is not None:
-                    calibrator.free()
                 results.append(r)
                 print(f"{stage.name}: {sb.variant()} {r.info.engine_bytes / 1e6:.1f} MB in {r.seconds:.1f} s")
                 if r.dla is not None:

@@ -67,6 +67,12 @@ class EngineConfig:
     def for_stage(self, name: str) -> StageBuild:
         return self.stages.get(name, self.defaults)
 
+    def calibration_cache(self, engine_dir: Path, stage: str) -> Path:
+        return engine_dir / self.calibration.cache_dir / f"{stage}.cache"
+
+    def timing_cache_path(self, engine_dir: Path) -> Path | None:
+        return engine_dir / self.timing_cache if self.timing_cache else None
+
 
 _STAGE_KEYS = {"precision", "int8_source", "dla_core", "gpu_fallback", "workspace_mb", "profiles"}
 

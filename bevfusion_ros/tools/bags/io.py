@@ -30,7 +30,7 @@ def typestore() -> Any:
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     store = get_typestore(Stores.ROS2_KILTED)
-    from bevfusion_ros.resources import package_share
+    from bevfusion_ros.core.resources import package_share
 
     share = package_share("vision_msgs")
     if share is None or not (share / "msg").is_dir():

@@ -16,7 +16,7 @@ got; the caller keeps what was read before it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -27,9 +27,10 @@ import numpy.typing as npt
 from bevfusion_ros.core.errors import BagError, BevFusionError, ConfigError
 from bevfusion_ros.core.model import Grid, ModelSpec
 from bevfusion_ros.core.perception.config import PerceptionConfig
-from bevfusion_ros.core.perception.sync import ApproximateTimeSync, LidarAnchoredSync, SyncedFrame, frame_from_set
+from bevfusion_ros.core.perception.sync import SyncedFrame, make_sync
 from bevfusion_ros.core.pipeline.detections import Detections
 from bevfusion_ros.core.pipeline.postprocess import Segmentation
+from bevfusion_ros.core.resources import config_file
 from bevfusion_ros.core.sensors.rig import CameraRig
 from bevfusion_ros.core.yamlfile import load_yaml
 from bevfusion_ros.ros.build import stamp_ns
@@ -83,6 +84,23 @@ class BagTopics:
 
     def of_type(self, *types: str) -> list[str]:
         return sorted(t for t, (ty, _) in self.topics.items() if ty in types)
+
+
+def node_values(
+    bag: BagTopics,
+    cameras: tuple[str, ...],
+    params_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    calibration: Path | None = None,
+) -> dict[str, Any]:
+    """The node's parameters for replaying ``bag``: the params file (default: the shipped
+    config/perception.yaml), ``overrides``, the calibration (given, else the file's, else the bag's
+    calibration.yaml) and the image transport the bag was recorded with."""
+    values = node_parameters(params_file or config_file("perception.yaml"))
+    values.update(overrides or {})
+    if calibration is not None or not values.get("calibration_file"):
+        values["calibration_file"] = str(calibration or bag.path / "calibration.yaml")
+    return choose_transport(values, cameras, bag)
 
 
 def choose_transport(values: dict[str, Any], names: tuple[str, ...], bag: BagTopics) -> dict[str, Any]:
@@ -163,14 +181,9 @@ class SensorReplay:
         from bevfusion_ros.ros.frame_decode import rig_with_camera_info
 
         cfg = self.cfg
-        n = len(cfg.image_topics)
         cams = {t: i for i, t in enumerate(cfg.image_topics)}
         infos = {t: i for i, t in enumerate(cfg.camera_info_topics)} if cfg.intrinsics_source == "camera_info" else {}
-        anchored = approx = None
-        if cfg.sync_policy == "approximate":
-            approx = ApproximateTimeSync(n + 1, cfg.sync_queue_size, cfg.sync_slop)
-        else:
-            anchored = LidarAnchoredSync(n, cfg.max_camera_lidar_delay, cfg.camera_wait)
+        sync = make_sync(cfg)
         new_rig: CameraRig | None = None
         last_ns = 0
         try:
@@ -195,24 +208,14 @@ class SensorReplay:
                 if stamp <= 0:
                     self.counts["zero_stamp"] += 1
                     continue
-                index = n if topic == cfg.lidar_topic else cams[topic]
-                frames: list[SyncedFrame] = []
-                if anchored is not None:
-                    frames = (anchored.add_lidar(stamp, msg, ns) if index == n
-                              else anchored.add_camera(index, stamp, msg, ns))  # fmt: skip
-                elif approx is not None:
-                    matched = approx.add(index, stamp, msg)
-                    frames = [frame_from_set(matched)] if matched is not None else []
-                for f in frames:
+                index = sync.lidar_index if topic == cfg.lidar_topic else cams[topic]
+                for f in sync.add(index, stamp, msg, ns):
                     yield ReplayFrame(f, new_rig)
                     new_rig = None
-            if anchored is not None:  # the last sweep's wait ends with the bag
-                for f in anchored.poll(last_ns + anchored.wait_ns):
-                    yield ReplayFrame(f, new_rig)
+            for f in sync.finish(last_ns):
+                yield ReplayFrame(f, new_rig)
         finally:
-            src = anchored or approx
-            if src is not None:
-                self.counts.update({f"sync_{k}": v for k, v in src.counts.items()})
+            self.counts.update({f"sync_{k}": v for k, v in sync.counts.items()})
 
 
 def occupancy(msg: Any) -> tuple[npt.NDArray[np.int8], Grid]:
@@ -322,8 +325,6 @@ class StampCursor(Generic[T]):
         self._head: tuple[int, T] | None = None
         self._done = False
         self.error: BagError | None = None
-        self.skipped = 0  # items whose stamp was never asked for
-        self.served = 0
 
     def _peek(self) -> tuple[int, T] | None:
         if self._head is None and not self._done:
@@ -338,15 +339,12 @@ class StampCursor(Generic[T]):
     def get(self, stamp: int) -> T | None:
         while (head := self._peek()) is not None and head[0] < stamp:
             self._head = None
-            self.skipped += 1
         if head is not None and head[0] == stamp:
             self._head = None
-            self.served += 1
             return head[1]
         return None
 
     def __iter__(self) -> Iterator[tuple[int, T]]:
         while (head := self._peek()) is not None:
             self._head = None
-            self.served += 1
             yield head

@@ -45,9 +45,8 @@ from bevfusion_ros.tools.bags.replay import (
     SensorReplay,
     StampCursor,
     check_sensor_topics,
-    choose_transport,
     ground_truth,
-    node_parameters,
+    node_values,
     recorded_outputs,
     recorded_topics,
 )  # fmt: skip
@@ -79,7 +78,7 @@ def parse_run(text: str, backend: str, model: Path | None, bag: Path) -> RunSpec
         if arg in ("", "fp32"):
             return RunSpec(f"onnxruntime:fp32{'' if model is None else f'({model.name})'}", kind, model)
         if arg == "int8":
-            from bevfusion_ros.resources import default_model
+            from bevfusion_ros.core.resources import default_model
 
             base = model or default_model()
             int8 = base.with_name(base.name.removesuffix(".yaml") + ".int8.yaml")
@@ -90,7 +89,7 @@ def parse_run(text: str, backend: str, model: Path | None, bag: Path) -> RunSpec
         msg = f"run '{text}': onnxruntime precisions are fp32 and int8"
         raise ConfigError(msg)
     if kind == "tensorrt":
-        from bevfusion_ros.resources import engine_config_dir
+        from bevfusion_ros.core.resources import engine_config_dir
 
         variant = arg or "fp16"
         path = Path(variant) if variant.endswith(".yaml") else engine_config_dir() / f"{variant}.yaml"
@@ -186,17 +185,6 @@ def _param(text: str) -> tuple[str, Any]:
     return name, yaml.safe_load(value)
 
 
-def node_values(args: argparse.Namespace, bag: BagTopics, cameras: tuple[str, ...]) -> dict[str, Any]:
-    from bevfusion_ros.resources import config_file
-
-    values = node_parameters(args.params_file or config_file("perception.yaml"))
-    values.update(_param(p) for p in args.param)
-    calibration = args.calibration or (args.bag / "calibration.yaml")
-    if args.calibration or not values.get("calibration_file"):
-        values["calibration_file"] = str(calibration)
-    return choose_transport(values, cameras, bag)
-
-
 class Evaluation:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -210,10 +198,11 @@ class Evaluation:
         if len(set(names)) != len(names):
             msg = f"runs must differ; got {names}"
             raise ConfigError(msg)
-        from bevfusion_ros.resources import default_model
+        from bevfusion_ros.core.resources import default_model
 
         base_spec = load_model(args.model or default_model())
-        self.values = node_values(args, self.bag, base_spec.cameras)
+        self.values = node_values(self.bag, base_spec.cameras, args.params_file, dict(_param(p) for p in args.param),
+                                  args.calibration)
         self.replayed: dict[str, ReplayRun] = {}
         try:
             for r in self.runs:

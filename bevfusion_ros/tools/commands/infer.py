@@ -15,22 +15,23 @@ import numpy as np
 import numpy.typing as npt
 
 from bevfusion_ros.core.errors import BagError
-from bevfusion_ros.core.model import load_model
+from bevfusion_ros.core.model import ModelSpec, load_model
 from bevfusion_ros.core.pipeline.detections import Detections
 from bevfusion_ros.core.pipeline.pipeline import Pipeline
+from bevfusion_ros.core.resources import default_model
 from bevfusion_ros.core.sensors.rig import CameraRig
-from bevfusion_ros.resources import default_model
 from bevfusion_ros.tools.data.nuscenes_frame import frame_rig
 from bevfusion_ros.tools.viz.plots import bev_figure, camera_mosaic
 
 
 def load_input(
-    args: argparse.Namespace, names: tuple[str, ...]
-) -> tuple[list[npt.NDArray[np.uint8]], npt.NDArray[np.float32], CameraRig, Detections | None, str]:
+    args: argparse.Namespace, spec: ModelSpec
+) -> tuple[list[npt.NDArray[np.uint8] | None], npt.NDArray[np.float32], CameraRig, Detections | None, str]:
+    names = spec.cameras
     if args.bag:
         from bevfusion_ros.tools.bags.frames import read_frames
 
-        for i, fr in enumerate(read_frames(Path(args.bag), names)):
+        for i, fr in enumerate(read_frames(Path(args.bag), spec)):
             if i == args.index:
                 return fr.images, fr.points, fr.rig, fr.ground_truth, f"bag {Path(args.bag).name} frame {i}"
         msg = f"bag {args.bag} has fewer than {args.index + 1} complete frames"
@@ -67,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = load_model(args.model or default_model())
-    images, points, rig, gt, what = load_input(args, spec.cameras)
+    images, points, rig, gt, what = load_input(args, spec)
     with Pipeline(spec, args.backend) as pipe:
         pipe.set_calibration(rig)
         result = pipe(images, points)

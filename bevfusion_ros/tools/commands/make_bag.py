@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     maker = map_maker = None
     if args.scene is not None:
         from bevfusion_ros.core.model import load_model
-        from bevfusion_ros.resources import default_model
+        from bevfusion_ros.core.resources import default_model
         from bevfusion_ros.tools.data import scenes
 
         seed = args.scene

@@ -21,7 +21,7 @@ from typing import Any
 
 from bevfusion_ros.core.errors import BevFusionError
 from bevfusion_ros.core.model import load_model
-from bevfusion_ros.resources import config_file, default_model
+from bevfusion_ros.core.resources import config_file, default_model
 from bevfusion_ros.ros.transport import transport_env
 from bevfusion_ros.tools.bags.layout import LIDAR_TOPIC, image_topic, info_topic
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from bevfusion_ros.core.errors import BevFusionError, DependencyError
 from bevfusion_ros.core.model import ONNX, ModelSpec, load_model
-from bevfusion_ros.resources import default_model, engine_config_dir
+from bevfusion_ros.core.resources import default_model, engine_config_dir
 from bevfusion_ros.tools.data.selftest_frames import FIRST_SEED, synthetic_frames
 
 VARIANTS = {"fp16": "fp16.yaml", "int8": "int8.yaml", "int8-dla0": "int8_dla.yaml"}
@@ -143,7 +143,7 @@ def _frames(args: argparse.Namespace, spec: ModelSpec, count: int, first_seed: i
         from bevfusion_ros.tools.bags.frames import read_frames
 
         out = []
-        for f in read_frames(Path(args.bag), spec.cameras):
+        for f in read_frames(Path(args.bag), spec):
             out.append(f)
             if len(out) == count:
                 break

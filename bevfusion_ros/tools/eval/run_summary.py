@@ -127,7 +127,7 @@ def _segmentation(msgs: dict[str, list[Any]], classes: tuple[str, ...], stamp: i
 def _points(bag: Path, spec: ModelSpec, stamp: int) -> Any:
     from bevfusion_ros.tools.bags.frames import read_frames
 
-    for f in read_frames(bag, spec.cameras):
+    for f in read_frames(bag, spec):
         if f.stamp_ns == stamp:
             return f.points
     return None

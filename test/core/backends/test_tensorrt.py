@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bevfusion_ros.core.backends import create_backend
 from bevfusion_ros.core.cuda import driver as cuda
 from bevfusion_ros.core.errors import BackendError, ConfigError
+from bevfusion_ros.core.pipeline.backend import create_backend
 from bevfusion_ros.core.pipeline.pipeline import Pipeline
 from bevfusion_ros.core.trt import engine_cache
 from bevfusion_ros.core.trt.engine_config import StageBuild, load_engine_config

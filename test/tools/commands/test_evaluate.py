@@ -16,7 +16,7 @@ from rclpy.serialization import serialize_message
 from bevfusion_ros.core.eval.metrics import DetectionEvaluator
 from bevfusion_ros.core.model import load_model
 from bevfusion_ros.core.pipeline.pipeline import Pipeline
-from bevfusion_ros.resources import default_model
+from bevfusion_ros.core.resources import default_model
 from bevfusion_ros.ros import build, diagnostics
 from bevfusion_ros.tools import cli
 from bevfusion_ros.tools.bags.frames import read_frames
@@ -83,7 +83,7 @@ def test_replay_scores_and_compares(scene_bag: Path, tmp_path: Path, frame_dir: 
     spec = load_model(default_model())
     direct = DetectionEvaluator(spec.class_names)
     with Pipeline(spec) as pipe:
-        for f in read_frames(scene_bag, spec.cameras):
+        for f in read_frames(scene_bag, spec):
             pipe.set_calibration(f.rig)
             assert f.ground_truth is not None
             direct.add(str(f.stamp_ns), f.ground_truth, pipe(f.images, f.points).detections)
@@ -116,7 +116,7 @@ def fake_recording(bag: Path, out: Path, shift_m: float = 0.0) -> Path:
     spec = load_model(default_model())
     assert spec.map is not None
     with Pipeline(spec) as pipe, BagWriter(out) as w:
-        for f in read_frames(bag, spec.cameras):
+        for f in read_frames(bag, spec):
             pipe.set_calibration(f.rig)
             r = pipe(f.images, f.points)
             hdr = build.header("lidar_top", f.stamp_ns)

@@ -38,10 +38,6 @@ _NP_DTYPES = {
 }
 
 
-def register_backend(name: str, target: str) -> None:
-    _REGISTRY[name] = target
-
-
 def registered_backends() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
@@ -66,7 +62,6 @@ class Backend:
         self.stage = stage
         self.is_active = False
         self.last_inference_ms = float("nan")
-        self.inference_count = 0
 
     def activate(self) -> None:
         if self.is_active:
@@ -90,7 +85,6 @@ class Backend:
         start = time.perf_counter()
         out = self.infer_impl(checked)
         self.last_inference_ms = (time.perf_counter() - start) * 1e3
-        self.inference_count += 1
         return out
 
     def _check_feeds(self, feeds: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:

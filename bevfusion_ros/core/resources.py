@@ -15,7 +15,7 @@ from pathlib import Path
 from bevfusion_ros.core.errors import ConfigError
 
 PACKAGE = "bevfusion_ros"
-SOURCE_TREE = Path(__file__).resolve().parents[1]  # the checkout's root when imported from one
+SOURCE_TREE = Path(__file__).resolve().parents[2]  # the checkout's root when imported from one
 
 
 def package_share(package: str) -> Path | None:
