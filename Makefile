@@ -46,7 +46,7 @@ lint: setup
 	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: setup
-	$(VENV)/bin/mypy bevfusion_ros/core
+	$(VENV)/bin/mypy bevfusion_ros
 
 pytest: setup
 	$(VENV)/bin/python -m pytest -q

@@ -10,17 +10,35 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from bevfusion_ros.core.errors import ConfigError
 from bevfusion_ros.core.yamlfile import load_yaml
 
-# Stage kinds. "onnx" stages run in a backend; the others are implemented by the runtime.
-ONNX = "onnx"
-RUNTIME_STAGES = ("image_preprocess", "bevpool", "pillarize", "voxelize")
-SENSOR_STAGES = ("image_preprocess", "pillarize", "voxelize")  # fed by sensor data, not tensors
-STAGE_KINDS = (ONNX, *RUNTIME_STAGES)
+
+class StageKind(StrEnum):
+    """What runs a stage: a backend (``onnx``) or the runtime itself (numpy, with CUDA twins)."""
+
+    ONNX = "onnx"
+    IMAGE_PREPROCESS = "image_preprocess"
+    BEVPOOL = "bevpool"
+    PILLARIZE = "pillarize"
+    VOXELIZE = "voxelize"
+
+    @property
+    def runtime(self) -> bool:
+        """Implemented by the runtime (host or CUDA pre-processing), not by a model file."""
+        return self is not StageKind.ONNX
+
+    @property
+    def sensor_fed(self) -> bool:
+        """Fed by sensor data (images, points), not by other stages' tensors."""
+        return self in (StageKind.IMAGE_PREPROCESS, StageKind.PILLARIZE, StageKind.VOXELIZE)
+
+
+ONNX = StageKind.ONNX
 DTYPES = ("float32", "float16", "int32", "int64", "uint8", "bool")
 DECODERS = ("centerpoint", "transfusion")
 NMS_TYPES = ("circle", "none")
@@ -101,7 +119,7 @@ class TensorSpec:
 @dataclass(frozen=True)
 class Stage:
     name: str
-    kind: str
+    kind: StageKind
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     file: str = ""
@@ -245,7 +263,7 @@ def _stage(name: str, raw: Any, directory: Path, check_files: bool) -> Stage:
     if not isinstance(raw, Mapping):
         msg = f"{where} must be a mapping"
         raise ConfigError(msg)
-    kind = _choice(raw.get("kind", ONNX), STAGE_KINDS, f"{where}.kind")
+    kind = StageKind(_choice(raw.get("kind", ONNX.value), [k.value for k in StageKind], f"{where}.kind"))
     ins = _get(raw, "inputs", where, dict)
     outs = _get(raw, "outputs", where, dict)
     inputs = tuple(TensorSpec.parse(k, v, f"{where}.inputs.{k}") for k, v in ins.items())
@@ -264,7 +282,7 @@ def _check_graph(stages: Sequence[Stage]) -> None:
     produced: dict[str, tuple[str, TensorSpec]] = {}
     for s in stages:
         for t in s.inputs:
-            if s.kind in SENSOR_STAGES:
+            if s.kind.sensor_fed:
                 continue  # their inputs are the sensor data, not tensors
             if t.name not in produced:
                 msg = f"stages.{s.name}.inputs.{t.name} is not an output of any earlier stage"
@@ -373,12 +391,12 @@ def _check_consistency(spec: ModelSpec) -> None:
     """The YAML's constants must agree with its tensor shapes, or pre/post-processing would misread them."""
     im, n = spec.image, len(spec.cameras)
     for s in spec.stages:
-        if s.kind == "image_preprocess":
+        if s.kind is StageKind.IMAGE_PREPROCESS:
             want = (1, n, 3, im.input_height, im.input_width)
             if s.outputs[0].shape != want:
                 msg = f"stages.{s.name}.outputs.{s.outputs[0].name} must be {list(want)} (cameras x image size)"
                 raise ConfigError(msg)
-        if s.kind == "bevpool":
+        if s.kind is StageKind.BEVPOOL:
             g = spec.camera_bev.grid
             fh, fw = im.input_height // im.feature_stride, im.input_width // im.feature_stride
             feat, depth = s.inputs
@@ -398,7 +416,7 @@ def _check_consistency(spec: ModelSpec) -> None:
                     f"got {list(out.shape)}"
                 )
                 raise ConfigError(msg)
-        if s.kind == "pillarize":
+        if s.kind is StageKind.PILLARIZE:
             g = spec.lidar.grid
             out = s.outputs[0]
             if out.shape[-2:] != (g.ny, g.nx):

@@ -24,12 +24,14 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
+from bevfusion_ros.core.errors import MessageError
 from bevfusion_ros.core.monitor.config import MONITOR_PARAMETERS, MonitorConfig, load_monitor_config
 from bevfusion_ros.core.monitor.judge import ERROR, OK, WARN, TimingWindow, judge, metrics_vector
 from bevfusion_ros.core.monitor.sources import select_source
+from bevfusion_ros.core.perception.timing import MONITOR_NODE, FrameTiming
 from bevfusion_ros.ros import build, diagnostics, params
 
-NODE_NAME = "bevfusion_monitor"
+NODE_NAME = MONITOR_NODE
 _LEVELS = {OK: diagnostics.OK, WARN: diagnostics.WARN, ERROR: diagnostics.ERROR}
 
 
@@ -55,14 +57,12 @@ class MonitorNode(Node):
 
     def _on_timing(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            vals = diagnostics.values(status)
             try:
-                latency = float(vals["latency_ms"])
-                stages = {k: float(v) for k, v in vals.items() if k.endswith("_ms") and k != "latency_ms"}
-            except (KeyError, ValueError):
+                timing = FrameTiming.decode(diagnostics.values(status))
+            except MessageError:
                 self.bad_timing += 1  # counted and shown; never raised into the executor
                 continue
-            self.window.add(time.monotonic(), latency, stages)
+            self.window.add(time.monotonic(), timing.latency_ms, timing.stages_ms)
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -75,9 +75,9 @@ class MonitorNode(Node):
             for c in checks
         ]
         if self.bad_timing:
+            why = f"{self.bad_timing} timing messages were ignored (not the perception node's timing record)"
             statuses.append(diagnostics.status("bevfusion monitor: timing input", self.cfg.timing_topic,
-                                               diagnostics.WARN, f"{self.bad_timing} timing messages without "
-                                               "latency_ms were ignored", {"ignored": self.bad_timing}))  # fmt: skip
+                                               diagnostics.WARN, why, {"ignored": self.bad_timing}))  # fmt: skip
         self.diag_pub.publish(diagnostics.array(build.header("", stamp), statuses))
         keys, values = metrics_vector(stats, snap)
         msg = Float64MultiArray(data=values)
@@ -101,7 +101,7 @@ class MonitorNode(Node):
 
 
 def _rotating_log(cfg: MonitorConfig) -> logging.Logger:
-    log = logging.getLogger(f"bevfusion_monitor.{id(cfg)}")
+    log = logging.getLogger(f"{MONITOR_NODE}.{id(cfg)}")
     log.propagate = False
     handler = logging.handlers.RotatingFileHandler(cfg.log_path, maxBytes=int(cfg.log_max_mb * 1e6),
                                                    backupCount=cfg.log_backups)  # fmt: skip

@@ -9,9 +9,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bevfusion_ros.core.errors import CalibrationError, DependencyError
+
+if TYPE_CHECKING:  # rclpy is imported where it is used
+    from rclpy.node import Node
 
 
 @functools.cache
@@ -31,7 +34,8 @@ def sensor_msgs_py_point_cloud2() -> ModuleType | None:
         from sensor_msgs_py import point_cloud2
     except ImportError:
         return None
-    return point_cloud2
+    module: ModuleType = point_cloud2
+    return module
 
 
 @functools.cache
@@ -41,10 +45,11 @@ def message_filters() -> ModuleType | None:
         import message_filters as mf
     except ImportError:
         return None
-    return mf
+    module: ModuleType = mf
+    return module
 
 
-def lookup_extrinsics(node: Any, lidar_frame: str, camera_frames: Sequence[str], timeout_s: float = 5.0) -> list[Any]:
+def lookup_extrinsics(node: Node, lidar_frame: str, camera_frames: Sequence[str], timeout_s: float = 5.0) -> list[Any]:
     """lidar->camera 4x4 per camera from TF (tf2_ros, a ROS distribution package).
 
     ``lookup_transform(camera, lidar)`` is the transform taking LiDAR-frame points into the camera

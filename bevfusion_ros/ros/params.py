@@ -9,6 +9,7 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.exceptions import ParameterUninitializedException
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from bevfusion_ros.core.paramspec import ParamSpec
@@ -37,7 +38,7 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return d
 
 
-def declare(node: Any, specs: Sequence[ParamSpec] = PARAMETERS) -> None:
+def declare(node: Node, specs: Sequence[ParamSpec] = PARAMETERS) -> None:
     """Declare every parameter of ``specs`` (default: the perception node's) on ``node``."""
     for spec in specs:
         if node.has_parameter(spec.name):
@@ -49,16 +50,16 @@ def declare(node: Any, specs: Sequence[ParamSpec] = PARAMETERS) -> None:
         node.declare_parameter(spec.name, default, _descriptor(spec))
 
 
-def read(node: Any) -> PerceptionConfig:
+def read(node: Node) -> PerceptionConfig:
     """The validated config from the node's current parameter values (ConfigError names the key)."""
     return load_config(values(node, PARAMETERS))
 
 
-def values(node: Any, specs: Sequence[ParamSpec]) -> dict[str, Any]:
+def values(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
     return {spec.name: _value(node, spec) for spec in specs}
 
 
-def _value(node: Any, spec: ParamSpec) -> Any:
+def _value(node: Node, spec: ParamSpec) -> Any:
     try:
         value = node.get_parameter(spec.name).value
     except ParameterUninitializedException:  # a list declared by type only, never set

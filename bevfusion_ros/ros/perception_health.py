@@ -10,17 +10,23 @@ Three DiagnosticStatus entries, named so rqt_robot_monitor groups them under 'be
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diagnostic_msgs.msg import DiagnosticStatus
 
 from bevfusion_ros.ros import diagnostics
 
+if TYPE_CHECKING:  # the node imports this module
+    from bevfusion_ros.ros.perception_node import PerceptionNode
+
 INPUT_PROBLEMS = ("bad_image", "bad_camera_info", "bad_header", "zero_stamp", "frame_dropped_MessageError")
 
 
-def node_statuses(node: Any) -> list[DiagnosticStatus]:
+def node_statuses(node: PerceptionNode) -> list[DiagnosticStatus]:
+    """Inputs, sync and processing statuses of an active node (nothing before it is active)."""
     cfg, inputs = node.cfg, node.inputs
+    if cfg is None or inputs is None:
+        return []
     hw = node.pipeline.spec.name if node.pipeline is not None else ""
     now = time.monotonic()
     problems = dict(node.problems.counts)

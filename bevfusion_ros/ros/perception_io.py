@@ -22,6 +22,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
+from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -36,6 +37,7 @@ from bevfusion_ros.core.model import ModelSpec
 from bevfusion_ros.core.perception.config import PerceptionConfig
 from bevfusion_ros.core.perception.health import RateMeter
 from bevfusion_ros.core.perception.sync import APPROXIMATE, SensorSync, SyncedFrame, frame_from_set, make_sync
+from bevfusion_ros.core.perception.timing import FrameTiming
 from bevfusion_ros.core.pipeline.pipeline import FrameResult
 from bevfusion_ros.ros import build, diagnostics, optional
 from bevfusion_ros.ros.frame_decode import image_decoder
@@ -57,13 +59,14 @@ class Inputs:
 
     def __init__(
         self,
-        node: Any,
+        node: Node,
         cfg: PerceptionConfig,
         spec: ModelSpec,
         offer: Callable[[SyncedFrame], None],
         on_camera_info: Callable[[int, Any], None],
+        problem: Callable[[str, str], None],
     ) -> None:
-        self.node, self.cfg, self.offer = node, cfg, offer
+        self.node, self.cfg, self.offer, self.problem = node, cfg, offer, problem
         self.rates = {t: RateMeter() for t in (*cfg.image_topics, cfg.lidar_topic)}
         self.compressed = cfg.image_transport == "compressed"
         self.image = image_decoder(self.compressed)  # message -> HxWx3 bgr, as the pipeline reads it
@@ -116,10 +119,10 @@ class Inputs:
         try:
             stamp = build.stamp_ns(msg.header.stamp)
         except (AttributeError, TypeError) as exc:
-            self.node.problem("bad_header", f"{topic}: {exc}")
+            self.problem("bad_header", f"{topic}: {exc}")
             return
         if stamp <= 0:
-            self.node.problem("zero_stamp", f"{topic}: message has no stamp; dropped")
+            self.problem("zero_stamp", f"{topic}: message has no stamp; dropped")
             return
         if self.sync is not None:
             for f in self.sync.add(index, stamp, msg, time.monotonic_ns()):
@@ -142,7 +145,7 @@ class Inputs:
 
 
 class Outputs:
-    def __init__(self, node: Any, cfg: PerceptionConfig, spec: ModelSpec) -> None:
+    def __init__(self, node: Node, cfg: PerceptionConfig, spec: ModelSpec) -> None:
         self.node, self.cfg, self.spec = node, cfg, spec
         self.detections = node.create_publisher(Detection3DArray, "~/detections", RESULTS)
         self.labels = node.create_publisher(LabelInfo, "~/labels", LATCHED)
@@ -170,17 +173,17 @@ class Outputs:
     def publish_timing(
         self, frame: SyncedFrame, result: FrameResult, host_ms: float, latency_ms: float, now_ns: int, masked: int
     ) -> None:
-        values: dict[str, Any] = {f"{k}_ms": v for k, v in result.timings_ms.items()}
-        values.update(
+        timing = FrameTiming(
+            stages_ms=dict(result.timings_ms),
             host_ms=host_ms,
-            latency_ms=latency_ms,  # from the frame being complete to its outputs published
-            stamp_age_ms=(now_ns - frame.stamp_ns) / 1e6,  # ROS clock now - LiDAR stamp (sensor to output)
-            masked_cameras=masked,  # by the sync policy or because the image could not be decoded
+            latency_ms=latency_ms,
+            stamp_age_ms=(now_ns - frame.stamp_ns) / 1e6,
             camera_skew_ms=frame.max_skew_ns() / 1e6,
+            masked_cameras=masked,
             points=result.points_used,
             detections=len(result.detections),
         )
-        status = diagnostics.status("bevfusion: timing", self.spec.name, diagnostics.OK, "frame", values)
+        status = diagnostics.status("bevfusion: timing", self.spec.name, diagnostics.OK, "frame", timing.encode())
         self.timing.publish(diagnostics.array(build.header("", frame.stamp_ns), [status]))
 
     def destroy(self) -> None:

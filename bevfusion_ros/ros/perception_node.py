@@ -30,7 +30,8 @@ from bevfusion_ros.core.perception.configure import configure
 from bevfusion_ros.core.perception.health import LatencyStats, LatestSlot, ProblemLog, RateMeter
 from bevfusion_ros.core.perception.runner import DirectRunner, StreamedRunner
 from bevfusion_ros.core.perception.sync import SyncedFrame
-from bevfusion_ros.core.pipeline.pipeline import FrameResult, Pipeline
+from bevfusion_ros.core.perception.timing import PERCEPTION_NODE
+from bevfusion_ros.core.pipeline.pipeline import FrameResult, Pipeline, runtime_ms
 from bevfusion_ros.core.sensors.rig import CameraRig
 from bevfusion_ros.ros import build, diagnostics, optional, params
 from bevfusion_ros.ros.frame_decode import decode_frame, rig_with_camera_info
@@ -39,7 +40,7 @@ from bevfusion_ros.ros.perception_io import Inputs, Outputs
 
 Tag = tuple[SyncedFrame, float, int, float]  # frame, when offered (monotonic s), masked cameras, host ms
 
-NODE_NAME = "bevfusion_perception"
+NODE_NAME = PERCEPTION_NODE
 
 
 class PerceptionNode(LifecycleNode):
@@ -91,7 +92,7 @@ class PerceptionNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="bevfusion_inference", daemon=True)
         self._worker.start()
         try:
-            self.inputs = Inputs(self, self.cfg, self.pipeline.spec, self._offer, self._on_camera_info)
+            self.inputs = Inputs(self, self.cfg, self.pipeline.spec, self._offer, self._on_camera_info, self.problem)
         except BevFusionError as exc:
             self.get_logger().error(f"activate failed: {exc}")
             self._release_io()
@@ -219,11 +220,11 @@ class PerceptionNode(LifecycleNode):
         return True
 
     def _publish_all(self, done: list[tuple[Tag, FrameResult]]) -> None:
-        assert self.outputs is not None and self.cfg is not None
+        assert self.outputs is not None and self.cfg is not None and self.pipeline is not None
         for (frame, offered, masked, host_in), result in done:
             t1 = time.perf_counter()
             self.outputs.publish(frame, result, self.cfg.lidar_frame or frame.lidar.header.frame_id)
-            host_ms = host_in + (time.perf_counter() - t1) * 1e3 + _runtime_host_ms(result)
+            host_ms = host_in + (time.perf_counter() - t1) * 1e3 + runtime_ms(self.pipeline.spec, result.timings_ms)
             self._record(result, host_ms, (time.monotonic() - offered) * 1e3, frame, masked)
 
     def _record(self, result: FrameResult, host_ms: float, latency_ms: float, frame: SyncedFrame, masked: int) -> None:
@@ -245,12 +246,6 @@ class PerceptionNode(LifecycleNode):
         self.outputs.diagnostics.publish(
             diagnostics.array(build.header("", self.get_clock().now().nanoseconds), statuses)
         )
-
-
-def _runtime_host_ms(result: FrameResult) -> float:
-    """Pre/post-processing the runtime does in numpy (the model's own compute excluded)."""
-    keys = ("image.preprocess", "camera.bevpool", "lidar.pillarize", "postprocess")
-    return float(sum(result.timings_ms.get(k, 0.0) for k in keys))
 
 
 def _autostart(node: PerceptionNode) -> int | None:

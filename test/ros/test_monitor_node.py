@@ -17,6 +17,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from std_msgs.msg import Float64MultiArray
 
+from bevfusion_ros.core.perception.timing import FrameTiming
 from bevfusion_ros.ros import build, diagnostics
 from bevfusion_ros.ros.monitor_node import MonitorNode
 
@@ -76,9 +77,10 @@ class Stream:
 
     def _run(self) -> None:
         while self.running:
-            vals = {"latency_ms": self.latency, "total_ms": self.latency - 10, "fuser_ms": 3.0}
-            if not self.valid:
-                vals = {"total_ms": 1.0}
+            timing = FrameTiming({"fuser": 3.0, "total": self.latency - 10}, host_ms=2.0, latency_ms=self.latency,
+                                 stamp_age_ms=self.latency + 5, camera_skew_ms=1.0, masked_cameras=0, points=100,
+                                 detections=3)  # fmt: skip
+            vals: dict[str, float | int] = timing.encode() if self.valid else {"total_ms": 1.0}
             s = diagnostics.status("bevfusion: timing", "test", diagnostics.OK, "frame", vals)
             self.pub.publish(diagnostics.array(build.header("", time.time_ns()), [s]))
             time.sleep(0.05)

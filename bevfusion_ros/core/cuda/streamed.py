@@ -27,11 +27,11 @@ import numpy.typing as npt
 from bevfusion_ros.core.cuda import driver as cuda
 from bevfusion_ros.core.cuda.kernels import CudaBevPool, CudaImagePreprocessor, CudaPillarizer
 from bevfusion_ros.core.errors import InputError
-from bevfusion_ros.core.model import ONNX, ModelSpec
+from bevfusion_ros.core.model import ONNX, ModelSpec, StageKind
 from bevfusion_ros.core.optional import import_pycuda_driver
 from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
 from bevfusion_ros.core.pipeline.pipeline import FrameResult
-from bevfusion_ros.core.pipeline.postprocess import decode_boxes, decode_map
+from bevfusion_ros.core.pipeline.postprocess import decode_heads
 from bevfusion_ros.core.sensors.rig import CameraRig
 
 
@@ -81,7 +81,7 @@ class StreamedPipeline:
         self.sizes = rig.image_sizes()
         transforms = [self.images.reference.transform(w, h) for w, h in self.sizes]
         index = BevPoolIndex.create(rig, transforms, spec.image, spec.camera_bev)
-        bev = next(s for s in spec.stages if s.kind == "bevpool")
+        bev = next(s for s in spec.stages if s.kind is StageKind.BEVPOOL)
         self.bevpool = CudaBevPool(index, bev.inputs[0].shape[2], self.pre)
         self.bev_out = cuda.DeviceBuffer(self.bevpool.out_bytes)
         self.max_points = max_points or spec.lidar.max_points
@@ -92,7 +92,7 @@ class StreamedPipeline:
 
     def _slot(self) -> _Slot:
         pre = {s.outputs[0].name: cuda.DeviceBuffer(int(np.prod(s.outputs[0].shape)) * 4)
-               for s in self.spec.stages if s.kind in ("image_preprocess", "pillarize")}  # fmt: skip
+               for s in self.spec.stages if s.kind in (StageKind.IMAGE_PREPROCESS, StageKind.PILLARIZE)}  # fmt: skip
         return _Slot(
             images=[cuda.HostBuffer((h, w, 3), np.uint8) for w, h in self.sizes],
             images_dev=[cuda.DeviceBuffer(h * w * 3) for w, h in self.sizes],
@@ -138,7 +138,7 @@ class StreamedPipeline:
         slot.h2d_done.record(s)
         drv = import_pycuda_driver()
         for stage in self.spec.stages:
-            if stage.kind == "image_preprocess":
+            if stage.kind is StageKind.IMAGE_PREPROCESS:
                 out = slot.prep[stage.outputs[0].name]
                 plane = self.images.plane_bytes
                 for i, (w, h) in enumerate(self.sizes):
@@ -146,7 +146,7 @@ class StreamedPipeline:
                         drv.memset_d32_async(out.ptr + i * plane, 0, plane // 4, s.raw)
                     else:
                         self.images.launch(slot.images_dev[i], w, h, out.ptr + i * plane, s)
-            elif stage.kind == "pillarize":
+            elif stage.kind is StageKind.PILLARIZE:
                 self.pillars.launch(slot.points_dev, slot.n_points, slot.prep[stage.outputs[0].name].ptr, s)
         slot.prep_done.record(s)
 
@@ -160,7 +160,7 @@ class StreamedPipeline:
                 eng = self.engines[stage.name]
                 eng.enqueue(s, {t.name: where[t.name] for t in stage.inputs})
                 where.update({t.name: eng.device_ptr(t.name) for t in stage.outputs})
-            elif stage.kind == "bevpool":
+            elif stage.kind is StageKind.BEVPOOL:
                 feat, depth = (where[t.name] for t in stage.inputs)
                 self.bevpool.launch(feat, depth, self.bev_out.ptr, s, slot.masked, index % 2)
                 where[stage.outputs[0].name] = self.bev_out.ptr
@@ -174,11 +174,7 @@ class StreamedPipeline:
         slot.busy = False
         t0 = time.perf_counter()
         heads = {t.name: slot.outputs[t.name].array.copy() for t in self._heads}
-        dets = decode_boxes({t.name: heads[t.name] for t in self.spec.stage("head.bbox").outputs}, self.spec.post,
-                            self.spec.class_names)  # fmt: skip
-        seg = None
-        if self.spec.map is not None:
-            seg = decode_map(heads[self.spec.stage("head.map").outputs[0].name], self.spec.map)
+        dets, seg = decode_heads(self.spec, heads)
         timings = {
             "gpu_preprocess": slot.prep_done.elapsed_ms(slot.start),
             "gpu_infer": slot.infer_done.elapsed_ms(slot.infer_start),

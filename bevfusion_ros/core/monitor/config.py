@@ -10,11 +10,12 @@ from typing import Any
 from bevfusion_ros.core.monitor.judge import Budgets
 from bevfusion_ros.core.monitor.sources import SOURCES
 from bevfusion_ros.core.paramspec import ParamSpec, check_values
+from bevfusion_ros.core.perception.timing import TIMING_TOPIC
 
 MONITOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("source", "auto", "power/load source: auto, tegrastats, ina3221, nvml or none", choices=SOURCES),
     ParamSpec("tegrastats_interval_ms", 500, "tegrastats --interval (ms)", (50, 10000)),
-    ParamSpec("timing_topic", "/bevfusion_perception/timing", "the perception node's per-frame timing topic"),
+    ParamSpec("timing_topic", TIMING_TOPIC, "the perception node's per-frame timing topic"),
     ParamSpec("window_s", 10.0, "sliding window for rate and latency percentiles (s)", (1.0, 600.0)),
     ParamSpec("period_s", 1.0, "seconds between diagnostics and metrics messages", (0.1, 60.0)),
     ParamSpec("min_fps", 10.0, "perception rate below this is WARN", (0.1, 1000.0)),

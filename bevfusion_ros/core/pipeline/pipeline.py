@@ -8,18 +8,18 @@ once, not per frame. One ``Pipeline`` is not thread-safe; the node runs it from 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from bevfusion_ros.core.errors import CalibrationError, ConfigError, InputError
-from bevfusion_ros.core.model import ONNX, ModelSpec, Stage
+from bevfusion_ros.core.model import ONNX, ModelSpec, Stage, StageKind
 from bevfusion_ros.core.pipeline.backend import Backend, create_backend
 from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
 from bevfusion_ros.core.pipeline.detections import Detections
-from bevfusion_ros.core.pipeline.postprocess import Segmentation, decode_boxes, decode_map
+from bevfusion_ros.core.pipeline.postprocess import Segmentation, decode_heads
 from bevfusion_ros.core.pipeline.preprocess import ImagePreprocessor, crop_points, pillarize
 from bevfusion_ros.core.sensors.rig import CameraRig
 
@@ -36,6 +36,13 @@ class FrameResult:
     tensors: Tensors = field(default_factory=dict)  # every intermediate tensor when keep_tensors=True
 
 
+def runtime_ms(spec: ModelSpec, timings_ms: Mapping[str, float]) -> float:
+    """Time the runtime spent in its own stages (pre-processing, bevpool, pillarize, ...) and in
+    decoding: the host work around the model, whatever the model YAML calls its stages."""
+    own = [s.name for s in spec.stages if s.kind.runtime]
+    return float(sum(timings_ms.get(k, 0.0) for k in (*own, "postprocess")))
+
+
 class Pipeline:
     def __init__(
         self,
@@ -46,7 +53,7 @@ class Pipeline:
     ) -> None:
         self.spec = spec
         for s in spec.stages:
-            if s.kind == "voxelize":
+            if s.kind is StageKind.VOXELIZE:
                 msg = (
                     f"stage {s.name}: sparse voxelisation feeds a TensorRT sparse-convolution plugin and is not "
                     "part of the numpy runtime; use a model with a pillarize stage"
@@ -124,13 +131,13 @@ class Pipeline:
         points_used = 0
         for stage in self.spec.stages:
             t0 = time.perf_counter()
-            if stage.kind == "image_preprocess":
+            if stage.kind is StageKind.IMAGE_PREPROCESS:
                 out: Tensors = {stage.outputs[0].name: self.preprocessor(images, len(self.spec.cameras))}
-            elif stage.kind == "pillarize":
+            elif stage.kind is StageKind.PILLARIZE:
                 cropped = crop_points(points, self.spec.lidar)
                 points_used = int(cropped.shape[0])
                 out = {stage.outputs[0].name: pillarize(cropped, self.spec.lidar)}
-            elif stage.kind == "bevpool":
+            elif stage.kind is StageKind.BEVPOOL:
                 feat, depth = (np.asarray(tensors[t.name], np.float32) for t in stage.inputs)
                 masked = [i for i, img in enumerate(images) if img is None]
                 if masked:
@@ -143,11 +150,7 @@ class Pipeline:
             tensors.update(out)
             timings[stage.name] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
-        heads = self.spec.stage("head.bbox")
-        dets = decode_boxes({t.name: tensors[t.name] for t in heads.outputs}, self.spec.post, self.spec.class_names)
-        seg = None
-        if self.spec.map is not None:
-            seg = decode_map(tensors[self.spec.stage("head.map").outputs[0].name], self.spec.map)
+        dets, seg = decode_heads(self.spec, tensors)
         timings["postprocess"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - start) * 1e3
         return FrameResult(dets, seg, timings, points_used, tensors if keep_tensors else {})

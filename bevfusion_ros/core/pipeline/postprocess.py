@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bevfusion_ros.core.errors import InputError
-from bevfusion_ros.core.model import Grid, MapConfig, PostprocessConfig
+from bevfusion_ros.core.model import Grid, MapConfig, ModelSpec, PostprocessConfig
 from bevfusion_ros.core.pipeline.detections import Detections
 
 F32 = npt.NDArray[np.float32]
@@ -149,3 +149,15 @@ def decode_map(output: npt.NDArray[np.generic], cfg: MapConfig) -> Segmentation:
     if cfg.output_sigmoid:
         probs = sigmoid(probs)
     return Segmentation(probs, cfg.classes, cfg.grid)
+
+
+def decode_heads(
+    spec: ModelSpec, outputs: Mapping[str, npt.NDArray[np.generic]]
+) -> tuple[Detections, Segmentation | None]:
+    """The model's head outputs (by tensor name) as boxes and, where the model has a map head, the
+    BEV map: the one decoding step of the host pipeline and the streamed GPU pipeline."""
+    dets = decode_boxes({t.name: outputs[t.name] for t in spec.stage("head.bbox").outputs}, spec.post, spec.class_names)
+    seg = None
+    if spec.map is not None:
+        seg = decode_map(outputs[spec.stage("head.map").outputs[0].name], spec.map)
+    return dets, seg

@@ -24,10 +24,11 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from bevfusion_ros.core.errors import BagError, BevFusionError, ConfigError
+from bevfusion_ros.core.errors import BagError, BevFusionError, ConfigError, MessageError
 from bevfusion_ros.core.model import Grid, ModelSpec
 from bevfusion_ros.core.perception.config import PerceptionConfig
 from bevfusion_ros.core.perception.sync import SyncedFrame, make_sync
+from bevfusion_ros.core.perception.timing import PERCEPTION_NODE, FrameTiming
 from bevfusion_ros.core.pipeline.detections import Detections
 from bevfusion_ros.core.pipeline.postprocess import Segmentation
 from bevfusion_ros.core.resources import config_file
@@ -37,7 +38,7 @@ from bevfusion_ros.ros.build import stamp_ns
 from bevfusion_ros.tools.bags.layout import GT_MAP_PREFIX, GT_TOPIC
 
 T = TypeVar("T")
-NODE = "/bevfusion_perception"
+NODE = f"/{PERCEPTION_NODE}"
 GROUP_WINDOW_NS = 500_000_000  # messages of one stamp arrive within this much log time of each other
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 POINTCLOUD = "sensor_msgs/msg/PointCloud2"
@@ -49,11 +50,11 @@ TIMING = "diagnostic_msgs/msg/DiagnosticArray"
 def node_parameters(path: Path) -> dict[str, Any]:
     """The perception node's ``ros__parameters`` from a params file (the one ``ros2 launch`` uses)."""
     raw = load_yaml(path, "parameters file", ConfigError)
-    for key in ("bevfusion_perception", "/bevfusion_perception", "/**"):
+    for key in (PERCEPTION_NODE, NODE, "/**"):
         section = raw.get(key) if isinstance(raw, dict) else None
         if isinstance(section, dict) and isinstance(section.get("ros__parameters"), dict):
             return dict(section["ros__parameters"])
-    msg = f"parameters file {path} has no 'bevfusion_perception: ros__parameters:' section"
+    msg = f"parameters file {path} has no '{PERCEPTION_NODE}: ros__parameters:' section"
     raise ConfigError(msg)
 
 
@@ -267,11 +268,11 @@ def ground_truth(bag: Path, spec: ModelSpec, with_map: bool) -> Iterator[tuple[i
         GT_TOPIC: lambda m: convert.detection3d_array_to_detections(m, spec.class_names)}
     decoders.update({GT_MAP_PREFIX + c: occupancy for c in classes})
     for stamp, g in stamped_groups(bag, decoders):
-        layers = [g.get(GT_MAP_PREFIX + c) for c in classes]
-        have = classes and all(v is not None for v in layers)
+        layers = [v for c in classes if (v := g.get(GT_MAP_PREFIX + c)) is not None]
+        have = bool(classes) and len(layers) == len(classes)
         yield stamp, GroundTruth(
             g.get(GT_TOPIC),
-            np.stack([v[0] > 50 for v in layers]) if have else None,
+            np.stack([cells > 50 for cells, _ in layers]) if have else None,
             layers[0][1] if have else None,
         )
 
@@ -294,10 +295,11 @@ def recorded_outputs(bag: Path, spec: ModelSpec, node: str = NODE) -> Iterator[t
     from bevfusion_ros.ros import convert
 
     def timing(m: Any) -> dict[str, float]:
-        kv = {v.key: v.value for s in m.status for v in s.values}
-        return {k[:-3]: float(v) for k, v in kv.items() if k.endswith("_ms") and k[:-3] in {*stage_names, "total"}}
+        try:
+            return FrameTiming.decode({v.key: v.value for s in m.status for v in s.values}).stages_ms
+        except MessageError:
+            return {}
 
-    stage_names = {s.name for s in spec.stages} | {"postprocess"}
     classes = spec.map.classes if spec.map else ()
     decoders: dict[str, Callable[[Any], Any]] = {
         f"{node}/detections": lambda m: convert.detection3d_array_to_detections(m, spec.class_names),
@@ -308,10 +310,10 @@ def recorded_outputs(bag: Path, spec: ModelSpec, node: str = NODE) -> Iterator[t
         det = g.get(f"{node}/detections")
         if det is None:
             continue
-        layers = [g.get(f"{node}/map/{c}") for c in classes]
+        layers = [v for c in classes if (v := g.get(f"{node}/map/{c}")) is not None]
         seg = None
-        if classes and all(v is not None for v in layers):
-            probs = np.stack([np.where(v[0] < 0, 0, v[0]).astype(np.float32) / 100.0 for v in layers])
+        if classes and len(layers) == len(classes):
+            probs = np.stack([np.where(cells < 0, 0, cells).astype(np.float32) / 100.0 for cells, _ in layers])
             seg = Segmentation(probs, classes, layers[0][1])
         yield stamp, RecordedFrame(det, seg, g.get(f"{node}/timing", {}))
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from bevfusion_ros.core.errors import BagError, BevFusionError, ConfigError
 from bevfusion_ros.core.eval.agreement import AgreementSummary, Extremes, check_gates, frame_agreement, frame_quality
@@ -148,7 +149,7 @@ class FrameView:
     """What the report draws for one best or worst frame."""
 
     stamp_ns: int
-    points: np.ndarray | None
+    points: npt.NDArray[np.float32] | None
     ground_truth: GroundTruth
     detections: Detections
     segmentation: Segmentation | None
@@ -292,7 +293,7 @@ class Evaluation:
         if self.args.max_frames:
             total = min(total, self.args.max_frames)
         pending: dict[int, dict[str, RecordedFrame]] = {}
-        points: dict[int, np.ndarray] = {}
+        points: dict[int, npt.NDArray[np.float32]] = {}
         done = 0
         self.replay = replay
         try:
@@ -337,8 +338,13 @@ class Evaluation:
                 self.incomplete = (f"the bag's index lists {listed} messages on {cfg.lidar_topic} but {read} "
                                    "could be read: part of the bag is damaged")  # fmt: skip
 
-    def _collect(self, pending: dict[int, dict[str, RecordedFrame]], points: dict[int, np.ndarray], name: str,
-                 results: list[tuple[Any, Any]]) -> None:  # fmt: skip
+    def _collect(
+        self,
+        pending: dict[int, dict[str, RecordedFrame]],
+        points: dict[int, npt.NDArray[np.float32]],
+        name: str,
+        results: list[tuple[Any, Any]],
+    ) -> None:
         for stamp, r in results:
             pending.setdefault(stamp, {})[name] = RecordedFrame(r.detections, r.segmentation, dict(r.timings_ms))
         for stamp in sorted(pending):
@@ -363,7 +369,7 @@ class Evaluation:
         if not any(n.startswith(f"[{key}]") for n in self.notes):
             self.notes.append(f"[{key}] {text} (first of its kind; all are counted)")
 
-    def _finish(self, stamp: int, outputs: dict[str, RecordedFrame], points: np.ndarray | None) -> None:
+    def _finish(self, stamp: int, outputs: dict[str, RecordedFrame], points: npt.NDArray[np.float32] | None) -> None:
         for name, cur in self.recorded.items():
             rec = cur.get(stamp)
             if rec is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from bevfusion_ros.tools.viz.plots import bev_figure, camera_mosaic
 
 def load_input(
     args: argparse.Namespace, spec: ModelSpec
-) -> tuple[list[npt.NDArray[np.uint8] | None], npt.NDArray[np.float32], CameraRig, Detections | None, str]:
+) -> tuple[Sequence[npt.NDArray[np.uint8] | None], npt.NDArray[np.float32], CameraRig, Detections | None, str]:
     names = spec.cameras
     if args.bag:
         from bevfusion_ros.tools.bags.frames import read_frames

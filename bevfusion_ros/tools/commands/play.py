@@ -12,11 +12,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bevfusion_ros.core.errors import BevFusionError, DependencyError
 from bevfusion_ros.ros.msgtypes import message_class
 from bevfusion_ros.tools.bags.io import iter_raw, open_reader, read_ahead
+
+if TYPE_CHECKING:  # rclpy is imported where it is used
+    from rclpy.node import Node
 
 DEFAULT_LATCHED = ("/tf_static",)
 
@@ -42,7 +45,7 @@ def _qos(reliability: str, depth: int, latched: bool) -> Any:
     )
 
 
-def wait_for_subscribers(node: Any, publishers: dict[str, Any], min_subs: int, timeout_s: float) -> bool:
+def wait_for_subscribers(node: Node, publishers: dict[str, Any], min_subs: int, timeout_s: float) -> bool:
     """Spin until every publisher has ``min_subs`` matched subscriptions, or the deadline."""
     import rclpy
 
@@ -54,7 +57,7 @@ def wait_for_subscribers(node: Any, publishers: dict[str, Any], min_subs: int, t
     return False
 
 
-def play(node: Any, bag: Path, rate: float = 1.0, topics: set[str] | None = None, loops: int = 1,
+def play(node: Node, bag: Path, rate: float = 1.0, topics: set[str] | None = None, loops: int = 1,
          reliability: str = "reliable", depth: int = 10, latched: tuple[str, ...] = DEFAULT_LATCHED,
          wait_subscribers: int = 0, wait_timeout_s: float = 10.0, clock: bool = False,
          delay_s: float = 0.0) -> PlayStats:
@@ -105,7 +108,7 @@ def play(node: Any, bag: Path, rate: float = 1.0, topics: set[str] | None = None
                     time.sleep(delay)
                 else:
                     stats.max_lag_ms = max(stats.max_lag_ms, -delay * 1e3)
-                if clock_pub is not None:
+                if clock_pub is not None and clock_msg is not None:
                     clock_msg.clock = stamp(ns)
                     clock_pub.publish(clock_msg)
                 publishers[topic].publish(raw)

@@ -12,17 +12,24 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bevfusion_ros.ros.msgtypes import message_class
 from bevfusion_ros.tools.bags.io import BagWriter
+
+if TYPE_CHECKING:  # rclpy is imported where it is used
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile
 
 
 class Recorder:
     """Raw subscriptions on ``node`` writing into a bag; thread-safe counts for waiting on them.
     ``qos`` is one profile, or one per topic with "*" for the rest (a latched topic needs its own)."""
 
-    def __init__(self, node: Any, out: Path, topics: dict[str, str], qos: Any, overwrite: bool = False) -> None:
+    def __init__(
+        self, node: Node, out: Path, topics: dict[str, str], qos: QoSProfile | dict[str, QoSProfile],
+        overwrite: bool = False,
+    ) -> None:
         self.writer = BagWriter(out, overwrite=overwrite)
         self.writer.__enter__()
         self.counts: dict[str, int] = dict.fromkeys(topics, 0)
@@ -30,7 +37,7 @@ class Recorder:
         self._lock = threading.Lock()
         self.subs = [
             node.create_subscription(message_class(msgtype), topic, self._callback(topic, msgtype),
-                                     qos.get(topic, qos.get("*")) if isinstance(qos, dict) else qos, raw=True)
+                                     qos.get(topic, qos["*"]) if isinstance(qos, dict) else qos, raw=True)
             for topic, msgtype in topics.items()
         ]
         self.node = node
@@ -84,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     rclpy.init()
     node = rclpy.create_node("bevfusion_recorder")
-    qos: dict[str, Any] = {"*": QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)}
+    qos: dict[str, QoSProfile] = {"*": QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)}
     for t in args.latched:
         qos[t] = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                             durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -21,11 +21,12 @@ from typing import Any
 
 from bevfusion_ros.core.errors import BevFusionError
 from bevfusion_ros.core.model import load_model
+from bevfusion_ros.core.perception.timing import PERCEPTION_NODE
 from bevfusion_ros.core.resources import config_file, default_model
 from bevfusion_ros.ros.transport import transport_env
 from bevfusion_ros.tools.bags.layout import LIDAR_TOPIC, image_topic, info_topic
 
-NODE = "/bevfusion_perception"
+NODE = f"/{PERCEPTION_NODE}"
 
 
 def output_topics(map_classes: tuple[str, ...]) -> dict[str, str]:
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
         def idle() -> bool:  # at least one frame out, then nothing for 3 s
             st = _status(status)
-            return st["counts"].get(f"{NODE}/timing", 0) > 0 and st["idle_s"].get(f"{NODE}/timing", 0.0) > 3.0
+            return bool(st["counts"].get(f"{NODE}/timing", 0) > 0 and st["idle_s"].get(f"{NODE}/timing", 0.0) > 3.0)
 
         _wait(idle, 300, procs, "the node to finish its last frame")
     finally:

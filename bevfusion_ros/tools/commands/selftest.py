@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from bevfusion_ros.core.errors import BevFusionError, DependencyError
+from bevfusion_ros.core.eval.agreement import MIN_SCORE, confident, match_boxes
 from bevfusion_ros.core.model import ONNX, ModelSpec, load_model
+from bevfusion_ros.core.pipeline.detections import Detections
 from bevfusion_ros.core.resources import default_model, engine_config_dir
 from bevfusion_ros.tools.data.selftest_frames import FIRST_SEED, synthetic_frames
 
@@ -120,22 +123,16 @@ def environment(device: int) -> tuple[list[Check], Any, dict[str, Any]]:
     return checks, trt, facts
 
 
-def rel_l2(got: np.ndarray, want: np.ndarray) -> float:
+def rel_l2(got: npt.ArrayLike, want: npt.ArrayLike) -> float:
     g, w = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    return float(np.linalg.norm(g - w) / max(np.linalg.norm(w), 1e-12))
+    return float(np.linalg.norm(g - w)) / max(float(np.linalg.norm(w)), 1e-12)
 
 
-def box_agreement(ref: Any, got: Any, score_min: float = 0.3, dist: float = 1.0) -> tuple[float, int]:
-    keep = ref.scores >= score_min
-    n = int(keep.sum())
-    if n == 0:
-        return 1.0, 0
-    found = 0
-    for c, lab in zip(ref.centers[keep], ref.labels[keep], strict=True):
-        same = got.labels == lab
-        if same.any() and float(np.min(np.linalg.norm(got.centers[same, :2] - c[:2], axis=1))) < dist:
-            found += 1
-    return found / n, n
+def box_agreement(ref: Detections, got: Detections, dist_m: float = 1.0) -> tuple[float, int]:
+    """Share of ONNX Runtime's confident boxes that the engine run finds again (same class, within
+    ``dist_m``), and how many there were."""
+    m = match_boxes(confident(ref, MIN_SCORE), got, dist_m)
+    return (m.matched / m.n_a if m.n_a else 1.0), m.n_a
 
 
 def _frames(args: argparse.Namespace, spec: ModelSpec, count: int, first_seed: int) -> list[Any]:

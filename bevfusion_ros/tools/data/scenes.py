@@ -282,12 +282,12 @@ def generate_scene(seed: int, extent: float = 54.0) -> Scene:
 
 def _ray_boxes(
     origin: F64, dirs: F64, scene: Scene, candidates: list[npt.NDArray[np.int64] | None] | None = None
-) -> tuple[F64, npt.NDArray[np.int64], F64]:
+) -> tuple[F64, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Nearest box hit per ray: distance (inf if none), box index, face normal axis (0..2) in box frame.
     ``candidates[i]`` limits box i to those ray indices (None: all rays)."""
     b = scene.boxes
     n = dirs.shape[0]
-    best = np.full(n, np.inf)
+    best = np.full(n, np.inf, np.float64)
     which = np.full(n, -1, np.int64)
     axis = np.zeros(n, np.int64)
     for i in range(len(b)):
@@ -360,7 +360,7 @@ def lidar_sweep(scene: Scene, rng: np.random.Generator | None = None) -> F32:
     obj_int = np.array([_CLASS[CLASS_NAMES[k]][3] for k in scene.boxes.labels.tolist()] or [0.0])
     inten = np.where(box_hit, obj_int[np.maximum(which, 0)], inten) * rng.uniform(0.8, 1.2, t.size)
     out = np.concatenate([pts, np.clip(inten, 0, 255)[:, None], ring[:, None]], axis=1)[valid]
-    return out.astype(np.float32)
+    return np.asarray(out, np.float32)
 
 
 def render_camera(scene: Scene, rig: CameraRig, camera: int, width: int, height: int) -> npt.NDArray[np.uint8]:

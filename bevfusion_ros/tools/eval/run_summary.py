@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from bevfusion_ros.core.model import Grid, ModelSpec
+from bevfusion_ros.core.perception.timing import PERCEPTION_NODE, FrameTiming
 from bevfusion_ros.core.pipeline.postprocess import Segmentation
 
-NODE = "/bevfusion_perception"
 # causes under which the node counts a LiDAR sweep that produced no output
+NODE = f"/{PERCEPTION_NODE}"
 DROP_CAUSES = ("dropped_busy", "dropped_too_many_masked", "lidar_duplicate", "lidar_out_of_order")
 
 
@@ -40,13 +41,13 @@ def _pct(values: list[float]) -> dict[str, float]:
 
 
 def summarise(outputs: Path, bag: Path, spec: ModelSpec, sweeps: int, out_dir: Path, node_exit: int | None,
-              monitor_log: Path | None = None) -> dict:  # fmt: skip
+              monitor_log: Path | None = None) -> dict[str, Any]:  # fmt: skip
     from bevfusion_ros.ros import build, convert
 
     classes = spec.map.classes if spec.map else ()
     topics = {f"{NODE}/timing", f"{NODE}/detections", "/diagnostics", *(f"{NODE}/map/{c}" for c in classes)}
     msgs = _messages(outputs, topics)
-    frames = [{kv.key: float(kv.value) for kv in m.status[0].values} for m in msgs[f"{NODE}/timing"]]
+    frames = [FrameTiming.decode({kv.key: kv.value for kv in m.status[0].values}) for m in msgs[f"{NODE}/timing"]]
     diag: dict[str, str] = {}
     # /diagnostics also carries the monitor's statuses ("bevfusion monitor: ..."): the perception
     # node's counters are in its own newest message.
@@ -67,11 +68,11 @@ def summarise(outputs: Path, bag: Path, spec: ModelSpec, sweeps: int, out_dir: P
         "drops": drops,
         "lost_in_transport": sweeps - received,
         "unexplained_drops": sweeps - frames_out - sum(drops.values()),
-        "masked_camera_frames": int(sum(f["masked_cameras"] > 0 for f in frames)),
-        "latency_ms": _pct([f["latency_ms"] for f in frames]),
-        "total_ms": _pct([f["total_ms"] for f in frames]),
-        "host_ms": _pct([f["host_ms"] for f in frames]),
-        "detections_per_frame": float(np.mean([f["detections"] for f in frames])) if frames else 0.0,
+        "masked_camera_frames": int(sum(f.masked_cameras > 0 for f in frames)),
+        "latency_ms": _pct([f.latency_ms for f in frames]),
+        "total_ms": _pct([f.stages_ms["total"] for f in frames]),
+        "host_ms": _pct([f.host_ms for f in frames]),
+        "detections_per_frame": float(np.mean([f.detections for f in frames])) if frames else 0.0,
         "node_exit_code": node_exit,
     }
     if monitor_log is not None:

@@ -93,7 +93,8 @@ def draw_bev(
         draw(gt, "--", 1.0)
     if pred is not None:
         draw(pred, "-", 1.6)
-    names = (pred if pred is not None else gt).class_names if (pred is not None or gt is not None) else ()
+    shown = pred if pred is not None else gt
+    names = shown.class_names if shown is not None else ()
     handles = [Line2D([], [], color=class_color(i), label=n) for i, n in enumerate(names)]
     if pred is not None:
         handles += [Line2D([], [], color="k", ls="-", label="prediction")]
@@ -110,13 +111,21 @@ def draw_bev(
 
 
 def camera_mosaic(
-    path: Path | str, images: Sequence[npt.NDArray[np.uint8]], rig: CameraRig, det: Detections, tile_width: int = 533
+    path: Path | str,
+    images: Sequence[npt.NDArray[np.uint8] | None],
+    rig: CameraRig,
+    det: Detections,
+    tile_width: int = 533,
 ) -> None:
-    """2x3 mosaic (front row: FRONT_LEFT, FRONT, FRONT_RIGHT) of BGR images with projected boxes."""
+    """2x3 mosaic (front row: FRONT_LEFT, FRONT, FRONT_RIGHT) of BGR images with projected boxes; a
+    masked camera (None) is a dark tile."""
     cv2 = import_cv2()
     corners = box_corners(det.centers, det.sizes, det.yaw) if len(det) else np.zeros((0, 8, 3))
     tiles = {}
     for i, (name, img) in enumerate(zip(rig.names, images, strict=True)):
+        if img is None:
+            w, h = rig.image_sizes()[i]
+            img = np.full((h, w, 3), 40, np.uint8)
         canvas = np.ascontiguousarray(img).copy()
         for b, cs in enumerate(corners):
             uv, depth, _ = rig.project(cs, i)
@@ -158,6 +167,9 @@ def projection_overlay(
     cmap = matplotlib.colormaps["turbo"]
     out = []
     for i, img in enumerate(images):
+        if img is None:
+            w, h = rig.image_sizes()[i]
+            img = np.full((h, w, 3), 40, np.uint8)
         canvas = np.ascontiguousarray(img).copy()
         uv, depth, inside = rig.project(points[:, :3], i)
         cols = (np.asarray(cmap(np.clip(depth[inside] / 50.0, 0, 1)))[:, :3] * 255).astype(np.uint8)

@@ -165,3 +165,29 @@ def test_approximate_matches_message_filters_where_installed():
         if r is not None:
             ours.append(tuple(s for s, _ in r))
     assert ours == theirs
+
+
+@pytest.mark.parametrize("policy", ["lidar_anchored", "approximate"])
+def test_make_sync_gives_the_configured_policy_behind_one_interface(policy: str) -> None:
+    """What the node, replay and the bag frame reader all call: cameras 0..n-1, the LiDAR last."""
+    from bevfusion_ros.core.perception.config import load_config
+    from bevfusion_ros.core.perception.sync import make_sync
+
+    cfg = load_config({"sync_policy": policy, "camera_wait": 0.05}).with_cameras(("A", "B"))
+    sync = make_sync(cfg)
+    assert sync.lidar_index == 2
+    frames = sync.add(0, 1_000, "a", 0) + sync.add(1, 1_010, "b", 0) + sync.add(2, 1_005, "lidar", 0)
+    frames += sync.finish(0)
+    assert [(f.stamp_ns, f.lidar, f.images) for f in frames] == [(1_005, "lidar", ("a", "b"))]
+    assert sync.counts["frames"] == 1
+    assert (sync.wait_ns is None) == (policy == "approximate")
+
+
+def test_a_sweep_alone_waits_for_its_images_then_finish_masks_them() -> None:
+    from bevfusion_ros.core.perception.config import load_config
+    from bevfusion_ros.core.perception.sync import make_sync
+
+    sync = make_sync(load_config({"camera_wait": 0.05}).with_cameras(("A", "B")))
+    assert sync.add(2, 5_000, "lidar", 0) == []
+    (frame,) = sync.finish(0)
+    assert frame.images == (None, None) and sync.masked_per_camera == [1, 1]

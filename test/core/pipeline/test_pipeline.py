@@ -169,3 +169,24 @@ def test_null_backend_runs_the_whole_runtime_without_a_model(spec, rig) -> None:
         r = p(images, np.array([[5.0, 0.0, 0.0, 10.0]] * 10, np.float32))
     assert set(r.timings_ms) >= {"camera.backbone", "camera.bevpool", "head.map", "total"}
     assert r.segmentation is not None and float(r.segmentation.probabilities.max()) == 0.0
+
+
+def test_runtime_host_time_follows_stage_kinds_not_names(spec, rig) -> None:  # type: ignore[no-untyped-def]
+    """Another model YAML may name its runtime stages differently; the host time still counts them."""
+    import yaml
+
+    from bevfusion_ros.core.model import parse_model
+    from bevfusion_ros.core.pipeline.pipeline import Pipeline, runtime_ms
+
+    raw = yaml.safe_load((spec.directory / "model.yaml").read_text())
+    renames = {"image.preprocess": "cams.normalise", "camera.bevpool": "lss.splat", "lidar.pillarize": "pts.grid"}
+    raw["stages"] = {renames.get(k, k): v for k, v in raw["stages"].items()}
+    other = parse_model(raw, spec.directory)
+    with Pipeline(other, "null") as p:
+        p.set_calibration(rig)
+        images = [np.zeros((h, w, 3), np.uint8) for w, h in rig.image_sizes()]
+        r = p(images, np.array([[5.0, 0.0, 0.0, 10.0]] * 10, np.float32))
+    own = sum(r.timings_ms[n] for n in renames.values()) + r.timings_ms["postprocess"]
+    assert all(r.timings_ms[n] > 0 for n in renames.values())
+    assert runtime_ms(other, r.timings_ms) == pytest.approx(own)
+    assert runtime_ms(other, r.timings_ms) < r.timings_ms["total"]

@@ -15,6 +15,7 @@ from rclpy.serialization import serialize_message
 
 from bevfusion_ros.core.eval.metrics import DetectionEvaluator
 from bevfusion_ros.core.model import load_model
+from bevfusion_ros.core.perception.timing import FrameTiming
 from bevfusion_ros.core.pipeline.pipeline import Pipeline
 from bevfusion_ros.core.resources import default_model
 from bevfusion_ros.ros import build, diagnostics
@@ -130,8 +131,10 @@ def fake_recording(bag: Path, out: Path, shift_m: float = 0.0) -> Path:
             for k, c in enumerate(spec.map.classes):
                 msg = build.occupancy_grid_msg(r.segmentation.probabilities[k], g.resolution, (g.xmin, g.ymin), hdr)
                 w.write(f"{NODE}/map/{c}", "nav_msgs/msg/OccupancyGrid", f.stamp_ns, serialize_message(msg))
-            values = {f"{k}_ms": v for k, v in r.timings_ms.items()}
-            st = diagnostics.status("bevfusion: timing", spec.name, diagnostics.OK, "frame", values)
+            timing = FrameTiming(dict(r.timings_ms), host_ms=1.0, latency_ms=r.timings_ms["total"] + 1.0,
+                                 stamp_age_ms=r.timings_ms["total"] + 2.0, camera_skew_ms=0.0, masked_cameras=0,
+                                 points=r.points_used, detections=len(r.detections))  # fmt: skip
+            st = diagnostics.status("bevfusion: timing", spec.name, diagnostics.OK, "frame", timing.encode())
             w.write(f"{NODE}/timing", "diagnostic_msgs/msg/DiagnosticArray", f.stamp_ns,
                     serialize_message(diagnostics.array(build.header("", f.stamp_ns), [st])))  # fmt: skip
     return out

@@ -1,0 +1,36 @@
+"""The timing record the node publishes and the monitor and replay read: one encode/decode pair."""
+
+from __future__ import annotations
+
+import pytest
+
+from bevfusion_ros.core.errors import MessageError
+from bevfusion_ros.core.perception.timing import FrameTiming
+
+
+def timing() -> FrameTiming:
+    return FrameTiming({"image.preprocess": 3.0, "head.bbox": 9.5, "postprocess": 1.0, "total": 20.0},
+                       host_ms=6.0, latency_ms=25.0, stamp_age_ms=70.0, camera_skew_ms=12.0,
+                       masked_cameras=1, points=34000, detections=17)  # fmt: skip
+
+
+def test_round_trip_through_text_values_as_a_diagnostic_status_carries_them() -> None:
+    wire = {k: str(v) for k, v in timing().encode().items()}
+    assert FrameTiming.decode(wire) == timing()
+
+
+def test_frame_level_times_are_not_stages() -> None:
+    decoded = FrameTiming.decode({k: str(v) for k, v in timing().encode().items()})
+    assert set(decoded.stages_ms) == {"image.preprocess", "head.bbox", "postprocess", "total"}
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [("latency_ms", None, "no 'latency_ms'"),
+                                                      ("points", "many", "'points' is 'many'")])  # fmt: skip
+def test_a_broken_record_names_its_key(key: str, value: str | None, words: str) -> None:
+    wire: dict[str, str | float | int] = dict(timing().encode())
+    if value is None:
+        del wire[key]
+    else:
+        wire[key] = value
+    with pytest.raises(MessageError, match=words):
+        FrameTiming.decode(wire)
