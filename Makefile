@@ -40,9 +40,12 @@ $(VENV)/.stamp-package: $(VENV)/.stamp-vision-msgs setup.py setup.cfg pyproject.
 	$(PIP) --no-deps -r requirements/devkit.txt
 	@touch $@
 
-# ruff (style, imports, bugs), then the layer rules of pyproject.toml's [tool.importlinter]
+# ruff (bugs, style, import order; then the formatting, unchanged), then the layer rules of
+# pyproject.toml's [tool.importlinter]
+PY_TREES := bevfusion_ros test scripts launch training benchmarks
 lint: setup
-	$(VENV)/bin/ruff check bevfusion_ros test scripts launch training benchmarks
+	$(VENV)/bin/ruff check $(PY_TREES)
+	$(VENV)/bin/ruff format --check $(PY_TREES)
 	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: setup

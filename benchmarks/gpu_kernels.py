@@ -80,8 +80,11 @@ def main() -> None:
     images = list(z["images"])
     points = np.ascontiguousarray(z["points"][:, :4], np.float32)
     names = tuple(str(n) for n in z["names"])
-    rig = CameraRig.create(names, [CameraIntrinsics.from_arrays(k, int(w), int(h)) for k, (w, h) in
-                                   zip(z["K"], z["wh"], strict=True)], list(z["lidar2cam"]))  # fmt: skip
+    rig = CameraRig.create(
+        names,
+        [CameraIntrinsics.from_arrays(k, int(w), int(h)) for k, (w, h) in zip(z["K"], z["wh"], strict=True)],
+        list(z["lidar2cam"]),
+    )
     spec = load_model(REPO / "engines" / "reference" / "model.yaml")
     ctx = cuda.CudaContext(0)
     res: dict[str, Any] = {"device": ctx.name, "compute_capability": ctx.compute_capability}
@@ -117,8 +120,9 @@ def main() -> None:
         pil_out = cuda.DeviceBuffer(k_pil.out_bytes)
         res["cuda_pillar_ms"] = _gpu_ms(lambda: k_pil.launch(p_dev, points.shape[0], pil_out.ptr, s), s, 50)
         res["points"] = int(points.shape[0])
-        index = BevPoolIndex.create(rig, [pre.transform(ww, hh) for ww, hh in rig.image_sizes()], spec.image,
-                                    spec.camera_bev)  # fmt: skip
+        index = BevPoolIndex.create(
+            rig, [pre.transform(ww, hh) for ww, hh in rig.image_sizes()], spec.image, spec.camera_bev
+        )
         rng = np.random.default_rng(0)
         feat = rng.random((1, 6, 32, 16, 44), np.float32)
         depth = rng.random((1, 6, 48, 16, 44), np.float32)

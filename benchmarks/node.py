@@ -41,8 +41,14 @@ def proc_stats(pid: int) -> tuple[float, float]:
     """(user+system CPU seconds, RSS MiB) of a process from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-               if line.startswith("VmRSS")) / 1024
+    rss = (
+        next(
+            int(line.split()[1])
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith("VmRSS")
+        )
+        / 1024
+    )
     return cpu, rss
 
 
@@ -60,10 +66,26 @@ def main() -> int:
     if os.environ.get("BENCH_CALIB"):
         calib = Path(os.environ["BENCH_CALIB"])
     node_proc = subprocess.Popen(
-        [sys.executable, "-m", "bevfusion_ros.ros.perception_node", "--ros-args", "--params-file",
-         str(REPO / "config" / "perception.yaml"), "-p", f"calibration_file:={calib}", "-p", f"backend:={args.backend}",
-         "-p", "intrinsics_source:=file", "-p", "max_masked_cameras:=0", *os.environ.get("BENCH_PARAMS", "").split()],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=dict(os.environ),
+        [
+            sys.executable,
+            "-m",
+            "bevfusion_ros.ros.perception_node",
+            "--ros-args",
+            "--params-file",
+            str(REPO / "config" / "perception.yaml"),
+            "-p",
+            f"calibration_file:={calib}",
+            "-p",
+            f"backend:={args.backend}",
+            "-p",
+            "intrinsics_source:=file",
+            "-p",
+            "max_masked_cameras:=0",
+            *os.environ.get("BENCH_PARAMS", "").split(),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
     )
     rclpy.init()
     node = rclpy.create_node("bench_node_publisher")
@@ -71,13 +93,18 @@ def main() -> int:
     pubs = [node.create_publisher(Image, image_topic(c.name), qos) for c in frame.cameras]
     lidar = node.create_publisher(PointCloud2, LIDAR_TOPIC, qos)
     images = [build.image_msg(c.image_bgr, build.header(camera_frame(c.name), 0)) for c in frame.cameras]
-    cloud = build.pointcloud2_msg(frame.points, ("x", "y", "z", "intensity", "ring"), build.header("lidar_top", 0),
-                                  [np.float32] * 4 + [np.uint16])
+    cloud = build.pointcloud2_msg(
+        frame.points, ("x", "y", "z", "intensity", "ring"), build.header("lidar_top", 0), [np.float32] * 4 + [np.uint16]
+    )
     got: list[tuple[int, dict[str, float]]] = []
 
     def on_timing(m: DiagnosticArray) -> None:
-        got.append((time.time_ns(), {kv.key: float(kv.value) for kv in m.status[0].values}
-                    | {"stamp": build.stamp_ns(m.header.stamp)}))
+        got.append(
+            (
+                time.time_ns(),
+                {kv.key: float(kv.value) for kv in m.status[0].values} | {"stamp": build.stamp_ns(m.header.stamp)},
+            )
+        )
 
     node.create_subscription(DiagnosticArray, "/bevfusion_perception/timing", on_timing, QoSProfile(depth=100))
     diag: dict[str, str] = {}
@@ -133,11 +160,15 @@ def main() -> int:
     e2e = np.array([(t - v["stamp"]) / 1e6 for t, v in got])
     print(f"\nnode backend '{args.backend}': {args.frames} frames of {frame_bytes / 2**20:.1f} MiB at {args.rate} Hz")
     sync_keys = ("frames", "dropped_busy", "frames_masked", "camera_stale", "camera_missing", "/lidar/points received")
-    print(f"frames out {len(got)} ({len(got) / args.frames:.0%}); node counts: "
-          + ", ".join(f"{k} {diag.get(k, 0)}" for k in sync_keys))
-    print(f"host work per frame (conversion, pre/post, bevpool, publish): p50 {np.median(host):.1f} ms, "
-          f"p99 {np.percentile(host, 99):.1f} ms; memcpy of the frame's bytes {memcpy:.2f} ms "
-          f"-> {np.median(host) / memcpy:.0f}x")
+    print(
+        f"frames out {len(got)} ({len(got) / args.frames:.0%}); node counts: "
+        + ", ".join(f"{k} {diag.get(k, 0)}" for k in sync_keys)
+    )
+    print(
+        f"host work per frame (conversion, pre/post, bevpool, publish): p50 {np.median(host):.1f} ms, "
+        f"p99 {np.percentile(host, 99):.1f} ms; memcpy of the frame's bytes {memcpy:.2f} ms "
+        f"-> {np.median(host) / memcpy:.0f}x"
+    )
     print(f"pipeline total (null model) p50 {np.median(total):.1f} ms")
     print(f"end-to-end (sensor stamp -> outputs here) p50 {np.median(e2e):.0f} ms, p99 {np.percentile(e2e, 99):.0f} ms")
     print(f"node CPU {100 * (cpu1 - cpu0) / wall:.0f} % of one core over {wall:.0f} s; RSS after the run {rss:.0f} MiB")

@@ -51,8 +51,10 @@ def main() -> None:
             for k, v in r.timings_ms.items():
                 rows.setdefault(k, []).append(v)
     print(f"model {spec.name}, real nuScenes frame (6 x 1600x900, {len(f.points)} points), {args.runs} runs")
-    print(f"calibration precompute (image maps + bevpool index, {pipe.bevpool.points if pipe.bevpool else 0} "
-          f"frustum points): {calib_ms:.1f} ms, once per calibration")
+    print(
+        f"calibration precompute (image maps + bevpool index, {pipe.bevpool.points if pipe.bevpool else 0} "
+        f"frustum points): {calib_ms:.1f} ms, once per calibration"
+    )
     print(f"{'stage':<20}{'p50 ms':>10}{'p95 ms':>10}")
     for k, v in rows.items():
         print(f"{k:<20}{np.percentile(v, 50):>10.1f}{np.percentile(v, 95):>10.1f}")
@@ -67,24 +69,32 @@ def main() -> None:
     print("\nnumpy stage vs memcpy of the bytes it moves (median / best of runs)")
     bp = best_ms(lambda: idx(feat, depth), args.runs)
     mc = best_ms(lambda: np.copyto(buf, src), args.runs)
-    print(f"bevpool   {bp[0]:7.2f} / {bp[1]:6.2f} ms   memcpy of its {gathered / 1e6:.1f} MB gathered features "
-          f"{mc[0]:6.2f} / {mc[1]:5.2f} ms  ({bp[0] / mc[0]:.1f}x)")
+    print(
+        f"bevpool   {bp[0]:7.2f} / {bp[1]:6.2f} ms   memcpy of its {gathered / 1e6:.1f} MB gathered features "
+        f"{mc[0]:6.2f} / {mc[1]:5.2f} ms  ({bp[0] / mc[0]:.1f}x)"
+    )
     pts = f.points
     px = best_ms(lambda: pillarize(crop_points(pts, spec.lidar), spec.lidar), args.runs)
     out_bytes = 5 * spec.lidar.grid.nx * spec.lidar.grid.ny * 4
     a, b = np.empty(out_bytes // 4, np.float32), np.ones(out_bytes // 4, np.float32)
     mc2 = best_ms(lambda: np.copyto(a, b), args.runs)
-    print(f"pillarize {px[0]:7.2f} / {px[1]:6.2f} ms   memcpy of its {out_bytes / 1e6:.1f} MB output grid "
-          f"{mc2[0]:6.2f} / {mc2[1]:5.2f} ms  ({px[0] / mc2[0]:.1f}x)")
+    print(
+        f"pillarize {px[0]:7.2f} / {px[1]:6.2f} ms   memcpy of its {out_bytes / 1e6:.1f} MB output grid "
+        f"{mc2[0]:6.2f} / {mc2[1]:5.2f} ms  ({px[0] / mc2[0]:.1f}x)"
+    )
     img_bytes = sum(i.nbytes for i in images)
     ia, ib = np.empty(img_bytes, np.uint8), np.ones(img_bytes, np.uint8)
     pre = best_ms(lambda: pipe.preprocessor(images, 6), args.runs)
     mc3 = best_ms(lambda: np.copyto(ia, ib), args.runs)
-    print(f"image pre {pre[0]:7.2f} / {pre[1]:6.2f} ms   memcpy of the {img_bytes / 1e6:.1f} MB camera images "
-          f"{mc3[0]:6.2f} / {mc3[1]:5.2f} ms  ({pre[0] / mc3[0]:.1f}x)")
+    print(
+        f"image pre {pre[0]:7.2f} / {pre[1]:6.2f} ms   memcpy of the {img_bytes / 1e6:.1f} MB camera images "
+        f"{mc3[0]:6.2f} / {mc3[1]:5.2f} ms  ({pre[0] / mc3[0]:.1f}x)"
+    )
     sizes = {s.name: spec.path(s).stat().st_size for s in spec.stages if s.file}
-    print(f"\nONNX stages: {sum(sizes.values()) / 1e6:.2f} MB in total: "
-          + ", ".join(f"{k} {v / 1e6:.2f}" for k, v in sizes.items()))
+    print(
+        f"\nONNX stages: {sum(sizes.values()) / 1e6:.2f} MB in total: "
+        + ", ".join(f"{k} {v / 1e6:.2f}" for k, v in sizes.items())
+    )
 
 
 if __name__ == "__main__":

@@ -60,15 +60,40 @@ def run_config(name: str, env: dict[str, str], args: argparse.Namespace) -> dict
     topics = [f"/bench/{c}" for c in CAMS]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "probe.json"
-        cmd = [sys.executable, "-m", "bevfusion_ros.tools.cli", "probe", "--json", str(out), "--timeout",
-               str(args.frames / args.rate + 60), "--idle", "5"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bevfusion_ros.tools.cli",
+            "probe",
+            "--json",
+            str(out),
+            "--timeout",
+            str(args.frames / args.rate + 60),
+            "--idle",
+            "5",
+        ]
         for t in topics:
             cmd += ["--topic", t, "sensor_msgs/msg/Image"]
         cmd += ["--topic", "/bench/points", "sensor_msgs/msg/PointCloud2"]
         probe = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        pub = subprocess.run([sys.executable, __file__, "--publish", "--frames", str(args.frames), "--rate",
-                              str(args.rate), "--points", str(args.points), "--frame", str(args.frame)],
-                             env=env, capture_output=True, text=True)
+        pub = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--publish",
+                "--frames",
+                str(args.frames),
+                "--rate",
+                str(args.rate),
+                "--points",
+                str(args.points),
+                "--frame",
+                str(args.frame),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         text, _ = probe.communicate(timeout=args.frames / args.rate + 120)
         if pub.returncode != 0 or not out.exists():
             raise SystemExit(f"{name}: benchmark failed\n{pub.stdout}{pub.stderr}{text}")
@@ -76,9 +101,14 @@ def run_config(name: str, env: dict[str, str], args: argparse.Namespace) -> dict
     lat = np.concatenate([np.asarray(report[t]["all_latency_ms"]) for t in report])
     received = sum(report[t]["count"] for t in report)
     expected = args.frames * len(report)
-    return {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
-            "p99": float(np.percentile(lat, 99)), "max": float(lat.max()), "received": received,
-            "expected": expected}
+    return {
+        "p50": float(np.percentile(lat, 50)),
+        "p95": float(np.percentile(lat, 95)),
+        "p99": float(np.percentile(lat, 99)),
+        "max": float(lat.max()),
+        "received": received,
+        "expected": expected,
+    }
 
 
 def main() -> int:
@@ -97,13 +127,17 @@ def main() -> int:
 
     base = dict(os.environ, ROS_DOMAIN_ID=str(150 + os.getpid() % 50), PYTHONUNBUFFERED="1")
     envs = {"default": dict(base, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST"), "shm": transport_env(base)}
-    print(f"transport: {args.frames} frames at {args.rate} Hz, 6 x 1600x900 bgr8 + {args.points} points "
-          f"(x,y,z,i,ring float32), two processes")
+    print(
+        f"transport: {args.frames} frames at {args.rate} Hz, 6 x 1600x900 bgr8 + {args.points} points "
+        f"(x,y,z,i,ring float32), two processes"
+    )
     print(f"{'config':8s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'received':>12s}")
     for name in args.configs:
         r = run_config(name, envs[name], args)
-        print(f"{name:8s} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f} {r['max']:8.2f} "
-              f"{r['received']:>5d}/{r['expected']:<6d}")
+        print(
+            f"{name:8s} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f} {r['max']:8.2f} "
+            f"{r['received']:>5d}/{r['expected']:<6d}"
+        )
     return 0
 
 

@@ -13,6 +13,7 @@ Values given here override the params files.
 import os
 
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
@@ -20,7 +21,6 @@ from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 from bevfusion_ros.ros.transport import GLIBC_TUNABLES
-from launch import LaunchDescription
 
 
 def generate_launch_description():
@@ -33,26 +33,51 @@ def generate_launch_description():
         "calibration_file": arg("calibration_file"),
         "use_sim_time": use_sim_time,
     }
-    return LaunchDescription([
-        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "perception.yaml"),
-                              description="perception node parameters (ros__parameters YAML)"),
-        DeclareLaunchArgument("model", default_value="", description="model YAML ('' = bundled reference model)"),
-        DeclareLaunchArgument("backend", default_value="onnxruntime", description="onnxruntime | tensorrt"),
-        DeclareLaunchArgument("calibration_file", description="calibration YAML (lidar->camera, K per camera)"),
-        DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (bag replay)"),
-        DeclareLaunchArgument("fastdds_profile", default_value=os.path.join(share, "config", "fastdds_shm.xml"),
-                              description="Fast DDS XML profile ('' for the middleware default)"),
-        DeclareLaunchArgument("monitor", default_value="true",
-                              description="start the monitor node (power, load, temperature, latency diagnostics)"),
-        DeclareLaunchArgument("monitor_params_file", default_value=os.path.join(share, "config", "monitor.yaml"),
-                              description="monitor node parameters (ros__parameters YAML)"),
-        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", arg("fastdds_profile")),
-        SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", arg("fastdds_profile")),
-        SetEnvironmentVariable("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
-        SetEnvironmentVariable("GLIBC_TUNABLES", GLIBC_TUNABLES),
-        LifecycleNode(package="bevfusion_ros", executable="perception_node", name="bevfusion_perception",
-                      namespace="", output="screen", parameters=[arg("params_file"), overrides]),
-        Node(package="bevfusion_ros", executable="monitor_node", name="bevfusion_monitor", output="screen",
-             parameters=[arg("monitor_params_file"), {"use_sim_time": use_sim_time}],
-             condition=IfCondition(arg("monitor"))),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=os.path.join(share, "config", "perception.yaml"),
+                description="perception node parameters (ros__parameters YAML)",
+            ),
+            DeclareLaunchArgument("model", default_value="", description="model YAML ('' = bundled reference model)"),
+            DeclareLaunchArgument("backend", default_value="onnxruntime", description="onnxruntime | tensorrt"),
+            DeclareLaunchArgument("calibration_file", description="calibration YAML (lidar->camera, K per camera)"),
+            DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (bag replay)"),
+            DeclareLaunchArgument(
+                "fastdds_profile",
+                default_value=os.path.join(share, "config", "fastdds_shm.xml"),
+                description="Fast DDS XML profile ('' for the middleware default)",
+            ),
+            DeclareLaunchArgument(
+                "monitor",
+                default_value="true",
+                description="start the monitor node (power, load, temperature, latency diagnostics)",
+            ),
+            DeclareLaunchArgument(
+                "monitor_params_file",
+                default_value=os.path.join(share, "config", "monitor.yaml"),
+                description="monitor node parameters (ros__parameters YAML)",
+            ),
+            SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", arg("fastdds_profile")),
+            SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", arg("fastdds_profile")),
+            SetEnvironmentVariable("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
+            SetEnvironmentVariable("GLIBC_TUNABLES", GLIBC_TUNABLES),
+            LifecycleNode(
+                package="bevfusion_ros",
+                executable="perception_node",
+                name="bevfusion_perception",
+                namespace="",
+                output="screen",
+                parameters=[arg("params_file"), overrides],
+            ),
+            Node(
+                package="bevfusion_ros",
+                executable="monitor_node",
+                name="bevfusion_monitor",
+                output="screen",
+                parameters=[arg("monitor_params_file"), {"use_sim_time": use_sim_time}],
+                condition=IfCondition(arg("monitor")),
+            ),
+        ]
+    )

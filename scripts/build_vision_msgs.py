@@ -4,6 +4,7 @@
 Run with the venv's interpreter. Nothing is needed at run time afterwards: the generated
 Python package and its typesupport libraries are installed into the venv itself.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,8 @@ def main() -> int:
     env = dict(os.environ, AMENT_PREFIX_PATH=str(prefix), CMAKE_PREFIX_PATH=str(prefix))
     args.build_dir.mkdir(parents=True, exist_ok=True)
     configure = [
-        "cmake", str(args.source.resolve()),
+        "cmake",
+        str(args.source.resolve()),
         f"-DVISION_MSGS_MSG_DIR={args.msg_dir.resolve()}",
         f"-DCMAKE_INSTALL_PREFIX={prefix}",
         f"-DPython3_EXECUTABLE={sys.executable}",
@@ -81,7 +83,8 @@ def main() -> int:
             fail(f"'{' '.join(cmd[:2])}' failed (exit {res.returncode}); full log above")
     check = subprocess.run(
         [sys.executable, "-c", "from vision_msgs.msg import Detection3DArray, LabelInfo; print('ok')"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if check.returncode != 0:
         fail(f"vision_msgs was built but does not import:\n{check.stderr}")

@@ -1,5 +1,5 @@
 """Decode the real nuScenes frame into one npz for the lent GPU machine (it has no OpenCV):
-    .venv/bin/python scripts/export_gpu_frame.py  ->  .carry/frame_decoded.npz (git-ignored, carried)"""
+.venv/bin/python scripts/export_gpu_frame.py  ->  .carry/frame_decoded.npz (git-ignored, carried)"""
 
 from __future__ import annotations
 
@@ -25,11 +25,14 @@ def main() -> None:
     cams = [by[n] for n in spec.cameras]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
-        args.out, names=np.array(spec.cameras), images=np.stack([c.image_bgr for c in cams]),
-        points=f.points.astype(np.float32), K=np.stack([c.intrinsics.K for c in cams]),
+        args.out,
+        names=np.array(spec.cameras),
+        images=np.stack([c.image_bgr for c in cams]),
+        points=f.points.astype(np.float32),
+        K=np.stack([c.intrinsics.K for c in cams]),
         wh=np.array([[c.intrinsics.width, c.intrinsics.height] for c in cams]),
         lidar2cam=np.stack([c.lidar2cam for c in cams]),
-    )  # fmt: skip
+    )
     print(f"wrote {args.out}")
 
 

@@ -13,8 +13,19 @@ def test_package_xml_declares_the_runtime_and_test_dependencies() -> None:
     root = ET.parse(REPO / "package.xml").getroot()
     assert root.get("format") == "3" and root.findtext("name") == "bevfusion_ros"
     execs = {e.text for e in root.findall("exec_depend")}
-    for dep in ("rclpy", "sensor_msgs", "sensor_msgs_py", "nav_msgs", "vision_msgs", "visualization_msgs",
-                "diagnostic_msgs", "message_filters", "cv_bridge", "launch", "launch_ros"):
+    for dep in (
+        "rclpy",
+        "sensor_msgs",
+        "sensor_msgs_py",
+        "nav_msgs",
+        "vision_msgs",
+        "visualization_msgs",
+        "diagnostic_msgs",
+        "message_filters",
+        "cv_bridge",
+        "launch",
+        "launch_ros",
+    ):
         assert dep in execs, dep
     tests = {e.text for e in root.findall("test_depend")}
     assert {"launch_testing", "launch_testing_ros"} <= tests

@@ -71,16 +71,26 @@ def quantize_stage(python: str, src: Path, calib: Path, dst: Path, method: str) 
     work = calib.with_name(f"{src.stem}.fp32.onnx")
     shutil.copyfile(src, work)
     cmd = [
-        python, "-m", "modelopt.onnx.quantization",
-        "--onnx_path", str(work),
-        "--quantize_mode", "int8",
-        "--calibration_method", method,
-        "--calibration_data_path", str(calib),
-        "--calibration_eps", "cpu",
-        "--high_precision_dtype", "fp32",
-        "--output_path", str(dst),
-        "--log_level", "WARNING",
-    ]  # fmt: skip
+        python,
+        "-m",
+        "modelopt.onnx.quantization",
+        "--onnx_path",
+        str(work),
+        "--quantize_mode",
+        "int8",
+        "--calibration_method",
+        method,
+        "--calibration_data_path",
+        str(calib),
+        "--calibration_eps",
+        "cpu",
+        "--high_precision_dtype",
+        "fp32",
+        "--output_path",
+        str(dst),
+        "--log_level",
+        "WARNING",
+    ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     return time.perf_counter() - start

@@ -63,8 +63,12 @@ def camera_info_to_intrinsics(msg: Any) -> CameraIntrinsics:
     """sensor_msgs/CameraInfo -> intrinsics; rejects an all-zero (uncalibrated) K."""
     _require(msg, ("k", "d", "p", "width", "height", "distortion_model"), "CameraInfo")
     return CameraIntrinsics.from_arrays(
-        np.asarray(msg.k, dtype=np.float64), int(msg.width), int(msg.height),
-        str(msg.distortion_model), np.asarray(msg.d, dtype=np.float64), np.asarray(msg.p, dtype=np.float64),
+        np.asarray(msg.k, dtype=np.float64),
+        int(msg.width),
+        int(msg.height),
+        str(msg.distortion_model),
+        np.asarray(msg.d, dtype=np.float64),
+        np.asarray(msg.p, dtype=np.float64),
     )
 
 
@@ -90,9 +94,7 @@ def pointcloud2_to_points(
     args = (int(msg.width), int(msg.height), int(msg.point_step), int(msg.row_step))
     pc2 = optional.sensor_msgs_py_point_cloud2() if use_distro else None
     if pc2 is None:
-        return decode_points(
-            msg.data, specs, *args, bool(msg.is_bigendian), required, optional_fields, drop_nonfinite
-        )
+        return decode_points(msg.data, specs, *args, bool(msg.is_bigendian), required, optional_fields, drop_nonfinite)
     nbytes = np.frombuffer(msg.data, dtype=np.uint8).size
     wanted = resolve_fields(specs, *args, nbytes, required, optional_fields)
     try:
@@ -131,6 +133,10 @@ def detection3d_array_to_detections(msg: Any, class_names: Iterable[str] = ()) -
         labels.append(names.index(cid))
     n = len(labels)
     return Detections.create(
-        np.reshape(centers, (n, 3)), np.reshape(sizes, (n, 3)), quaternion_to_yaw(np.reshape(quats, (n, 4))),
-        scores, labels, names,
+        np.reshape(centers, (n, 3)),
+        np.reshape(sizes, (n, 3)),
+        quaternion_to_yaw(np.reshape(quats, (n, 4))),
+        scores,
+        labels,
+        names,
     )

@@ -10,8 +10,11 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
-LEVEL_NAMES = {int.from_bytes(OK, "little"): "OK", int.from_bytes(WARN, "little"): "WARN",
-               int.from_bytes(ERROR, "little"): "ERROR"}  # fmt: skip
+LEVEL_NAMES = {
+    int.from_bytes(OK, "little"): "OK",
+    int.from_bytes(WARN, "little"): "WARN",
+    int.from_bytes(ERROR, "little"): "ERROR",
+}
 
 
 def _text(value: Any) -> str:

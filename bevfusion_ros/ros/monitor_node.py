@@ -76,16 +76,26 @@ class MonitorNode(Node):
         ]
         if self.bad_timing:
             why = f"{self.bad_timing} timing messages were ignored (not the perception node's timing record)"
-            statuses.append(diagnostics.status("bevfusion monitor: timing input", self.cfg.timing_topic,
-                                               diagnostics.WARN, why, {"ignored": self.bad_timing}))  # fmt: skip
+            statuses.append(
+                diagnostics.status(
+                    "bevfusion monitor: timing input",
+                    self.cfg.timing_topic,
+                    diagnostics.WARN,
+                    why,
+                    {"ignored": self.bad_timing},
+                )
+            )
         self.diag_pub.publish(diagnostics.array(build.header("", stamp), statuses))
         keys, values = metrics_vector(stats, snap)
         msg = Float64MultiArray(data=values)
         msg.layout.dim = [MultiArrayDimension(label=k, size=1, stride=1) for k in keys]
         self.metrics_pub.publish(msg)
         if self._log is not None:
-            row = {"t": stamp / 1e9, **{k: (None if math.isnan(v) else v) for k, v in zip(keys, values, strict=True)},
-                   "levels": {c.name: c.level for c in checks}}  # fmt: skip
+            row = {
+                "t": stamp / 1e9,
+                **{k: (None if math.isnan(v) else v) for k, v in zip(keys, values, strict=True)},
+                "levels": {c.name: c.level for c in checks},
+            }
             self._log.info(json.dumps(row))
 
     def destroy_node(self) -> None:
@@ -103,8 +113,9 @@ class MonitorNode(Node):
 def _rotating_log(cfg: MonitorConfig) -> logging.Logger:
     log = logging.getLogger(f"{MONITOR_NODE}.{id(cfg)}")
     log.propagate = False
-    handler = logging.handlers.RotatingFileHandler(cfg.log_path, maxBytes=int(cfg.log_max_mb * 1e6),
-                                                   backupCount=cfg.log_backups)  # fmt: skip
+    handler = logging.handlers.RotatingFileHandler(
+        cfg.log_path, maxBytes=int(cfg.log_max_mb * 1e6), backupCount=cfg.log_backups
+    )
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)

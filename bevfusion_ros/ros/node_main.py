@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-def run(name: str, make: Callable[[], Any], args: list[str] | None = None,
-        start: Callable[[Any], int | None] | None = None) -> int:  # fmt: skip
+def run(
+    name: str, make: Callable[[], Any], args: list[str] | None = None, start: Callable[[Any], int | None] | None = None
+) -> int:
     """``start(node)`` returns an exit code to stop before spinning, or None to spin."""
     import rclpy
     from rclpy.exceptions import ParameterException

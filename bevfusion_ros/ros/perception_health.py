@@ -59,8 +59,11 @@ def node_statuses(node: PerceptionNode) -> list[DiagnosticStatus]:
     message = f"{counts.get('frames', 0)} frames, {masked} with masked cameras, {node.slot.dropped} replaced while busy"
     sync_status = diagnostics.status("bevfusion: sync", hw, level, message, sync_values)
 
-    proc: dict[str, Any] = {"processed": node.processed, "budget_ms": cfg.processing_budget_ms,
-                            "output Hz": node.published.rate(now)}
+    proc: dict[str, Any] = {
+        "processed": node.processed,
+        "budget_ms": cfg.processing_budget_ms,
+        "output Hz": node.published.rate(now),
+    }
     for key, stats in (("total", node.total_ms), ("host", node.host_ms), ("latency", node.latency_ms)):
         s = stats.summary()
         if s is not None:

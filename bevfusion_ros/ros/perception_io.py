@@ -43,9 +43,11 @@ from bevfusion_ros.ros import build, diagnostics, optional
 from bevfusion_ros.ros.frame_decode import image_decoder
 
 LATCHED = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=1,
-    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)  # fmt: skip
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
 RESULTS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -95,11 +97,11 @@ class Inputs:
             for i, t in enumerate(cfg.image_topics):
                 self.subs.append(node.create_subscription(image_cls, t, lambda m, i=i: self._on_input(i, m), qos))
             self.subs.append(
-                node.create_subscription(PointCloud2, cfg.lidar_topic, lambda m: self._on_input(n, m), qos))
+                node.create_subscription(PointCloud2, cfg.lidar_topic, lambda m: self._on_input(n, m), qos)
+            )
         if cfg.intrinsics_source == "camera_info":
             for i, t in enumerate(cfg.camera_info_topics):
-                self.subs.append(node.create_subscription(
-                    CameraInfo, t, lambda m, i=i: on_camera_info(i, m), qos))
+                self.subs.append(node.create_subscription(CameraInfo, t, lambda m, i=i: on_camera_info(i, m), qos))
 
     @property
     def sync_counts(self) -> dict[str, int]:

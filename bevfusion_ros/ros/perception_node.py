@@ -135,8 +135,9 @@ class PerceptionNode(LifecycleNode):
     # -- sensor side (the executor's thread) --------------------------------------------------------
     def problem(self, cause: str, message: str) -> None:
         if self.problems.report(cause, message):
-            self.get_logger().warning(f"{cause}: {message} (logged at most every {self.problems.interval_s:.0f} s; "
-                                      "counts in diagnostics)")
+            self.get_logger().warning(
+                f"{cause}: {message} (logged at most every {self.problems.interval_s:.0f} s; counts in diagnostics)"
+            )
 
     def _offer(self, frame: SyncedFrame) -> None:
         assert self.cfg is not None
@@ -237,7 +238,6 @@ class PerceptionNode(LifecycleNode):
         for k, v in result.timings_ms.items():
             self.stage_ms.setdefault(k, LatencyStats()).add(v)
         self.outputs.publish_timing(frame, result, host_ms, latency_ms, self.get_clock().now().nanoseconds, masked)
-
 
     def _publish_diagnostics(self) -> None:
         if self.outputs is None or self.inputs is None or self.cfg is None:

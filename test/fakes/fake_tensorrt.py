@@ -50,14 +50,48 @@ from fakes.fake_trt_types import (  # noqa: F401 - re-exported
 __version__ = "10.3.0"
 
 SUPPORTED_OPS = {
-    "Conv", "ConvTranspose", "Relu", "Sigmoid", "Softmax", "BatchNormalization", "Concat", "Reshape",
-    "Constant", "ConstantOfShape", "Mul", "Add", "Sub", "Equal", "Where", "Expand", "GridSample",
-    "QuantizeLinear", "DequantizeLinear", "MaxPool", "AveragePool", "Transpose", "Clip", "Cast",
-}  # fmt: skip
+    "Conv",
+    "ConvTranspose",
+    "Relu",
+    "Sigmoid",
+    "Softmax",
+    "BatchNormalization",
+    "Concat",
+    "Reshape",
+    "Constant",
+    "ConstantOfShape",
+    "Mul",
+    "Add",
+    "Sub",
+    "Equal",
+    "Where",
+    "Expand",
+    "GridSample",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "MaxPool",
+    "AveragePool",
+    "Transpose",
+    "Clip",
+    "Cast",
+}
 DLA_OPS = {
-    "Conv", "ConvTranspose", "Relu", "Sigmoid", "Softmax", "BatchNormalization", "Concat", "Mul",
-    "Add", "Sub", "MaxPool", "AveragePool", "Clip", "QuantizeLinear", "DequantizeLinear",
-}  # fmt: skip
+    "Conv",
+    "ConvTranspose",
+    "Relu",
+    "Sigmoid",
+    "Softmax",
+    "BatchNormalization",
+    "Concat",
+    "Mul",
+    "Add",
+    "Sub",
+    "MaxPool",
+    "AveragePool",
+    "Clip",
+    "QuantizeLinear",
+    "DequantizeLinear",
+}
 NUM_DLA_CORES = 2  # an AGX Orin; tests set 0 for a GPU-only device
 
 
@@ -162,16 +196,31 @@ class LayerType(enum.IntEnum):
 
 
 _LAYER_TYPES = {
-    "Conv": LayerType.CONVOLUTION, "ConvTranspose": LayerType.DECONVOLUTION, "Relu": LayerType.ACTIVATION,
-    "Sigmoid": LayerType.ACTIVATION, "Clip": LayerType.ACTIVATION, "Softmax": LayerType.SOFTMAX,
-    "BatchNormalization": LayerType.SCALE, "Concat": LayerType.CONCATENATION, "Reshape": LayerType.SHUFFLE,
-    "Transpose": LayerType.SHUFFLE, "Constant": LayerType.CONSTANT, "ConstantOfShape": LayerType.CONSTANT,
-    "Mul": LayerType.ELEMENTWISE, "Add": LayerType.ELEMENTWISE, "Sub": LayerType.ELEMENTWISE,
-    "Equal": LayerType.ELEMENTWISE, "Where": LayerType.SELECT, "Expand": LayerType.SLICE,
-    "GridSample": LayerType.GRID_SAMPLE, "QuantizeLinear": LayerType.QUANTIZE,
-    "DequantizeLinear": LayerType.DEQUANTIZE, "MaxPool": LayerType.POOLING, "AveragePool": LayerType.POOLING,
+    "Conv": LayerType.CONVOLUTION,
+    "ConvTranspose": LayerType.DECONVOLUTION,
+    "Relu": LayerType.ACTIVATION,
+    "Sigmoid": LayerType.ACTIVATION,
+    "Clip": LayerType.ACTIVATION,
+    "Softmax": LayerType.SOFTMAX,
+    "BatchNormalization": LayerType.SCALE,
+    "Concat": LayerType.CONCATENATION,
+    "Reshape": LayerType.SHUFFLE,
+    "Transpose": LayerType.SHUFFLE,
+    "Constant": LayerType.CONSTANT,
+    "ConstantOfShape": LayerType.CONSTANT,
+    "Mul": LayerType.ELEMENTWISE,
+    "Add": LayerType.ELEMENTWISE,
+    "Sub": LayerType.ELEMENTWISE,
+    "Equal": LayerType.ELEMENTWISE,
+    "Where": LayerType.SELECT,
+    "Expand": LayerType.SLICE,
+    "GridSample": LayerType.GRID_SAMPLE,
+    "QuantizeLinear": LayerType.QUANTIZE,
+    "DequantizeLinear": LayerType.DEQUANTIZE,
+    "MaxPool": LayerType.POOLING,
+    "AveragePool": LayerType.POOLING,
     "Cast": LayerType.CAST,
-}  # fmt: skip
+}
 
 
 class ILayer:
@@ -298,8 +347,15 @@ class OnnxParser:
         return True
 
 
-_ONNX_TO_TRT = {1: DataType.FLOAT, 10: DataType.HALF, 6: DataType.INT32, 7: DataType.INT64, 3: DataType.INT8,
-                2: DataType.UINT8, 9: DataType.BOOL}  # fmt: skip
+_ONNX_TO_TRT = {
+    1: DataType.FLOAT,
+    10: DataType.HALF,
+    6: DataType.INT32,
+    7: DataType.INT64,
+    3: DataType.INT8,
+    2: DataType.UINT8,
+    9: DataType.BOOL,
+}
 
 
 class IOptimizationProfile:

@@ -182,8 +182,11 @@ class IExecutionContext:
     def _output_shape(self, name: str, declared: list[int]) -> Dims:
         if not self.all_input_dimensions_specified:
             return Dims(declared)
-        feeds = {n: np.zeros(self.get_tensor_shape(n), nptype(d)) for n, _, d, m in self.engine._io
-                 if m == TensorIOMode.INPUT}  # fmt: skip
+        feeds = {
+            n: np.zeros(self.get_tensor_shape(n), nptype(d))
+            for n, _, d, m in self.engine._io
+            if m == TensorIOMode.INPUT
+        }
         out = self.engine.session().run([name], feeds)[0]
         return Dims(out.shape)
 

@@ -34,9 +34,11 @@ def fakes(trt_version: str = "10.3.0", dla_cores: int = 2, **device: Any) -> Ite
             stats[k] = 0
     try:
         yield types.SimpleNamespace(
-            trt=fake_tensorrt, cuda=fake_pycuda_driver, build_stats=fake_tensorrt_build.STATS,
+            trt=fake_tensorrt,
+            cuda=fake_pycuda_driver,
+            build_stats=fake_tensorrt_build.STATS,
             run_stats=fake_tensorrt_runtime.STATS,
-        )  # fmt: skip
+        )
     finally:
         for n, mod in saved.items():
             if mod is None:

@@ -36,8 +36,14 @@ def main() -> int:
         chdr = build.header(camera_frame(cam.name), 1_000_000_000)
         msgs.append((image_topic(cam.name), build.image_msg(cam.image_bgr, chdr, "bgr8")))
         msgs.append((info_topic(cam.name), build.camera_info_msg(cam.intrinsics, chdr)))
-    msgs.append((LIDAR_TOPIC, build.pointcloud2_msg(frame.points, ("x", "y", "z", "intensity", "ring"), hdr,
-                                                    [np.float32] * 4 + [np.uint16])))
+    msgs.append(
+        (
+            LIDAR_TOPIC,
+            build.pointcloud2_msg(
+                frame.points, ("x", "y", "z", "intensity", "ring"), hdr, [np.float32] * 4 + [np.uint16]
+            ),
+        )
+    )
     msgs.append((GT_TOPIC, build.detections_msg(frame.boxes, hdr)))
     msgs.append((GRID_TOPIC, build.occupancy_grid_msg(probability_grid(), 0.5, (-50.0, -50.0), hdr)))
     pubs = [(node.create_publisher(type(m), t, LATCHED), m) for t, m in msgs]

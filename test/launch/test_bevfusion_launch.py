@@ -20,6 +20,7 @@ pytest.importorskip(
 )
 pytest.importorskip("launch_testing_ros", reason="launch_testing_ros comes from a distribution")
 
+import launch
 import launch_testing.actions
 import launch_testing.asserts
 from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -28,8 +29,6 @@ from nav_msgs.msg import OccupancyGrid
 from std_msgs.msg import Float64MultiArray
 from vision_msgs.msg import Detection3DArray
 
-import launch
-
 BAG = os.environ.get("BEVFUSION_TEST_BAG", "/tmp/bevfusion_launch_test_bag")
 LAUNCH = os.path.join(os.path.dirname(__file__), "..", "..", "launch", "bevfusion.launch.py")
 
@@ -37,8 +36,7 @@ LAUNCH = os.path.join(os.path.dirname(__file__), "..", "..", "launch", "bevfusio
 @pytest.mark.launch_test
 def generate_test_description():
     if not os.path.isdir(BAG):
-        subprocess.run(["bevfusion-ros", "make-bag", "--scene", "10000000", "--frames", "10", "--out", BAG],
-                       check=True)
+        subprocess.run(["bevfusion-ros", "make-bag", "--scene", "10000000", "--frames", "10", "--out", BAG], check=True)
     include = launch.actions.IncludeLaunchDescription(
         PythonLaunchDescriptionSource(LAUNCH),
         launch_arguments={"calibration_file": os.path.join(BAG, "calibration.yaml"), "monitor": "true"}.items(),
@@ -50,9 +48,11 @@ class TestOutputs(unittest.TestCase):
     def test_detections_and_grids_arrive(self):
         player = subprocess.Popen(["ros2", "bag", "play", BAG, "--rate", "0.2"])
         try:
-            topics = [("/bevfusion_perception/detections", Detection3DArray),
-                      ("/bevfusion_perception/map/drivable_area", OccupancyGrid),
-                      ("/bevfusion_monitor/metrics", Float64MultiArray)]
+            topics = [
+                ("/bevfusion_perception/detections", Detection3DArray),
+                ("/bevfusion_perception/map/drivable_area", OccupancyGrid),
+                ("/bevfusion_monitor/metrics", Float64MultiArray),
+            ]
             with WaitForTopics(topics, timeout=60.0, messages_received_buffer_length=10) as wait:
                 self.assertEqual(wait.topics_received(), {t for t, _ in topics})
                 det = wait.received_messages("/bevfusion_perception/detections")[0]

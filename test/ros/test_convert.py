@@ -77,8 +77,7 @@ def test_camera_intrinsics_reject_zero_size() -> None:
 
 
 def test_real_pointcloud_round_trip(frame) -> None:
-    msg = build.pointcloud2_msg(frame.points, ("x", "y", "z", "intensity", "ring"), HDR,
-                                [np.float32] * 4 + [np.uint16])
+    msg = build.pointcloud2_msg(frame.points, ("x", "y", "z", "intensity", "ring"), HDR, [np.float32] * 4 + [np.uint16])
     assert msg.point_step == 18 and msg.width == 34688
     pc = convert.pointcloud2_to_points(msg, use_distro=False)
     assert pc.fields == ("x", "y", "z", "intensity", "ring")
@@ -96,11 +95,12 @@ def test_hand_built_big_endian_organised_cloud_with_row_padding() -> None:
             p = xyzi[r * width + c]
             rec = np.zeros(point_step, np.uint8)
             for off, v in ((8, p[0]), (12, p[1]), (0, p[2]), (16, p[3])):
-                rec[off:off + 4] = np.frombuffer(np.array(v, ">f4").tobytes(), np.uint8)
-            buf[r, c * point_step:(c + 1) * point_step] = rec
+                rec[off : off + 4] = np.frombuffer(np.array(v, ">f4").tobytes(), np.uint8)
+            buf[r, c * point_step : (c + 1) * point_step] = rec
     msg = PointCloud2(height=height, width=width, point_step=point_step, row_step=row_step, is_bigendian=True)
-    msg.fields = [PointField(name=n, offset=o, datatype=7, count=1)
-                  for n, o in (("z", 0), ("x", 8), ("y", 12), ("intensity", 16))]
+    msg.fields = [
+        PointField(name=n, offset=o, datatype=7, count=1) for n, o in (("z", 0), ("x", 8), ("y", 12), ("intensity", 16))
+    ]
     msg.data = array.array("B", buf.tobytes())
     pc = convert.pointcloud2_to_points(msg, use_distro=False)
     np.testing.assert_array_equal(pc.data, xyzi)
@@ -169,13 +169,15 @@ def test_own_image_converter_matches_cv_bridge(encoding) -> None:
     pixels = np.random.default_rng(5).integers(0, 256, (31, 45, c), dtype=np.uint8)
     msg = build.image_msg(pixels if c > 1 else pixels[..., 0], HDR, encoding)
     for order in ("rgb", "bgr"):
-        np.testing.assert_array_equal(convert.image_to_array(msg, order, use_distro=True),
-                                      convert.image_to_array(msg, order, use_distro=False))
+        np.testing.assert_array_equal(
+            convert.image_to_array(msg, order, use_distro=True), convert.image_to_array(msg, order, use_distro=False)
+        )
 
 
 @pytest.mark.skipif(optional.sensor_msgs_py_point_cloud2() is None, reason=PC2_REASON)
 def test_own_pointcloud_reader_matches_sensor_msgs_py(frame) -> None:
-    msg = build.pointcloud2_msg(frame.points, ("x", "y", "z", "intensity", "ring"), HDR,
-                                [np.float32] * 4 + [np.uint16])
-    np.testing.assert_array_equal(convert.pointcloud2_to_points(msg, use_distro=True).data,
-                                  convert.pointcloud2_to_points(msg, use_distro=False).data)
+    msg = build.pointcloud2_msg(frame.points, ("x", "y", "z", "intensity", "ring"), HDR, [np.float32] * 4 + [np.uint16])
+    np.testing.assert_array_equal(
+        convert.pointcloud2_to_points(msg, use_distro=True).data,
+        convert.pointcloud2_to_points(msg, use_distro=False).data,
+    )

@@ -28,11 +28,17 @@ def graph(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     ctx = Context()
     rclpy.init(context=ctx)
-    monitor = MonitorNode(context=ctx, parameter_overrides=[
-        Parameter("source", value="none"), Parameter("period_s", value=0.1), Parameter("window_s", value=1.0),
-        Parameter("stale_s", value=0.6), Parameter("timing_topic", value="/test/timing"),
-        Parameter("log_path", value=str(tmp_path / "monitor.jsonl")),
-    ])  # fmt: skip
+    monitor = MonitorNode(
+        context=ctx,
+        parameter_overrides=[
+            Parameter("source", value="none"),
+            Parameter("period_s", value=0.1),
+            Parameter("window_s", value=1.0),
+            Parameter("stale_s", value=0.6),
+            Parameter("timing_topic", value="/test/timing"),
+            Parameter("log_path", value=str(tmp_path / "monitor.jsonl")),
+        ],
+    )
     probe = rclpy.create_node("monitor_probe", context=ctx)
     seen: dict[str, dict[str, tuple[int, str]]] = {"levels": {}}
     metrics: list[Float64MultiArray] = []
@@ -40,7 +46,7 @@ def graph(tmp_path: Path):  # type: ignore[no-untyped-def]
     def on_diag(msg: DiagnosticArray) -> None:
         for s in msg.status:
             if s.name.startswith("bevfusion monitor: "):
-                seen["levels"][s.name[len("bevfusion monitor: "):]] = (int.from_bytes(s.level, "little"), s.message)
+                seen["levels"][s.name[len("bevfusion monitor: ") :]] = (int.from_bytes(s.level, "little"), s.message)
 
     probe.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
     probe.create_subscription(Float64MultiArray, "/bevfusion_monitor/metrics", metrics.append, 10)
@@ -77,9 +83,16 @@ class Stream:
 
     def _run(self) -> None:
         while self.running:
-            timing = FrameTiming({"fuser": 3.0, "total": self.latency - 10}, host_ms=2.0, latency_ms=self.latency,
-                                 stamp_age_ms=self.latency + 5, camera_skew_ms=1.0, masked_cameras=0, points=100,
-                                 detections=3)  # fmt: skip
+            timing = FrameTiming(
+                {"fuser": 3.0, "total": self.latency - 10},
+                host_ms=2.0,
+                latency_ms=self.latency,
+                stamp_age_ms=self.latency + 5,
+                camera_skew_ms=1.0,
+                masked_cameras=0,
+                points=100,
+                detections=3,
+            )
             vals: dict[str, float | int] = timing.encode() if self.valid else {"total_ms": 1.0}
             s = diagnostics.status("bevfusion: timing", "test", diagnostics.OK, "frame", vals)
             self.pub.publish(diagnostics.array(build.header("", time.time_ns()), [s]))
@@ -100,8 +113,11 @@ def test_levels_flip_at_the_budgets(graph, tmp_path: Path) -> None:  # type: ign
     assert levels["hardware source"][0] == WARN and "source is 'none'" in levels["hardware source"][1]
     stream = Stream(pub)
     try:
-        _until(lambda: levels.get("perception rate", (None,))[0] == OK
-               and levels.get("perception latency", (None,))[0] == OK, "rate and latency OK")  # fmt: skip
+        _until(
+            lambda: levels.get("perception rate", (None,))[0] == OK
+            and levels.get("perception latency", (None,))[0] == OK,
+            "rate and latency OK",
+        )
         stream.latency = 150.0
         _until(lambda: levels["perception latency"][0] == WARN, "latency WARN above 100 ms")
         stream.latency = 250.0
@@ -119,12 +135,18 @@ def test_levels_flip_at_the_budgets(graph, tmp_path: Path) -> None:  # type: ign
     assert rows[-1]["levels"]["perception rate"] == ERROR
 
 
-@pytest.mark.parametrize(("param", "fragment"), [("max_power_w:=0.5", "out of range Min: 1.0, Max: 2000.0"),
-                                                 ("source:=jtop", "'source' = 'jtop' is not one of")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("param", "fragment"),
+    [("max_power_w:=0.5", "out of range Min: 1.0, Max: 2000.0"), ("source:=jtop", "'source' = 'jtop' is not one of")],
+)
 def test_refused_parameters_exit_2_with_the_reason(param: str, fragment: str) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "bevfusion_ros.ros.monitor_node", "--ros-args", "-p", param],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "bevfusion_ros.ros.monitor_node", "--ros-args", "-p", param],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

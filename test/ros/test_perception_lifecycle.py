@@ -42,10 +42,13 @@ def topics_subscribed(node) -> set[str]:  # type: ignore[no-untyped-def]
 
 
 def test_configure_activate_deactivate_cleanup(context, calibration, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    node = PerceptionNode(context=context, parameter_overrides=[
-        Parameter("calibration_file", value=str(calibration)),
-        Parameter("model", value=str(tmp_path / "missing.yaml")),
-    ])
+    node = PerceptionNode(
+        context=context,
+        parameter_overrides=[
+            Parameter("calibration_file", value=str(calibration)),
+            Parameter("model", value=str(tmp_path / "missing.yaml")),
+        ],
+    )
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert node.pipeline is None
@@ -97,8 +100,10 @@ def test_configure_failure_names_the_problem(context, calibration, params, fragm
 
 def test_bad_calibration_fails_configure(context, tmp_path) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "calibration.yaml"
-    bad.write_text("cameras:\n  - {name: cam_front, width: 1600, height: 900, K: [[1,0,0],[0,1,0],[0,0,1]], "
-                   "lidar2cam: [[2,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}\n")
+    bad.write_text(
+        "cameras:\n  - {name: cam_front, width: 1600, height: 900, K: [[1,0,0],[0,1,0],[0,0,1]], "
+        "lidar2cam: [[2,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}\n"
+    )
     node = PerceptionNode(context=context, parameter_overrides=[Parameter("calibration_file", value=str(bad))])
     errors: list[str] = []
     node.get_logger().error = lambda msg, **kw: errors.append(msg)  # type: ignore[method-assign]
@@ -120,8 +125,11 @@ def test_tensorrt_backend_refuses_missing_engines_then_builds_when_allowed(  # t
 ) -> None:
     """With the FAKE TensorRT: configure names the missing engine, builds it with
     allow_engine_build, runs frames through the engines, and gpu_pipeline needs the CUDA kernels."""
-    overrides = [Parameter("calibration_file", value=str(calibration)), Parameter("backend", value="tensorrt"),
-                 Parameter("engine_dir", value=str(tmp_path / "engines"))]  # fmt: skip
+    overrides = [
+        Parameter("calibration_file", value=str(calibration)),
+        Parameter("backend", value="tensorrt"),
+        Parameter("engine_dir", value=str(tmp_path / "engines")),
+    ]
     node = PerceptionNode(context=context, parameter_overrides=overrides)
     errors = _configure_errors(node)
     try:
@@ -132,8 +140,9 @@ def test_tensorrt_backend_refuses_missing_engines_then_builds_when_allowed(  # t
         assert trt_fakes.build_stats["builds"] == 6
         assert (tmp_path / "engines" / "fuser.engine.json").is_file()
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-        node.set_parameters([Parameter("allow_engine_build", value=False),
-                             Parameter("gpu_pipeline", value="pipelined")])  # fmt: skip
+        node.set_parameters(
+            [Parameter("allow_engine_build", value=False), Parameter("gpu_pipeline", value="pipelined")]
+        )
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert "pycuda.compiler" in errors[-1] and trt_fakes.build_stats["builds"] == 6  # engines reused
     finally:
@@ -141,15 +150,25 @@ def test_tensorrt_backend_refuses_missing_engines_then_builds_when_allowed(  # t
 
 
 def test_gpu_pipeline_needs_tensorrt_and_model_must_match_engine_config(context, calibration, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    node = PerceptionNode(context=context, parameter_overrides=[
-        Parameter("calibration_file", value=str(calibration)), Parameter("gpu_pipeline", value="sequential")])
+    node = PerceptionNode(
+        context=context,
+        parameter_overrides=[
+            Parameter("calibration_file", value=str(calibration)),
+            Parameter("gpu_pipeline", value="sequential"),
+        ],
+    )
     errors = _configure_errors(node)
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert "'gpu_pipeline' = 'sequential' needs backend 'tensorrt'" in errors[0]
         int8 = Path(__file__).resolve().parents[2] / "engines" / "reference" / "model.int8.yaml"
-        node.set_parameters([Parameter("gpu_pipeline", value="off"), Parameter("backend", value="tensorrt"),
-                             Parameter("model", value=str(int8))])  # fmt: skip
+        node.set_parameters(
+            [
+                Parameter("gpu_pipeline", value="off"),
+                Parameter("backend", value="tensorrt"),
+                Parameter("model", value=str(int8)),
+            ]
+        )
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert "engine_config" in errors[1] and "fp16.yaml" in errors[1]
     finally:

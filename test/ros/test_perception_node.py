@@ -39,13 +39,20 @@ def scene_bag(tmp_path_factory, frame_dir) -> Path:  # type: ignore[no-untyped-d
     base = load_frame(frame_dir)
     first = scene_frame(base, SCENE_SEED)
     out = tmp_path_factory.mktemp("bags") / "scenes"
-    return write_bag(first, out, 4, frames=lambda k: first if k == 0 else scene_frame(first, SCENE_SEED + k),
-                     show_progress=False)
+    return write_bag(
+        first, out, 4, frames=lambda k: first if k == 0 else scene_frame(first, SCENE_SEED + k), show_progress=False
+    )
 
 
 def start_node(*params: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "bevfusion_ros.ros.perception_node", "--ros-args",
-            "--params-file", str(REPO / "config" / "perception.yaml")]
+    args = [
+        sys.executable,
+        "-m",
+        "bevfusion_ros.ros.perception_node",
+        "--ros-args",
+        "--params-file",
+        str(REPO / "config" / "perception.yaml"),
+    ]
     for p in params:
         args += ["-p", p]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
@@ -67,13 +74,21 @@ class Outputs:
     def __init__(self, node, map_classes) -> None:  # type: ignore[no-untyped-def]
         self.node = node
         self.got: dict[str, list] = {}
-        topics = {f"{NODE}/detections": Detection3DArray, f"{NODE}/timing": DiagnosticArray,
-                  "/diagnostics": DiagnosticArray}
+        topics = {
+            f"{NODE}/detections": Detection3DArray,
+            f"{NODE}/timing": DiagnosticArray,
+            "/diagnostics": DiagnosticArray,
+        }
         topics.update({f"{NODE}/map/{c}": OccupancyGrid for c in map_classes})
-        self.subs = [node.create_subscription(cls, t, lambda m, t=t: self.got.setdefault(t, []).append(m), RELIABLE)
-                     for t, cls in topics.items()]
-        self.subs.append(node.create_subscription(
-            LabelInfo, f"{NODE}/labels", lambda m: self.got.setdefault("labels", []).append(m), LATCHED))
+        self.subs = [
+            node.create_subscription(cls, t, lambda m, t=t: self.got.setdefault(t, []).append(m), RELIABLE)
+            for t, cls in topics.items()
+        ]
+        self.subs.append(
+            node.create_subscription(
+                LabelInfo, f"{NODE}/labels", lambda m: self.got.setdefault("labels", []).append(m), LATCHED
+            )
+        )
 
     def n(self, topic: str) -> int:
         return len(self.got.get(topic, []))
@@ -88,17 +103,36 @@ class Outputs:
     def summary(self) -> dict[str, object]:
         out: dict[str, object] = {t: len(v) for t, v in self.got.items()}
         if self.got.get("/diagnostics"):
-            out["last diagnostics"] = {s.name: {kv.key: kv.value for kv in s.values}
-                                       for s in self.got["/diagnostics"][-1].status}
+            out["last diagnostics"] = {
+                s.name: {kv.key: kv.value for kv in s.values} for s in self.got["/diagnostics"][-1].status
+            }
         return out
 
 
 def play(bag: Path, rate: float) -> subprocess.CompletedProcess:
     topics = [LIDAR_TOPIC, *(image_topic(c) for c in CAMS), *(info_topic(c) for c in CAMS)]
     return subprocess.run(
-        [sys.executable, "-m", "bevfusion_ros.tools.commands.play", str(bag), "--rate", str(rate), "--topics", *topics,
-         "--wait-subscribers", "1", "--wait-timeout", "20", "--delay", "1.0"],
-        capture_output=True, text=True, timeout=120, env=dict(os.environ), check=True,
+        [
+            sys.executable,
+            "-m",
+            "bevfusion_ros.tools.commands.play",
+            str(bag),
+            "--rate",
+            str(rate),
+            "--topics",
+            *topics,
+            "--wait-subscribers",
+            "1",
+            "--wait-timeout",
+            "20",
+            "--delay",
+            "1.0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+        check=True,
     )
 
 
@@ -108,8 +142,7 @@ CAMS = load_model(REPO / "engines" / "reference" / "model.yaml", check_files=Fal
 def test_node_on_a_generated_scene_bag_matches_the_offline_pipeline(ros_node, scene_bag, spec) -> None:
     # At 0.05x the cameras' real offsets to the sweep (up to ~45 ms) become ~0.9 s of wall time: the
     # sweep must wait that long for the images stamped after it, or it would mask those cameras.
-    proc = start_node(f"calibration_file:={scene_bag / 'calibration.yaml'}", "backend_threads:=2",
-                      "camera_wait:=1.0")
+    proc = start_node(f"calibration_file:={scene_bag / 'calibration.yaml'}", "backend_threads:=2", "camera_wait:=1.0")
     try:
         out = Outputs(ros_node, spec.map.classes)
         out.wait(lambda: out.n("labels") > 0, 60, proc, "the latched LabelInfo (node active)")
@@ -121,8 +154,12 @@ def test_node_on_a_generated_scene_bag_matches_the_offline_pipeline(ros_node, sc
         # topics are not ordered against each other: wait for every one of them
         out.wait(lambda: all(out.n(t) >= 4 for t in frame_topics), 60, proc, "4 frames on every output")
         # diagnostics come once a second: wait for one that has seen all four frames
-        out.wait(lambda: out.n("/diagnostics") >= 1 and diag_values(out).get("frames") == "4", 10, proc,
-                 "diagnostics after the last frame")
+        out.wait(
+            lambda: out.n("/diagnostics") >= 1 and diag_values(out).get("frames") == "4",
+            10,
+            proc,
+            "diagnostics after the last frame",
+        )
     finally:
         log = stop(proc)
     frames = list(read_frames(scene_bag, spec))
@@ -196,8 +233,9 @@ class FramePublisher:
 
     def cloud(self, ns: int, points=None):  # type: ignore[no-untyped-def]
         pts = self.frame.points if points is None else points
-        return build.pointcloud2_msg(pts, ("x", "y", "z", "intensity", "ring"), build.header("lidar_top", ns),
-                                     [np.float32] * 4 + [np.uint16])
+        return build.pointcloud2_msg(
+            pts, ("x", "y", "z", "intensity", "ring"), build.header("lidar_top", ns), [np.float32] * 4 + [np.uint16]
+        )
 
     def send(self, ns: int, images=None, cloud=None, skip=()) -> None:  # type: ignore[no-untyped-def]
         for i, (pub, msg) in enumerate(zip(self.images, images or self.image_msgs(ns), strict=True)):
@@ -214,8 +252,13 @@ def diag_values(out: Outputs) -> dict[str, str]:
 
 
 def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag, frame_dir, spec) -> None:
-    proc = start_node(f"calibration_file:={scene_bag / 'calibration.yaml'}", "backend_threads:=2",
-                      "camera_wait:=0.2", "max_camera_lidar_delay:=0.05", "diagnostics_period:=0.2")
+    proc = start_node(
+        f"calibration_file:={scene_bag / 'calibration.yaml'}",
+        "backend_threads:=2",
+        "camera_wait:=0.2",
+        "max_camera_lidar_delay:=0.05",
+        "diagnostics_period:=0.2",
+    )
     pub = FramePublisher(ros_node, frame_dir)
     out = Outputs(ros_node, spec.map.classes)
     det_topic = f"{NODE}/timing"
@@ -243,12 +286,18 @@ def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag,
 
         # camera 5 stops publishing: masked as missing/stale, frames keep coming
         for k in (2, 3):
-            after(lambda k=k: pub.send(t + k * step, skip=(5,)), lambda k=k: frames_out() == k + 1,
-                  f"frame {k} without camera 5")
+            after(
+                lambda k=k: pub.send(t + k * step, skip=(5,)),
+                lambda k=k: frames_out() == k + 1,
+                f"frame {k} without camera 5",
+            )
 
         # a sweep with zero points: dropped with a reason, no output
-        after(lambda: pub.send(t + 4 * step, cloud=pub.cloud(t + 4 * step, np.zeros((0, 5), np.float32))),
-              lambda: counter("frame_dropped_InputError") >= 1, "the empty cloud to be counted")
+        after(
+            lambda: pub.send(t + 4 * step, cloud=pub.cloud(t + 4 * step, np.zeros((0, 5), np.float32))),
+            lambda: counter("frame_dropped_InputError") >= 1,
+            "the empty cloud to be counted",
+        )
 
         # a PointCloud2 whose data is shorter than its layout says: dropped, named
         def truncated_cloud():  # type: ignore[no-untyped-def]
@@ -256,8 +305,11 @@ def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag,
             c.data = c.data[:100]
             return c
 
-        after(lambda: pub.send(t + 4 * step + 1, cloud=truncated_cloud()),
-              lambda: counter("frame_dropped_MessageError") >= 1, "the truncated cloud to be counted")
+        after(
+            lambda: pub.send(t + 4 * step + 1, cloud=truncated_cloud()),
+            lambda: counter("frame_dropped_MessageError") >= 1,
+            "the truncated cloud to be counted",
+        )
 
         # an uncalibrated CameraInfo (K all zeros): counted, the geometry in use stays
         info = build.camera_info_msg(pub.frame.cameras[0].intrinsics, build.header("cam_front", t))
@@ -265,15 +317,22 @@ def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag,
         after(lambda: pub.info.publish(info), lambda: counter("bad_camera_info") >= 1, "the bad CameraInfo")
 
         # a duplicated LiDAR stamp: dropped by the sync policy
-        after(lambda: pub.send(t + 4 * step + 1), lambda: counter("lidar_duplicate") >= 1,
-              "the duplicate to be counted")
+        after(
+            lambda: pub.send(t + 4 * step + 1), lambda: counter("lidar_duplicate") >= 1, "the duplicate to be counted"
+        )
 
         # stamps jump back 500 s (a bag loop): a new timeline, frames flow again
         back = t - 500 * 10**9
         after(lambda: pub.send(back), lambda: frames_out() == 5, "a frame after stamps went backwards")
         after(lambda: pub.send(back + step), lambda: frames_out() == 6, "the next frame on the new timeline")
-        out.wait(lambda: counter("lidar_stamp_backwards") >= 1 and counter("bad_image") >= 1
-                 and out.n(f"{NODE}/detections") >= 6, 20, proc, "diagnostics and detections to catch up")
+        out.wait(
+            lambda: counter("lidar_stamp_backwards") >= 1
+            and counter("bad_image") >= 1
+            and out.n(f"{NODE}/detections") >= 6,
+            20,
+            proc,
+            "diagnostics and detections to catch up",
+        )
     finally:
         log = stop(proc)
     d = diag_values(out)
@@ -283,8 +342,7 @@ def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag,
     assert int(d["frame_dropped_InputError"]) == 1 and int(d["lidar_duplicate"]) == 1
     assert int(d["frame_dropped_MessageError"]) == 1 and int(d["bad_camera_info"]) == 1
     assert int(d["lidar_stamp_backwards"]) == 1
-    masked = [int(float({kv.key: kv.value for kv in m.status[0].values}["masked_cameras"]))
-              for m in out.got[det_topic]]
+    masked = [int(float({kv.key: kv.value for kv in m.status[0].values}["masked_cameras"])) for m in out.got[det_topic]]
     assert masked == [0, 1, 1, 1, 0, 0], masked
     stamps = [build.stamp_ns(m.header.stamp) for m in out.got[f"{NODE}/detections"]]
     assert stamps == [t, t + step, t + 2 * step, t + 3 * step, back, back + step]
@@ -298,8 +356,12 @@ def test_node_on_the_real_frame_bag(ros_node, tmp_path, frame_dir, spec) -> None
     # Reliable input QoS: this test is about the real frame's content; best-effort sensor QoS lost one
     # 25 MB frame in 2 of 3 fresh-clone CI runs on a loaded 2-core machine (transport is measured in
     # benchmarks/transport.py and run-node's summary instead).
-    proc = start_node(f"calibration_file:={bag / 'calibration.yaml'}", "backend_threads:=2", "camera_wait:=1.0",
-                      "qos_reliability:=reliable")
+    proc = start_node(
+        f"calibration_file:={bag / 'calibration.yaml'}",
+        "backend_threads:=2",
+        "camera_wait:=1.0",
+        "qos_reliability:=reliable",
+    )
     try:
         out = Outputs(ros_node, spec.map.classes)
         out.wait(lambda: out.n("labels") > 0, 60, proc, "the node to become active")

@@ -28,7 +28,11 @@ from publish_frame import GRID_TOPIC, LATCHED, probability_grid  # noqa: E402
 def publisher_process(frame_dir):
     proc = subprocess.Popen(
         [sys.executable, str(HELPERS / "publish_frame.py"), str(frame_dir)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ),
     )
     try:
         yield proc
@@ -49,8 +53,10 @@ def test_messages_cross_processes_intact(ros_node, publisher_process, frame) -> 
         topics[image_topic(cam.name)] = Image
         topics[info_topic(cam.name)] = CameraInfo
     received: dict[str, object] = {}
-    subs = [ros_node.create_subscription(cls, t, lambda m, t=t: received.setdefault(t, m), LATCHED)
-            for t, cls in topics.items()]
+    subs = [
+        ros_node.create_subscription(cls, t, lambda m, t=t: received.setdefault(t, m), LATCHED)
+        for t, cls in topics.items()
+    ]
     deadline = time.monotonic() + 60
     while len(received) < len(topics) and time.monotonic() < deadline:
         rclpy.spin_once(ros_node, timeout_sec=0.1)
@@ -59,8 +65,7 @@ def test_messages_cross_processes_intact(ros_node, publisher_process, frame) -> 
     assert len(subs) == len(topics)
 
     for cam in frame.cameras:
-        np.testing.assert_array_equal(convert.image_to_array(received[image_topic(cam.name)], "bgr"),
-                                      cam.image_bgr)
+        np.testing.assert_array_equal(convert.image_to_array(received[image_topic(cam.name)], "bgr"), cam.image_bgr)
         intr = convert.camera_info_to_intrinsics(received[info_topic(cam.name)])
         np.testing.assert_allclose(intr.K, cam.intrinsics.K)
     np.testing.assert_array_equal(convert.pointcloud2_to_points(received[LIDAR_TOPIC]).data, frame.points)

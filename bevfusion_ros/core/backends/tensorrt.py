@@ -126,8 +126,14 @@ class TensorRTBackend(Backend):
                 "Rebuild it with `bevfusion-ros build-engines` or set allow_build"
             )
             raise BackendError(msg)
-        build_engine(trt, self.model, self.stage, self._engine_config, self.engine_dir,
-                     (self.context.name, self.context.compute_capability))  # fmt: skip
+        build_engine(
+            trt,
+            self.model,
+            self.stage,
+            self._engine_config,
+            self.engine_dir,
+            (self.context.name, self.context.compute_capability),
+        )
         self.rebuilt = True
 
     def _load(self, trt: Any) -> None:

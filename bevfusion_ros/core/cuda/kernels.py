@@ -87,9 +87,21 @@ class CudaImagePreprocessor:
         mean = [np.float32(m) for m in self.reference._mean]
         inv = [np.float32(s) for s in self.reference._inv_std]
         h, w = self.cfg.input_height, self.cfg.input_width
-        self._fn(_ptr(image), np.int32(width), np.int32(pool), *(_ptr(b) for b in taps), np.int32(w), np.int32(h),
-                 self.swap, *mean, *inv, np.uintp(out), block=(32, 8, 1), grid=((w + 31) // 32, (h + 7) // 8),
-                 stream=stream.raw)  # fmt: skip
+        self._fn(
+            _ptr(image),
+            np.int32(width),
+            np.int32(pool),
+            *(_ptr(b) for b in taps),
+            np.int32(w),
+            np.int32(h),
+            self.swap,
+            *mean,
+            *inv,
+            np.uintp(out),
+            block=(32, 8, 1),
+            grid=((w + 31) // 32, (h + 7) // 8),
+            stream=stream.raw,
+        )
 
 
 class CudaPillarizer:
@@ -113,12 +125,35 @@ class CudaPillarizer:
         r, g = self.cfg.point_cloud_range, self.cfg.grid
         f = np.float32
         if n:
-            self._acc(_ptr(points), np.int32(n), f(r[0]), f(r[1]), f(r[2]), f(r[3]), f(r[4]), f(r[5]), f(g.xmin),
-                      f(g.ymin), f(g.resolution), np.int32(g.nx), np.int32(g.ny), f(r[5] - r[2]),
-                      f(self.cfg.intensity_scale), *(_ptr(b) for b in self._scratch),
-                      block=(256, 1, 1), grid=((n + 255) // 256, 1), stream=stream.raw)  # fmt: skip
-        self._fin(*(_ptr(b) for b in self._scratch), np.int32(self.cells), np.uintp(out),
-                  block=(256, 1, 1), grid=((self.cells + 255) // 256, 1), stream=stream.raw)  # fmt: skip
+            self._acc(
+                _ptr(points),
+                np.int32(n),
+                f(r[0]),
+                f(r[1]),
+                f(r[2]),
+                f(r[3]),
+                f(r[4]),
+                f(r[5]),
+                f(g.xmin),
+                f(g.ymin),
+                f(g.resolution),
+                np.int32(g.nx),
+                np.int32(g.ny),
+                f(r[5] - r[2]),
+                f(self.cfg.intensity_scale),
+                *(_ptr(b) for b in self._scratch),
+                block=(256, 1, 1),
+                grid=((n + 255) // 256, 1),
+                stream=stream.raw,
+            )
+        self._fin(
+            *(_ptr(b) for b in self._scratch),
+            np.int32(self.cells),
+            np.uintp(out),
+            block=(256, 1, 1),
+            grid=((self.cells + 255) // 256, 1),
+            stream=stream.raw,
+        )
 
     def free(self) -> None:
         for b in self._scratch:
@@ -162,9 +197,20 @@ class CudaBevPool:
         n = int(ix.interval_cells.size) * self.channels
         fh, fw = ix.feature_hw
         ny, nx = ix.grid_hw
-        self._fn(np.uintp(features), np.uintp(depth), *(_ptr(b) for b in self._bufs), np.int32(ix.interval_cells.size),
-                 np.int32(self.channels), np.int32(fh * fw), np.int32(ny * nx), _ptr(mask), np.uintp(out),
-                 block=(256, 1, 1), grid=((n + 255) // 256, 1), stream=stream.raw)  # fmt: skip
+        self._fn(
+            np.uintp(features),
+            np.uintp(depth),
+            *(_ptr(b) for b in self._bufs),
+            np.int32(ix.interval_cells.size),
+            np.int32(self.channels),
+            np.int32(fh * fw),
+            np.int32(ny * nx),
+            _ptr(mask),
+            np.uintp(out),
+            block=(256, 1, 1),
+            grid=((n + 255) // 256, 1),
+            stream=stream.raw,
+        )
 
     def free(self) -> None:
         for b in (*self._bufs, *self._mask):
@@ -192,9 +238,18 @@ class StandInEngine:
         (pa, na), (pb, nb) = ins[0], ins[1] if len(ins) > 1 else (ins[0][0], 0)
         for out in self.stage.outputs:
             n_out = int(np.prod(out.shape))
-            self._fn(np.uintp(pa), np.int64(na), np.uintp(pb), np.int64(nb), np.uintp(self.device_ptr(out.name)),
-                     np.int64(n_out), np.int32(self.iters), block=(256, 1, 1),
-                     grid=(min((n_out + 255) // 256, 4096), 1), stream=stream.raw)  # fmt: skip
+            self._fn(
+                np.uintp(pa),
+                np.int64(na),
+                np.uintp(pb),
+                np.int64(nb),
+                np.uintp(self.device_ptr(out.name)),
+                np.int64(n_out),
+                np.int32(self.iters),
+                block=(256, 1, 1),
+                grid=(min((n_out + 255) // 256, 4096), 1),
+                stream=stream.raw,
+            )
 
     def free(self) -> None:
         for b in self._bufs.values():

@@ -85,14 +85,21 @@ class StreamedPipeline:
         self.bevpool = CudaBevPool(index, bev.inputs[0].shape[2], self.pre)
         self.bev_out = cuda.DeviceBuffer(self.bevpool.out_bytes)
         self.max_points = max_points or spec.lidar.max_points
-        self._heads = [t for name in ("head.bbox", "head.map") if name in {s.name for s in spec.stages}
-                       for t in spec.stage(name).outputs]  # fmt: skip
+        self._heads = [
+            t
+            for name in ("head.bbox", "head.map")
+            if name in {s.name for s in spec.stages}
+            for t in spec.stage(name).outputs
+        ]
         self.slots = [self._slot() for _ in range(2)]
         self.frame = 0
 
     def _slot(self) -> _Slot:
-        pre = {s.outputs[0].name: cuda.DeviceBuffer(int(np.prod(s.outputs[0].shape)) * 4)
-               for s in self.spec.stages if s.kind in (StageKind.IMAGE_PREPROCESS, StageKind.PILLARIZE)}  # fmt: skip
+        pre = {
+            s.outputs[0].name: cuda.DeviceBuffer(int(np.prod(s.outputs[0].shape)) * 4)
+            for s in self.spec.stages
+            if s.kind in (StageKind.IMAGE_PREPROCESS, StageKind.PILLARIZE)
+        }
         return _Slot(
             images=[cuda.HostBuffer((h, w, 3), np.uint8) for w, h in self.sizes],
             images_dev=[cuda.DeviceBuffer(h * w * 3) for w, h in self.sizes],
@@ -100,9 +107,12 @@ class StreamedPipeline:
             points_dev=cuda.DeviceBuffer(self.max_points * 16),
             prep=pre,
             outputs={t.name: cuda.HostBuffer(t.shape, np.dtype(t.dtype)) for t in self._heads},
-            h2d_done=cuda.Event(), prep_done=cuda.Event(), infer_done=cuda.Event(), start=cuda.Event(),
+            h2d_done=cuda.Event(),
+            prep_done=cuda.Event(),
+            infer_done=cuda.Event(),
+            start=cuda.Event(),
             infer_start=cuda.Event(),
-        )  # fmt: skip
+        )
 
     # ---------------------------------------------------------------- per frame
     def _fill(self, slot: _Slot, images: Sequence[npt.NDArray[np.uint8] | None], points: npt.ArrayLike) -> None:
@@ -215,4 +225,3 @@ class StreamedPipeline:
         for slot in self.slots:
             for b in (*slot.images_dev, slot.points_dev, *slot.prep.values()):
                 b.free()
-

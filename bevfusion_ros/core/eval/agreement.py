@@ -141,17 +141,24 @@ def frame_agreement(
     m = match_boxes(ca, cb, max_dist)
     un_a = np.setdiff1d(np.arange(len(ca)), m.a)
     un_b = np.setdiff1d(np.arange(len(cb)), m.b)
-    pairs = np.concatenate([
-        np.stack([ca.scores[m.a], cb.scores[m.b]], axis=1),
-        np.stack([ca.scores[un_a], np.zeros(un_a.size)], axis=1),
-        np.stack([np.zeros(un_b.size), cb.scores[un_b]], axis=1),
-    ]).astype(np.float64)
+    pairs = np.concatenate(
+        [
+            np.stack([ca.scores[m.a], cb.scores[m.b]], axis=1),
+            np.stack([ca.scores[un_a], np.zeros(un_a.size)], axis=1),
+            np.stack([np.zeros(un_b.size), cb.scores[un_b]], axis=1),
+        ]
+    ).astype(np.float64)
     seg = seg_iou(seg_a, seg_b) if seg_a is not None and seg_b is not None else {}
     return FrameAgreement(
-        stamp_ns, len(ca), len(cb), m.matched, m.distance,
+        stamp_ns,
+        len(ca),
+        len(cb),
+        m.matched,
+        m.distance,
         yaw_difference(ca.yaw[m.a], cb.yaw[m.b]),
         (cb.scores[m.b] - ca.scores[m.a]).astype(np.float64),
-        seg, pairs,
+        seg,
+        pairs,
     )
 
 
@@ -161,8 +168,14 @@ def percentiles(values: Sequence[float] | npt.ArrayLike) -> dict[str, float]:
     if v.size == 0:
         return {"n": 0}
     p50, p95, p99 = np.percentile(v, [50, 95, 99])
-    return {"n": int(v.size), "mean": float(v.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99),
-            "max": float(v.max())}  # fmt: skip
+    return {
+        "n": int(v.size),
+        "mean": float(v.mean()),
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "max": float(v.max()),
+    }
 
 
 @dataclass
@@ -193,11 +206,17 @@ class AgreementSummary:
         for c, v in f.seg_iou.items():
             self.seg.setdefault(c, []).append(v)
         seg = [v for v in f.seg_iou.values() if math.isfinite(v)]
-        self.per_frame.append({
-            "stamp_ns": f.stamp_ns, "agreement": f.agreement, "n_a": f.n_a, "n_b": f.n_b, "matched": f.matched,
-            "centre_m_max": float(f.centre_m.max()) if f.centre_m.size else None,
-            "seg_miou": float(np.mean(seg)) if seg else None,
-        })  # fmt: skip
+        self.per_frame.append(
+            {
+                "stamp_ns": f.stamp_ns,
+                "agreement": f.agreement,
+                "n_a": f.n_a,
+                "n_b": f.n_b,
+                "matched": f.matched,
+                "centre_m_max": float(f.centre_m.max()) if f.centre_m.size else None,
+                "seg_miou": float(np.mean(seg)) if seg else None,
+            }
+        )
         for p in f.score_pairs.tolist():
             if self._seen % self._stride == 0:
                 self.pairs.append((p[0], p[1]))
@@ -291,8 +310,16 @@ def check_gates(
         if max_map_drop_pct is not None and ref is not None and r is not ref:
             m0 = ref.get("mean_ap")
             if m is None or m0 is None or m0 <= 0:
-                gates.append(Gate("max_map_drop", name, None, max_map_drop_pct, False,
-                                  f"no mAP drop vs {ref['name']}: mAP missing or zero"))
+                gates.append(
+                    Gate(
+                        "max_map_drop",
+                        name,
+                        None,
+                        max_map_drop_pct,
+                        False,
+                        f"no mAP drop vs {ref['name']}: mAP missing or zero",
+                    )
+                )
                 continue
             drop = 100.0 * (m0 - m) / m0
             text = f"mAP {m:.4f} vs {ref['name']} {m0:.4f}: {drop:+.2f} % drop, maximum {max_map_drop_pct} %"

@@ -44,6 +44,7 @@ class MonitorConfig:
 
 def load_monitor_config(values: Mapping[str, Any]) -> MonitorConfig:
     v = check_values(MONITOR_PARAMETERS, values, "monitor parameter")
-    budgets = Budgets(v.pop("min_fps"), v.pop("max_latency_ms"), v.pop("max_power_w"), v.pop("max_temp_c"),
-                      v.pop("stale_s"))  # fmt: skip
+    budgets = Budgets(
+        v.pop("min_fps"), v.pop("max_latency_ms"), v.pop("max_power_w"), v.pop("max_temp_c"), v.pop("stale_s")
+    )
     return MonitorConfig(budgets=budgets, **v)

@@ -87,12 +87,21 @@ def judge(
     fps = stats.get("fps", 0.0)
     if silent:
         since = "never" if last_timing_s is None else f"{now_s - last_timing_s:.1f} s ago"
-        checks.append(Check("perception rate", ERROR, f"no timing message from perception (last: {since})",
-                            {"fps": 0.0, "min_fps": b.min_fps}))  # fmt: skip
+        checks.append(
+            Check(
+                "perception rate",
+                ERROR,
+                f"no timing message from perception (last: {since})",
+                {"fps": 0.0, "min_fps": b.min_fps},
+            )
+        )
     else:
         level = OK if fps >= b.min_fps else WARN
-        checks.append(Check("perception rate", level, f"{fps:.1f} fps (budget >= {b.min_fps:g})",
-                            {"fps": fps, "min_fps": b.min_fps}))  # fmt: skip
+        checks.append(
+            Check(
+                "perception rate", level, f"{fps:.1f} fps (budget >= {b.min_fps:g})", {"fps": fps, "min_fps": b.min_fps}
+            )
+        )
     p95 = stats.get("latency_p95_ms")
     if p95 is None or silent:
         checks.append(Check("perception latency", OK if p95 is not None else WARN, "no recent frames", {}))
@@ -109,11 +118,25 @@ def judge(
     if snap.temperatures_c:
         name, t = max(snap.temperatures_c.items(), key=lambda kv: kv[1])
         level = OK if t < b.max_temp_c - 10 else WARN if t <= b.max_temp_c else ERROR
-        checks.append(Check("temperature", level, f"hottest {name} {t:.1f} C (limit {b.max_temp_c:g} C)",
-                            {f"{k}_c": v for k, v in snap.temperatures_c.items()}))  # fmt: skip
-    load = {k: v for k, v in (("gpu_load_pct", snap.gpu_load_pct), ("cpu_load_pct", snap.cpu_load_pct),
-            ("emc_load_pct", snap.emc_load_pct), ("ram_used_mb", snap.ram_used_mb),
-            ("ram_total_mb", snap.ram_total_mb)) if v is not None}  # fmt: skip
+        checks.append(
+            Check(
+                "temperature",
+                level,
+                f"hottest {name} {t:.1f} C (limit {b.max_temp_c:g} C)",
+                {f"{k}_c": v for k, v in snap.temperatures_c.items()},
+            )
+        )
+    load = {
+        k: v
+        for k, v in (
+            ("gpu_load_pct", snap.gpu_load_pct),
+            ("cpu_load_pct", snap.cpu_load_pct),
+            ("emc_load_pct", snap.emc_load_pct),
+            ("ram_used_mb", snap.ram_used_mb),
+            ("ram_total_mb", snap.ram_total_mb),
+        )
+        if v is not None
+    }
     if load:
         checks.append(Check("load", OK, ", ".join(f"{k} {v:.0f}" for k, v in load.items()), load))
     src_level = WARN if snap.problems or snap.source == "none" else OK
@@ -126,9 +149,14 @@ def metrics_vector(stats: dict[str, Any], snap: HwSnapshot) -> tuple[list[str], 
     """Fixed-order numbers for plotting (NaN where unknown)."""
     keys = ["fps", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"]
     values = [float(stats.get(k, math.nan)) for k in keys]
-    hw = [("power_w", snap.total_w), ("gpu_load_pct", snap.gpu_load_pct), ("cpu_load_pct", snap.cpu_load_pct),
-          ("emc_load_pct", snap.emc_load_pct), ("ram_used_mb", snap.ram_used_mb),
-          ("temp_max_c", max(snap.temperatures_c.values()) if snap.temperatures_c else None)]  # fmt: skip
+    hw = [
+        ("power_w", snap.total_w),
+        ("gpu_load_pct", snap.gpu_load_pct),
+        ("cpu_load_pct", snap.cpu_load_pct),
+        ("emc_load_pct", snap.emc_load_pct),
+        ("ram_used_mb", snap.ram_used_mb),
+        ("temp_max_c", max(snap.temperatures_c.values()) if snap.temperatures_c else None),
+    ]
     keys += [k for k, _ in hw]
     values += [math.nan if v is None else float(v) for _, v in hw]
     return keys, values

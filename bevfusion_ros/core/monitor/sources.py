@@ -185,9 +185,13 @@ class NvmlSource:
         reads: list[tuple[str, Callable[[], None]]] = [
             ("power", lambda: snap.rails_w.__setitem__("GPU_BOARD", nvml.nvmlDeviceGetPowerUsage(self._handle) / 1000)),
             ("utilisation", lambda: _util(snap, nvml.nvmlDeviceGetUtilizationRates(self._handle))),
-            ("temperature", lambda: snap.temperatures_c.__setitem__(
-                "GPU", float(nvml.nvmlDeviceGetTemperature(self._handle, nvml.NVML_TEMPERATURE_GPU)))),
-        ]  # fmt: skip
+            (
+                "temperature",
+                lambda: snap.temperatures_c.__setitem__(
+                    "GPU", float(nvml.nvmlDeviceGetTemperature(self._handle, nvml.NVML_TEMPERATURE_GPU))
+                ),
+            ),
+        ]
         for what, read in reads:
             try:
                 read()

@@ -111,8 +111,13 @@ class TegrastatsProcess:
     def _run_once(self) -> bool:
         """One run of the program; True when it printed at least one sample."""
         try:
-            self._proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            self._proc = subprocess.Popen(
+                self.command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         except OSError as exc:
             self._set(last_error=f"cannot start {' '.join(self.command)}: {exc}")
             return False

@@ -54,13 +54,13 @@ class StreamedRunner(Generic[Tag]):
     def __init__(self, pipeline: Pipeline, rig: CameraRig, pipelined: bool, image_order: str = "bgr") -> None:
         from bevfusion_ros.core.backends.tensorrt import TensorRTBackend
 
-        onnx = [s.name for s in pipeline.spec.stages if s.kind == ONNX]
-        if not all(isinstance(pipeline.backends[n], TensorRTBackend) for n in onnx):
+        engines = {s.name: pipeline.backends[s.name] for s in pipeline.spec.stages if s.kind == ONNX}
+        self.backends = {n: b for n, b in engines.items() if isinstance(b, TensorRTBackend)}
+        if len(self.backends) != len(engines):
             msg = "gpu_pipeline needs backend 'tensorrt' (the streamed pipeline runs TensorRT engines)"
             raise ConfigError(msg)
         self.pipeline = pipeline
-        self.backends = {n: pipeline.backends[n] for n in onnx}
-        self.context = next(iter(self.backends.values())).context  # type: ignore[attr-defined]
+        self.context = next(iter(self.backends.values())).context
         self.pipelined = pipelined
         self.image_order = image_order
         self._tags: list[Tag] = []
@@ -73,8 +73,7 @@ class StreamedRunner(Generic[Tag]):
         with self.context.active():
             if self._streamed is not None:
                 self._streamed.free()
-            self._streamed = StreamedPipeline(self.pipeline.spec, self.backends, rig,  # type: ignore[arg-type]
-                                              self.pipelined, self.image_order)  # fmt: skip
+            self._streamed = StreamedPipeline(self.pipeline.spec, self.backends, rig, self.pipelined, self.image_order)
 
     @property
     def pending(self) -> bool:

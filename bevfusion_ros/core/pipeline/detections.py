@@ -66,8 +66,13 @@ class Detections:
         n = lab.shape[0]
         vel = np.full((n, 2), np.nan, np.float32) if velocities is None else _f32(velocities, (n, 2))
         return cls(
-            _f32(centers, (n, 3)), _f32(sizes, (n, 3)), _f32(yaw, (n,)), _f32(scores, (n,)), lab,
-            tuple(class_names), vel,
+            _f32(centers, (n, 3)),
+            _f32(sizes, (n, 3)),
+            _f32(yaw, (n,)),
+            _f32(scores, (n,)),
+            lab,
+            tuple(class_names),
+            vel,
         )
 
     @classmethod
@@ -82,8 +87,13 @@ class Detections:
 
     def select(self, mask: npt.NDArray[np.bool_] | npt.NDArray[np.integer]) -> Detections:
         return Detections(
-            self.centers[mask], self.sizes[mask], self.yaw[mask], self.scores[mask], self.labels[mask],
-            self.class_names, self.velocities[mask],
+            self.centers[mask],
+            self.sizes[mask],
+            self.yaw[mask],
+            self.scores[mask],
+            self.labels[mask],
+            self.class_names,
+            self.velocities[mask],
         )
 
 

@@ -210,8 +210,9 @@ def onnx_stages(spec: ModelSpec, only: str = "") -> list[Stage]:
     return stages
 
 
-def collect_calibration(spec: ModelSpec, frames: Iterable[Any], names: dict[str, tuple[str, ...]], out: Path,
-                        limit: int, show: bool) -> int:  # fmt: skip
+def collect_calibration(
+    spec: ModelSpec, frames: Iterable[Any], names: dict[str, tuple[str, ...]], out: Path, limit: int, show: bool
+) -> int:
     """Stage input tensors of up to ``limit`` frames (with .images, .points, .rig) through the fp32
     ONNX Runtime pipeline: the real pre-processing, bevpool and upstream stages."""
     from bevfusion_ros.core.pipeline.pipeline import Pipeline
@@ -264,8 +265,17 @@ def build_engine(
             raise BackendError(msg)
         calibrator = make_entropy_calibrator(trt, batches, cache)
     try:
-        return build_stage(trt, stage, spec.path(stage), sb, out, device, cfg.timing_cache_path(out), calibrator,
-                           cache if calibrator is not None else None)  # fmt: skip
+        return build_stage(
+            trt,
+            stage,
+            spec.path(stage),
+            sb,
+            out,
+            device,
+            cfg.timing_cache_path(out),
+            calibrator,
+            cache if calibrator is not None else None,
+        )
     finally:
         if calibrator is not None:
             calibrator.free()
@@ -300,8 +310,14 @@ def build_all(
     try:
         if need:
             assert calibration_frames is not None
-            n = collect_calibration(spec, calibration_frames, {s.name: tuple(t.name for t in s.inputs) for s in need},
-                                    tmp, frames or cfg.calibration.frames, show)  # fmt: skip
+            n = collect_calibration(
+                spec,
+                calibration_frames,
+                {s.name: tuple(t.name for t in s.inputs) for s in need},
+                tmp,
+                frames or cfg.calibration.frames,
+                show,
+            )
             print(f"calibration: {n} frames")
         with ctx.active():
             load_plugins(trt, cfg.plugins)
@@ -323,11 +339,13 @@ def build_all(
 
 def write_report(out: Path, cfg: EngineConfig, results: list[BuildResult]) -> None:
     rows = [
-        f"# TensorRT engines: {cfg.variant}", "",
-        f"Model `{cfg.model}`, config `{cfg.source}`.", "",
+        f"# TensorRT engines: {cfg.variant}",
+        "",
+        f"Model `{cfg.model}`, config `{cfg.source}`.",
+        "",
         "| stage | precision | DLA core | flags | engine MB | build s | TensorRT | device |",
         "|---|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for r in results:
         i = r.info
         rows.append(
@@ -342,6 +360,14 @@ def write_report(out: Path, cfg: EngineConfig, results: list[BuildResult]) -> No
         rows += ["", "## TensorRT warnings", ""] + [f"- {s}: {w}" for s, w in warns]
     out.mkdir(parents=True, exist_ok=True)
     (out / "build_report.md").write_text("\n".join(rows) + "\n")
-    data = [{"stage": r.stage, "engine": str(r.engine), "seconds": r.seconds, "info": json.loads(r.info.to_json()),
-             "dla": json.loads(r.dla.to_json()) if r.dla else None} for r in results]  # fmt: skip
+    data = [
+        {
+            "stage": r.stage,
+            "engine": str(r.engine),
+            "seconds": r.seconds,
+            "info": json.loads(r.info.to_json()),
+            "dla": json.loads(r.dla.to_json()) if r.dla else None,
+        }
+        for r in results
+    ]
     (out / "build_report.json").write_text(json.dumps(data, indent=1))

@@ -124,8 +124,14 @@ def write(engine: Path | str, serialized: bytes, info: EngineInfo) -> EngineInfo
     tmp = engine.with_name(engine.name + ".tmp")
     tmp.write_bytes(serialized)
     tmp.replace(engine)
-    done = EngineInfo(**{**asdict(info), "flags": tuple(info.flags),
-                         "engine_sha256": hashlib.sha256(serialized).hexdigest(), "engine_bytes": len(serialized)})
+    done = EngineInfo(
+        **{
+            **asdict(info),
+            "flags": tuple(info.flags),
+            "engine_sha256": hashlib.sha256(serialized).hexdigest(),
+            "engine_bytes": len(serialized),
+        }
+    )
     sidecar_path(engine).write_text(done.to_json())
     return done
 

@@ -132,9 +132,7 @@ def _profiles(raw: Any, where: str) -> dict[str, tuple[Shape, Shape, Shape]]:
             msg = f"{where}.{name} must have exactly min, opt and max shapes"
             raise ConfigError(msg)
         shapes = tuple(tuple(int(d) for d in p[k]) for k in ("min", "opt", "max"))
-        if len({len(s) for s in shapes}) != 1 or not all(
-            1 <= a <= b <= c for a, b, c in zip(*shapes, strict=True)
-        ):
+        if len({len(s) for s in shapes}) != 1 or not all(1 <= a <= b <= c for a, b, c in zip(*shapes, strict=True)):
             msg = f"{where}.{name}: min, opt, max need the same rank and 1 <= min <= opt <= max, got {shapes}"
             raise ConfigError(msg)
         out[str(name)] = (shapes[0], shapes[1], shapes[2])

@@ -59,5 +59,6 @@ def read_frames(bag: Path, spec: ModelSpec) -> Iterator[BagFrame]:
         if decoded.dropped is not None:
             continue
         gt = truth.get(item.frame.stamp_ns) if truth is not None else None
-        yield BagFrame(item.frame.stamp_ns, decoded.images, decoded.points, replay.rig,
-                       gt.detections if gt is not None else None)  # fmt: skip
+        yield BagFrame(
+            item.frame.stamp_ns, decoded.images, decoded.points, replay.rig, gt.detections if gt is not None else None
+        )

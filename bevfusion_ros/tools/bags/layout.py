@@ -1,10 +1,10 @@
 """The topic and frame layout of the bags make-bag writes (and a vehicle records with the same names):
 
-  /cameras/<cam>/image_raw            sensor_msgs/Image (or .../image_raw/compressed)
-  /cameras/<cam>/camera_info          sensor_msgs/CameraInfo
-  /lidar/points                       sensor_msgs/PointCloud2
-  /ground_truth/detections            vision_msgs/Detection3DArray
-  /ground_truth/map/<class>           nav_msgs/OccupancyGrid
+/cameras/<cam>/image_raw            sensor_msgs/Image (or .../image_raw/compressed)
+/cameras/<cam>/camera_info          sensor_msgs/CameraInfo
+/lidar/points                       sensor_msgs/PointCloud2
+/ground_truth/detections            vision_msgs/Detection3DArray
+/ground_truth/map/<class>           nav_msgs/OccupancyGrid
 """
 
 from __future__ import annotations

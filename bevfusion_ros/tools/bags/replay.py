@@ -130,8 +130,11 @@ def check_sensor_topics(cfg: PerceptionConfig, bag: BagTopics) -> None:
             f"them; missing: {', '.join(f'{n} ({t})' for n, t in missing)}; image topics in the bag: "
             f"{', '.join(have) or 'none'}"
         )
-    wrong = [f"{t} is {bag.topics[t][0]}, expected {image_type}" for t in cfg.image_topics
-             if bag.has(t) and not bag.has(t, image_type)]  # fmt: skip
+    wrong = [
+        f"{t} is {bag.topics[t][0]}, expected {image_type}"
+        for t in cfg.image_topics
+        if bag.has(t) and not bag.has(t, image_type)
+    ]
     problems += wrong
     if problems:
         msg = f"bag {bag.path} cannot be replayed: " + "; ".join(problems)
@@ -265,15 +268,19 @@ def ground_truth(bag: Path, spec: ModelSpec, with_map: bool) -> Iterator[tuple[i
 
     classes = spec.map.classes if spec.map is not None and with_map else ()
     decoders: dict[str, Callable[[Any], Any]] = {
-        GT_TOPIC: lambda m: convert.detection3d_array_to_detections(m, spec.class_names)}
+        GT_TOPIC: lambda m: convert.detection3d_array_to_detections(m, spec.class_names)
+    }
     decoders.update({GT_MAP_PREFIX + c: occupancy for c in classes})
     for stamp, g in stamped_groups(bag, decoders):
         layers = [v for c in classes if (v := g.get(GT_MAP_PREFIX + c)) is not None]
         have = bool(classes) and len(layers) == len(classes)
-        yield stamp, GroundTruth(
-            g.get(GT_TOPIC),
-            np.stack([cells > 50 for cells, _ in layers]) if have else None,
-            layers[0][1] if have else None,
+        yield (
+            stamp,
+            GroundTruth(
+                g.get(GT_TOPIC),
+                np.stack([cells > 50 for cells, _ in layers]) if have else None,
+                layers[0][1] if have else None,
+            ),
         )
 
 

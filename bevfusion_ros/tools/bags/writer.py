@@ -92,20 +92,34 @@ def scene_frame(base: NuScenesFrame, seed: int) -> NuScenesFrame:
     cams = []
     for c in base.cameras:
         k = c.intrinsics
-        cams.append(replace(c, intrinsics=CameraIntrinsics.from_arrays(
-            scale_intrinsics(k.K, w / k.width, h / k.height), w, h)))
+        cams.append(
+            replace(c, intrinsics=CameraIntrinsics.from_arrays(scale_intrinsics(k.K, w / k.width, h / k.height), w, h))
+        )
     rig = CameraRig.create(tuple(c.name for c in cams), [c.intrinsics for c in cams], [c.lidar2cam for c in cams])
     sc = scenes.generate_scene(seed)
     images = scenes.render_cameras(sc, rig, w, h)
     cams = [replace(c, image_bgr=img) for c, img in zip(cams, images, strict=True)]
-    return replace(base, token=f"scene-{seed}", cameras=tuple(cams), points=scenes.lidar_sweep(sc), boxes=sc.boxes,
-                   class_names=scenes.CLASS_NAMES)
+    return replace(
+        base,
+        token=f"scene-{seed}",
+        cameras=tuple(cams),
+        points=scenes.lidar_sweep(sc),
+        boxes=sc.boxes,
+        class_names=scenes.CLASS_NAMES,
+    )
 
 
 def write_bag(
-    frame: NuScenesFrame, out: Path, n_frames: int, rate_hz: float = 10.0, compressed: bool = False,
-    storage: str = "mcap", overwrite: bool = False, show_progress: bool = True,
-    frames: Callable[[int], NuScenesFrame] | None = None, maps: Callable[[int], MapTruth] | None = None,
+    frame: NuScenesFrame,
+    out: Path,
+    n_frames: int,
+    rate_hz: float = 10.0,
+    compressed: bool = False,
+    storage: str = "mcap",
+    overwrite: bool = False,
+    show_progress: bool = True,
+    frames: Callable[[int], NuScenesFrame] | None = None,
+    maps: Callable[[int], MapTruth] | None = None,
 ) -> Path:
     """Record ``n_frames`` at ``rate_hz``: the same ``frame`` each time, or ``frames(k)`` when given
     (its rig must be ``frame``'s: calibration and /tf_static come from ``frame``); ``maps(k)`` adds
@@ -124,17 +138,36 @@ def write_bag(
                 ns = t0 + k * period + round((cam.timestamp - frame.timestamp) * 1e9)
                 hdr = build.header(camera_frame(cam.name), ns)
                 if compressed:
-                    events.append((ns, image_topic(cam.name, True), "sensor_msgs/msg/CompressedImage",
-                                   build.compressed_image_msg(cam.image_bgr, hdr)))
+                    events.append(
+                        (
+                            ns,
+                            image_topic(cam.name, True),
+                            "sensor_msgs/msg/CompressedImage",
+                            build.compressed_image_msg(cam.image_bgr, hdr),
+                        )
+                    )
                 else:
-                    events.append((ns, image_topic(cam.name), "sensor_msgs/msg/Image",
-                                   build.image_msg(cam.image_bgr, hdr, "bgr8")))
-                events.append((ns, info_topic(cam.name), "sensor_msgs/msg/CameraInfo",
-                               build.camera_info_msg(cam.intrinsics, hdr)))
+                    events.append(
+                        (
+                            ns,
+                            image_topic(cam.name),
+                            "sensor_msgs/msg/Image",
+                            build.image_msg(cam.image_bgr, hdr, "bgr8"),
+                        )
+                    )
+                events.append(
+                    (ns, info_topic(cam.name), "sensor_msgs/msg/CameraInfo", build.camera_info_msg(cam.intrinsics, hdr))
+                )
             ns = t0 + k * period
             hdr = build.header(LIDAR_FRAME, ns)
-            events.append((ns, LIDAR_TOPIC, "sensor_msgs/msg/PointCloud2",
-                           build.pointcloud2_msg(frame.points, lidar_names, hdr, lidar_types)))
+            events.append(
+                (
+                    ns,
+                    LIDAR_TOPIC,
+                    "sensor_msgs/msg/PointCloud2",
+                    build.pointcloud2_msg(frame.points, lidar_names, hdr, lidar_types),
+                )
+            )
             events.append((ns, GT_TOPIC, "vision_msgs/msg/Detection3DArray", build.detections_msg(frame.boxes, hdr)))
             if maps is not None:
                 layers, grid, classes = maps(k)

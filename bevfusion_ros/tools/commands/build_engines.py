@@ -42,7 +42,15 @@ def run(args: argparse.Namespace) -> int:
         from bevfusion_ros.tools.bags.frames import read_frames
 
         frames = read_frames(Path(args.calibration_bag), spec)
-    build_all(cfg, out, onnx_stages(spec, args.stages), frames, args.frames, args.recalibrate, args.device,
-              not args.no_progress)  # fmt: skip
+    build_all(
+        cfg,
+        out,
+        onnx_stages(spec, args.stages),
+        frames,
+        args.frames,
+        args.recalibrate,
+        args.device,
+        not args.no_progress,
+    )
     print(f"engines and build_report.md in {out}")
     return 0

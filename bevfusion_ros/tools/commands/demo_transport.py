@@ -22,8 +22,9 @@ def _cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "bevfusion_ros.tools.cli", *args]
 
 
-def run_transport(bag: Path, rate: float = 1.0, domain_id: int | None = None, shm: bool = True,
-                  timeout_s: float = 120.0) -> tuple[int, dict[str, dict[str, object]], str]:
+def run_transport(
+    bag: Path, rate: float = 1.0, domain_id: int | None = None, shm: bool = True, timeout_s: float = 120.0
+) -> tuple[int, dict[str, dict[str, object]], str]:
     """Returns (exit code, probe report, combined output)."""
     env = transport_env(domain_id=domain_id) if shm else dict(os.environ)
     if domain_id is not None:
@@ -33,7 +34,10 @@ def run_transport(bag: Path, rate: float = 1.0, domain_id: int | None = None, sh
         report_path = Path(tmp) / "probe.json"
         probe = subprocess.Popen(
             _cmd("probe", "--bag", str(bag), "--json", str(report_path), "--timeout", str(timeout_s)),
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         assert probe.stdout is not None
         lines = []
@@ -47,7 +51,11 @@ def run_transport(bag: Path, rate: float = 1.0, domain_id: int | None = None, sh
                 break
         player = subprocess.run(
             _cmd("play", str(bag), "--rate", str(rate), "--wait-subscribers", "1", "--wait-timeout", "20"),
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout_s,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout_s,
         )
         rest, _ = probe.communicate(timeout=timeout_s)
         output = "".join(lines) + rest + player.stdout
@@ -64,8 +72,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(f"demo: playing {args.bag} (x{args.rate}) into a probe in another process "
-          f"({'default UDP' if args.no_shm else 'shared-memory'} transport)", flush=True)
+    print(
+        f"demo: playing {args.bag} (x{args.rate}) into a probe in another process "
+        f"({'default UDP' if args.no_shm else 'shared-memory'} transport)",
+        flush=True,
+    )
     code, report, output = run_transport(args.bag, args.rate, args.domain_id, not args.no_shm)
     print(output)
     sensors = [s for t, s in report.items() if "image" in t or "points" in t]

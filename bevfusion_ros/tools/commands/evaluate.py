@@ -1,11 +1,9 @@
 """``bevfusion-ros evaluate BAG``: is this model, backend or precision good enough to drive with?
 
-Replays the bag's sensors through the node's own code (``tools.replay``: sync policy on the bag's
-clock, frame decoding, the node's runner and backend options), scores every run against the bag's
-ground truth with nuscenes-devkit (mAP, NDS, per-class AP, TP errors) and BEV map IoU, times every
-stage, and with ``--compare`` runs other backends / precisions in lockstep on the same decoded
-frames and measures how far they agree with the first run. ``--recorded`` scores what the node
-published on the vehicle (a bag recorded from it) the same way.
+Replays the bag's sensors through the node's own code, scores every run against the bag's ground
+truth (nuScenes mAP/NDS from the devkit, BEV map IoU), times every stage, and with ``--compare``
+runs other backends / precisions in lockstep on the same frames and measures how far they agree
+with the first run; ``--recorded`` scores what the node published (``tools.eval.evaluation``).
 
 Runs: ``onnxruntime``, ``onnxruntime:int8`` (the model's ``<name>.int8.yaml`` next to it),
 ``tensorrt[:fp16|int8|int8_dla|ENGINE_CONFIG.yaml]``, ``model:PATH`` (the primary backend),
@@ -22,156 +20,48 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from bevfusion_ros.core.errors import BagError, BevFusionError, ConfigError
-from bevfusion_ros.core.eval.agreement import AgreementSummary, Extremes, check_gates, frame_agreement, frame_quality
-from bevfusion_ros.core.eval.metrics import DetectionEvaluator, MapIoU
-from bevfusion_ros.core.model import ModelSpec, load_model
-from bevfusion_ros.core.perception.config import load_config
-from bevfusion_ros.core.pipeline.detections import Detections
-from bevfusion_ros.core.pipeline.postprocess import Segmentation
-from bevfusion_ros.tools.bags.layout import GT_MAP_PREFIX, GT_TOPIC
-from bevfusion_ros.tools.bags.replay import (
-    BagTopics,
-    GroundTruth,
-    RecordedFrame,
-    SensorReplay,
-    StampCursor,
-    check_sensor_topics,
-    ground_truth,
-    node_values,
-    recorded_outputs,
-    recorded_topics,
-)  # fmt: skip
-
-PRECISIONS = ("fp32", "fp16", "int8", "int8_dla")
-RENDER_POINTS = 30_000  # points kept per best/worst frame for its BEV render
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    name: str
-    backend: str | None = None  # None: recorded outputs
-    model: Path | None = None
-    engine_config: str = ""
-    recorded: Path | None = None
-
-
-def parse_run(text: str, backend: str, model: Path | None, bag: Path) -> RunSpec:
-    kind, _, arg = text.partition(":")
-    if kind == "recorded":
-        return RunSpec(text, recorded=Path(arg) if arg else bag)
-    if kind == "model":
-        if not arg:
-            raise ConfigError("run 'model:' needs a path: model:PATH")
-        return RunSpec(text, backend, Path(arg))
-    if kind in PRECISIONS and not arg:
-        kind, arg = backend, kind
-    if kind == "onnxruntime":
-        if arg in ("", "fp32"):
-            return RunSpec(f"onnxruntime:fp32{'' if model is None else f'({model.name})'}", kind, model)
-        if arg == "int8":
-            from bevfusion_ros.core.resources import default_model
-
-            base = model or default_model()
-            int8 = base.with_name(base.name.removesuffix(".yaml") + ".int8.yaml")
-            if not int8.is_file():
-                msg = f"run '{text}': no INT8 model {int8} next to {base} (make quantize writes one)"
-                raise ConfigError(msg)
-            return RunSpec("onnxruntime:int8", kind, int8)
-        msg = f"run '{text}': onnxruntime precisions are fp32 and int8"
-        raise ConfigError(msg)
-    if kind == "tensorrt":
-        from bevfusion_ros.core.resources import engine_config_dir
-
-        variant = arg or "fp16"
-        path = Path(variant) if variant.endswith(".yaml") else engine_config_dir() / f"{variant}.yaml"
-        if not path.is_file():
-            choices = ", ".join(sorted(p.stem for p in engine_config_dir().glob("*.yaml")))
-            msg = f"run '{text}': no engine config {path} (bundled: {choices}, or a path to a YAML)"
-            raise ConfigError(msg)
-        return RunSpec(f"tensorrt:{path.stem}", kind, None, str(path))
-    msg = (f"run '{text}' is not one of: onnxruntime[:fp32|int8], tensorrt[:fp16|int8|int8_dla|CONFIG.yaml], "
-           "model:PATH, recorded[:PATH], fp32, fp16, int8, int8_dla")  # fmt: skip
-    raise ConfigError(msg)
-
-
-class ReplayRun:
-    """One backend/model on the replayed frames: the node's configure step, then its runner."""
-
-    def __init__(self, run: RunSpec, values: dict[str, Any]) -> None:
-        from bevfusion_ros.core.perception.configure import configure
-
-        cfg = load_config({**values, "backend": run.backend, "model": str(run.model or values.get("model", "")),
-                           "engine_config": run.engine_config or values.get("engine_config", "")})  # fmt: skip
-        done = configure(cfg)
-        self.cfg, self.spec, self.rig, self.runner = done.cfg, done.spec, done.rig, done.runner
-
-    def close(self) -> None:
-        self.runner.close()
-
-
-@dataclass
-class RunScore:
-    name: str
-    spec: ModelSpec
-    det: DetectionEvaluator
-    map: MapIoU | None
-    stages: dict[str, list[float]] = field(default_factory=dict)
-    frames: int = 0
-    scored: int = 0
-    missing: int = 0  # frames the run produced no output for
-    compute_s: float = 0.0
-
-    def add(self, out: RecordedFrame, gt: GroundTruth | None, stamp: int) -> None:
-        self.frames += 1
-        for k, v in out.timings_ms.items():
-            self.stages.setdefault(k, []).append(v)
-        if gt is None or gt.detections is None:
-            return
-        self.scored += 1
-        self.det.add(str(stamp), gt.detections, out.detections)
-        seg = out.segmentation
-        if self.map is not None and gt.map is not None and seg is not None and seg.grid == gt.map_grid:
-            self.map.add(seg.probabilities, gt.map)
-
-
-@dataclass(frozen=True)
-class FrameView:
-    """What the report draws for one best or worst frame."""
-
-    stamp_ns: int
-    points: npt.NDArray[np.float32] | None
-    ground_truth: GroundTruth
-    detections: Detections
-    segmentation: Segmentation | None
-    f1: float
+from bevfusion_ros.core.errors import ConfigError
+from bevfusion_ros.tools.eval.evaluation import EvaluationOptions, evaluate
+from bevfusion_ros.tools.eval.report import write_report
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bag", type=Path, help="rosbag2 folder (mcap or sqlite3) with sensors and/or ground truth")
     p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "tensorrt"))
     p.add_argument("--model", type=Path, default=None, help="model YAML (default: the bundled reference model)")
-    p.add_argument("--recorded", nargs="?", const="", default=None, metavar="OUTPUTS_BAG",
-                   help="score the node's recorded outputs (in OUTPUTS_BAG, default BAG) instead of replaying")
-    p.add_argument("--compare", nargs="+", default=[], metavar="RUN",
-                   help="more runs on the same frames: onnxruntime:int8, tensorrt:int8, int8, recorded:PATH, ...")
+    p.add_argument(
+        "--recorded",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="OUTPUTS_BAG",
+        help="score the node's recorded outputs (in OUTPUTS_BAG, default BAG) instead of replaying",
+    )
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        default=[],
+        metavar="RUN",
+        help="more runs on the same frames: onnxruntime:int8, tensorrt:int8, int8, recorded:PATH, ...",
+    )
     p.add_argument("--params-file", type=Path, default=None, help="node parameters (default: config/perception.yaml)")
     p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE", help="override one node parameter")
     p.add_argument("--calibration", type=Path, default=None, help="default: <bag>/calibration.yaml")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: the whole bag)")
     p.add_argument("--out", type=Path, default=Path("build/evaluate"))
     p.add_argument("--min-map", type=float, default=None, help="fail (exit 1) when a run's mAP is below this")
-    p.add_argument("--max-map-drop", type=float, default=None, metavar="PCT",
-                   help="fail when a --compare run's mAP is more than PCT %% below the first run's")
+    p.add_argument(
+        "--max-map-drop",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="fail when a --compare run's mAP is more than PCT %% below the first run's",
+    )
     p.add_argument("--max-p99-ms", type=float, default=None, help="fail when a run's p99 pipeline time exceeds this")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
@@ -186,284 +76,35 @@ def _param(text: str) -> tuple[str, Any]:
     return name, yaml.safe_load(value)
 
 
-class Evaluation:
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.notes: list[str] = []
-        self.incomplete: str | None = None
-        self.bag = BagTopics.read(args.bag)
-        primary = ("recorded" + (f":{args.recorded}" if args.recorded else "")) if args.recorded is not None \
-            else args.backend if args.model is None else f"model:{args.model}"  # fmt: skip
-        self.runs = [parse_run(t, args.backend, args.model, args.bag) for t in (primary, *args.compare)]
-        names = [r.name for r in self.runs]
-        if len(set(names)) != len(names):
-            msg = f"runs must differ; got {names}"
-            raise ConfigError(msg)
-        from bevfusion_ros.core.resources import default_model
-
-        base_spec = load_model(args.model or default_model())
-        self.values = node_values(self.bag, base_spec.cameras, args.params_file, dict(_param(p) for p in args.param),
-                                  args.calibration)
-        self.replayed: dict[str, ReplayRun] = {}
-        try:
-            for r in self.runs:
-                if r.backend is not None:
-                    self.replayed[r.name] = ReplayRun(r, self.values)
-            if self.replayed:
-                check_sensor_topics(next(iter(self.replayed.values())).cfg, self.bag)
-        except BevFusionError:
-            self.close()
-            raise
-        specs = {n: rr.spec for n, rr in self.replayed.items()}
-        self.spec = next(iter(specs.values()), base_spec)
-        for n, s in specs.items():
-            if s.cameras != self.spec.cameras or s.class_names != self.spec.class_names:
-                msg = f"run {n}: model {s.name} has other cameras or classes than {self.spec.name}; runs must agree"
-                raise ConfigError(msg)
-        self.scores = {r.name: self._score(r.name) for r in self.runs}
-        self.agreement = {r.name: AgreementSummary() for r in self.runs[1:]}
-        self.extremes: Extremes[FrameView] = Extremes(2)
-        self.drops: Counter[str] = Counter()
-        self.frames_without_gt = 0
-        self.replay: SensorReplay | None = None  # set when sensors are replayed (its sync counts)
-        self.per_frame: list[dict[str, Any]] = []  # the first run against ground truth, frame by frame
-
-    def _score(self, name: str) -> RunScore:
-        spec = self.replayed[name].spec if name in self.replayed else self.spec
-        map_eval = MapIoU(spec.map.classes) if spec.map else None
-        return RunScore(name, spec, DetectionEvaluator(spec.class_names), map_eval)
-
-    def close(self) -> None:
-        for rr in self.replayed.values():
-            rr.close()
-
-    # -- the frame loop --------------------------------------------------------------------------
-    def run(self) -> None:
-        spec = self.spec
-        has_gt = self.bag.has(GT_TOPIC)
-        map_classes = spec.map.classes if spec.map else ()
-        has_map = bool(map_classes) and all(self.bag.has(GT_MAP_PREFIX + c) for c in map_classes)
-        if not has_gt:
-            self.notes.append(f"the bag has no ground truth ({GT_TOPIC}): accuracy is not scored; "
-                              "latency and run-to-run agreement are")  # fmt: skip
-        elif not has_map and map_classes:
-            self.notes.append(f"the bag has no map ground truth ({GT_MAP_PREFIX}<class>): map IoU is not scored")
-        self.gt = StampCursor(ground_truth(self.args.bag, spec, has_map)) if has_gt else None
-        self.recorded = {r.name: StampCursor(recorded_outputs(r.recorded, spec)) for r in self.runs
-                         if r.recorded is not None}  # fmt: skip
-        # frames in each recording (its detections messages), for the progress bar
-        self.recorded_frames = {r.name: self._check_recorded(r) for r in self.runs if r.recorded is not None}
-        start = time.perf_counter()
-        try:
-            if self.replayed:
-                self._replay()
-            else:
-                self._recorded_only()
-        except BagError as exc:
-            self.incomplete = str(exc)
-        self.wall_s = time.perf_counter() - start
-        for name, cur in [("ground truth", self.gt), *self.recorded.items()]:
-            if cur is not None and cur.error is not None and self.incomplete is None:
-                self.incomplete = f"{name}: {cur.error}"
-
-    def _check_recorded(self, r: RunSpec) -> int:
-        """The recording's detections message count; a recording without them is a BagError."""
-        assert r.recorded is not None
-        rec = self.bag if r.recorded == self.args.bag else BagTopics.read(r.recorded)
-        topics = recorded_topics(self.spec)
-        det_topic = next(iter(topics))
-        if not rec.has(det_topic, topics[det_topic]):
-            have = ", ".join(sorted(rec.topics))
-            msg = f"run {r.name}: bag {r.recorded} has no {det_topic} ({topics[det_topic]}); it has {have}"
-            raise BagError(msg)
-        absent = [t for t in topics if not rec.has(t)]
-        if absent:
-            self.notes.append(f"run {r.name}: the recording lacks {', '.join(absent)}")
-        return rec.count(det_topic)
-
-    def _replay(self) -> None:
-        from bevfusion_ros.ros.frame_decode import decode_frame, image_decoder
-        from bevfusion_ros.tools.viz.progress import progress
-
-        first = next(iter(self.replayed.values()))
-        cfg = first.cfg
-        replay = SensorReplay(self.args.bag, cfg, first.rig)
-        decode = image_decoder(cfg.image_transport == "compressed", use_distro=False)
-        total = self.bag.count(cfg.lidar_topic)
-        if self.args.max_frames:
-            total = min(total, self.args.max_frames)
-        pending: dict[int, dict[str, RecordedFrame]] = {}
-        points: dict[int, npt.NDArray[np.float32]] = {}
-        done = 0
-        self.replay = replay
-        try:
-            for item in progress(replay.frames(), "evaluate", "frame", self.args.progress, total=total):
-                if self.args.max_frames and done >= self.args.max_frames:
-                    break
-                done += 1
-                if item.rig is not None:
-                    for name, rr in self.replayed.items():
-                        self._collect(pending, points, name, rr.runner.set_calibration(item.rig))
-                try:
-                    decoded = decode_frame(item.frame, decode, cfg.max_masked_cameras, use_distro=False)
-                except BevFusionError as exc:
-                    self.drops[f"frame_dropped_{type(exc).__name__}"] += 1
-                    self._note_once("undecodable", f"frame at {item.frame.stamp_ns} ns dropped: {exc}")
-                    continue
-                if decoded.bad_images:
-                    self.drops["bad_image"] += len(decoded.bad_images)
-                if decoded.dropped is not None:
-                    self.drops["frame_too_many_masked"] += 1
-                    continue
-                stamp = item.frame.stamp_ns
-                points[stamp] = decoded.points
-                for name, rr in self.replayed.items():
-                    t0 = time.perf_counter()
-                    try:
-                        out = rr.runner.run(decoded.images, decoded.points, stamp)
-                    except BevFusionError as exc:
-                        self.drops[f"{name}: frame_dropped_{type(exc).__name__}"] += 1
-                        self._note_once(f"run-{name}", f"run {name} dropped frame {stamp}: {exc}")
-                        out = []
-                    self.scores[name].compute_s += time.perf_counter() - t0
-                    self._collect(pending, points, name, out)
-        finally:
-            for name, rr in self.replayed.items():
-                self._collect(pending, points, name, rr.runner.flush())
-            for stamp in sorted(pending):
-                self._finish(stamp, pending.pop(stamp), points.pop(stamp, None))
-            read = replay.read[cfg.lidar_topic]
-            if read < self.bag.count(cfg.lidar_topic) and not self.args.max_frames and self.incomplete is None:
-                listed = self.bag.count(cfg.lidar_topic)
-                self.incomplete = (f"the bag's index lists {listed} messages on {cfg.lidar_topic} but {read} "
-                                   "could be read: part of the bag is damaged")  # fmt: skip
-
-    def _collect(
-        self,
-        pending: dict[int, dict[str, RecordedFrame]],
-        points: dict[int, npt.NDArray[np.float32]],
-        name: str,
-        results: list[tuple[Any, Any]],
-    ) -> None:
-        for stamp, r in results:
-            pending.setdefault(stamp, {})[name] = RecordedFrame(r.detections, r.segmentation, dict(r.timings_ms))
-        for stamp in sorted(pending):
-            if len(pending[stamp]) < len(self.replayed):
-                break
-            self._finish(stamp, pending.pop(stamp), points.pop(stamp, None))
-
-    def _recorded_only(self) -> None:
-        from bevfusion_ros.tools.viz.progress import progress
-
-        name = self.runs[0].name
-        driver = self.recorded.pop(name)
-        total = self.recorded_frames[name]
-        for i, (stamp, out) in enumerate(progress(driver, "evaluate", "frame", self.args.progress, total=total)):
-            if self.args.max_frames and i >= self.args.max_frames:
-                break
-            self._finish(stamp, {name: out}, None)
-        if driver.error is not None:
-            raise driver.error
-
-    def _note_once(self, key: str, text: str) -> None:
-        if not any(n.startswith(f"[{key}]") for n in self.notes):
-            self.notes.append(f"[{key}] {text} (first of its kind; all are counted)")
-
-    def _finish(self, stamp: int, outputs: dict[str, RecordedFrame], points: npt.NDArray[np.float32] | None) -> None:
-        for name, cur in self.recorded.items():
-            rec = cur.get(stamp)
-            if rec is not None:
-                outputs[name] = rec
-        gt = self.gt.get(stamp) if self.gt is not None else None
-        if self.gt is not None and gt is None:
-            self.frames_without_gt += 1
-        for r in self.runs:
-            out = outputs.get(r.name)
-            if out is None:
-                self.scores[r.name].missing += 1
-                continue
-            self.scores[r.name].add(out, gt, stamp)
-        ref = outputs.get(self.runs[0].name)
-        if ref is None:
-            return
-        for r in self.runs[1:]:
-            other = outputs.get(r.name)
-            if other is not None:
-                self.agreement[r.name].add(frame_agreement(stamp, ref.detections, other.detections,
-                                                           ref.segmentation, other.segmentation))  # fmt: skip
-        if gt is not None and gt.detections is not None:
-            q = frame_quality(gt.detections, ref.detections)
-            self.per_frame.append({"stamp_ns": stamp, "tp": q.tp, "fp": q.fp, "fn": q.fn, "f1": q.f1})
-            keep = None if points is None else points[:: max(1, len(points) // RENDER_POINTS)]
-            self.extremes.add(q.f1, FrameView(stamp, keep, gt, ref.detections, ref.segmentation, q.f1))
-
-    # -- results ---------------------------------------------------------------------------------
-    def results(self) -> dict[str, Any]:
-        from bevfusion_ros.core.eval.agreement import percentiles
-
-        runs = []
-        for r in self.runs:
-            s = self.scores[r.name]
-            entry: dict[str, Any] = {
-                "name": r.name, "model": s.spec.name, "kind": "recorded" if r.recorded else "replayed",
-                "source": str(r.recorded) if r.recorded else r.backend,
-                "frames": s.frames, "frames_scored": s.scored, "frames_missing": s.missing,
-                "latency_ms": {k: percentiles(v) for k, v in s.stages.items()},
-                "frames_per_s": s.frames / s.compute_s if s.compute_s > 0 else None,
-                "detection": None, "map": None,
-            }  # fmt: skip
-            entry["gt_per_class"] = dict(Counter(n for _, d in s.det.gt for n in d.label_names()))
-            if s.scored:
-                entry["detection"] = s.det.compute()
-                if s.map is not None and s.map.tp.sum() + s.map.fn.sum() > 0:
-                    entry["map"] = s.map.compute()
-            entry["mean_ap"] = entry["detection"]["mean_ap"] if entry["detection"] else None
-            entry["nd_score"] = entry["detection"]["nd_score"] if entry["detection"] else None
-            entry["p99_ms"] = entry["latency_ms"].get("total", {}).get("p99")
-            runs.append(entry)
-        gates = check_gates(runs, self.args.min_map, self.args.max_map_drop, self.args.max_p99_ms)
-        frames = max((s.frames for s in self.scores.values()), default=0)
-        sync = dict(self.replay.counts) if self.replay is not None else {}
-        return {
-            "bag": str(self.args.bag),
-            "runs": runs,
-            "comparisons": {n: a.summary() for n, a in self.agreement.items()},
-            "frames": frames,
-            "frames_without_ground_truth": self.frames_without_gt,
-            "per_frame": self.per_frame,
-            "drops": dict(self.drops),
-            "sync": sync,
-            "wall_s": self.wall_s,
-            "evaluation_frames_per_s": frames / self.wall_s if self.wall_s > 0 else None,
-            "notes": self.notes,
-            "incomplete": self.incomplete,
-            "gates": [g.__dict__ for g in gates],
-            "passed": all(g.passed for g in gates),
-        }
+def options(args: argparse.Namespace) -> EvaluationOptions:
+    recorded = None if args.recorded is None else Path(args.recorded) if args.recorded else args.bag
+    return EvaluationOptions(
+        bag=args.bag,
+        backend=args.backend,
+        model=args.model,
+        recorded=recorded,
+        compare=tuple(args.compare),
+        params_file=args.params_file,
+        params=dict(_param(p) for p in args.param),
+        calibration=args.calibration,
+        max_frames=args.max_frames,
+        min_map=args.min_map,
+        max_map_drop=args.max_map_drop,
+        max_p99_ms=args.max_p99_ms,
+        progress=args.progress,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from bevfusion_ros.tools.eval.report import write_report
-
-    ev = Evaluation(args)
-    try:
-        ev.run()
-    finally:
-        ev.close()
-    res = ev.results()
+    result = evaluate(options(args))
     args.out.mkdir(parents=True, exist_ok=True)
-    for run_entry in res["runs"]:
-        if run_entry["detection"]:  # the curves go to the plots, not the JSON
-            run_entry["pr_curves"] = run_entry["detection"].pop("pr_curves")
-    write_report(res, ev, args.out)
-    for run_entry in res["runs"]:
-        run_entry.pop("pr_curves", None)
-    (args.out / "evaluation.json").write_text(json.dumps(_finite(res), indent=1, default=_json))
+    write_report(result, args.out)
+    (args.out / "evaluation.json").write_text(json.dumps(_finite(result.summary()), indent=1, default=_json))
     print((args.out / "summary.txt").read_text())
-    if res["incomplete"]:
-        print(f"bevfusion-ros evaluate: incomplete: {res['incomplete']}")
+    if result.incomplete:
+        print(f"bevfusion-ros evaluate: incomplete: {result.incomplete}")
         return 2
-    return 0 if res["passed"] else 1
+    return 0 if result.passed else 1
 
 
 def _finite(o: Any) -> Any:

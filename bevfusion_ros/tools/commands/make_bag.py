@@ -11,14 +11,23 @@ from bevfusion_ros.tools.data.nuscenes_frame import NuScenesFrame, load_frame
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--frame", type=Path, default=Path("../shared/data/nuscenes_frame"),
-                    help="folder of the nuScenes frame export (frame.json)")
+    ap.add_argument(
+        "--frame",
+        type=Path,
+        default=Path("../shared/data/nuscenes_frame"),
+        help="folder of the nuScenes frame export (frame.json)",
+    )
     ap.add_argument("--out", type=Path, required=True, help="bag folder to create")
     ap.add_argument("--frames", type=int, default=10, help="number of 10 Hz frames (default 10)")
     ap.add_argument("--rate", type=float, default=10.0, help="frame rate in Hz (default 10)")
-    ap.add_argument("--scene", type=int, default=None, metavar="SEED",
-                    help="record generated scenes SEED, SEED+1, ... (400x225 cameras, ground truth) instead of "
-                    "the real frame; held-out seeds start at 10000000")
+    ap.add_argument(
+        "--scene",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="record generated scenes SEED, SEED+1, ... (400x225 cameras, ground truth) instead of "
+        "the real frame; held-out seeds start at 10000000",
+    )
     ap.add_argument("--compressed", action="store_true", help="write JPEG CompressedImage instead of raw bgr8")
     ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     ap.add_argument("--overwrite", action="store_true")
@@ -47,10 +56,19 @@ def run(args: argparse.Namespace) -> int:
             return layers, map_spec.grid, scenes.MAP_CLASSES
 
     out = write_bag(
-        frame, args.out, args.frames, args.rate, args.compressed, args.storage, args.overwrite, frames=maker,
+        frame,
+        args.out,
+        args.frames,
+        args.rate,
+        args.compressed,
+        args.storage,
+        args.overwrite,
+        frames=maker,
         maps=map_maker,
     )
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"wrote {out} ({args.frames} frames, {size / 2**20:.1f} MiB): 6 cameras, lidar "
-          f"({len(frame.points)} points), {len(frame.boxes)} ground-truth boxes, calibration.yaml")
+    print(
+        f"wrote {out} ({args.frames} frames, {size / 2**20:.1f} MiB): 6 cameras, lidar "
+        f"({len(frame.points)} points), {len(frame.boxes)} ground-truth boxes, calibration.yaml"
+    )
     return 0

@@ -57,10 +57,20 @@ def wait_for_subscribers(node: Node, publishers: dict[str, Any], min_subs: int, 
     return False
 
 
-def play(node: Node, bag: Path, rate: float = 1.0, topics: set[str] | None = None, loops: int = 1,
-         reliability: str = "reliable", depth: int = 10, latched: tuple[str, ...] = DEFAULT_LATCHED,
-         wait_subscribers: int = 0, wait_timeout_s: float = 10.0, clock: bool = False,
-         delay_s: float = 0.0) -> PlayStats:
+def play(
+    node: Node,
+    bag: Path,
+    rate: float = 1.0,
+    topics: set[str] | None = None,
+    loops: int = 1,
+    reliability: str = "reliable",
+    depth: int = 10,
+    latched: tuple[str, ...] = DEFAULT_LATCHED,
+    wait_subscribers: int = 0,
+    wait_timeout_s: float = 10.0,
+    clock: bool = False,
+    delay_s: float = 0.0,
+) -> PlayStats:
     stats = PlayStats()
     reader = open_reader(bag)
     try:
@@ -131,10 +141,19 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--topics", nargs="*", help="only these topics (default: all)")
     ap.add_argument("--reliability", choices=("reliable", "best_effort"), default="reliable")
     ap.add_argument("--depth", type=int, default=10, help="publisher history depth (default 10)")
-    ap.add_argument("--latched", nargs="*", default=list(DEFAULT_LATCHED),
-                    help="topics published transient-local (default: /tf_static)")
-    ap.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
-                    help="before playing, wait until every topic has N matched subscribers")
+    ap.add_argument(
+        "--latched",
+        nargs="*",
+        default=list(DEFAULT_LATCHED),
+        help="topics published transient-local (default: /tf_static)",
+    )
+    ap.add_argument(
+        "--wait-subscribers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="before playing, wait until every topic has N matched subscribers",
+    )
     ap.add_argument("--wait-timeout", type=float, default=10.0, help="seconds to wait for subscribers")
     ap.add_argument("--clock", action="store_true", help="publish /clock with the bag time")
     ap.add_argument("--delay", type=float, default=0.0, help="seconds to wait after subscribers matched (default 0)")
@@ -148,9 +167,20 @@ def run(args: argparse.Namespace) -> int:
     rclpy.init()
     node = rclpy.create_node("bag_player")
     try:
-        stats = play(node, args.bag, args.rate, set(args.topics) if args.topics else None, args.loop,
-                     args.reliability, args.depth, tuple(args.latched), args.wait_subscribers,
-                     args.wait_timeout, args.clock, args.delay)
+        stats = play(
+            node,
+            args.bag,
+            args.rate,
+            set(args.topics) if args.topics else None,
+            args.loop,
+            args.reliability,
+            args.depth,
+            tuple(args.latched),
+            args.wait_subscribers,
+            args.wait_timeout,
+            args.clock,
+            args.delay,
+        )
     except BevFusionError as exc:
         print(f"play: error: {exc}", file=sys.stderr)
         return 2
@@ -158,8 +188,10 @@ def run(args: argparse.Namespace) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     total = sum(stats.published.values())
-    print(f"played {total} messages on {len(stats.published)} topics in {stats.wall_s:.2f} s "
-          f"(rate x{args.rate}, max lag behind schedule {stats.max_lag_ms:.1f} ms)")
+    print(
+        f"played {total} messages on {len(stats.published)} topics in {stats.wall_s:.2f} s "
+        f"(rate x{args.rate}, max lag behind schedule {stats.max_lag_ms:.1f} ms)"
+    )
     for topic, why in stats.skipped_topics.items():
         print(f"  skipped {topic}: {why}")
     return 0

@@ -36,10 +36,15 @@ class TopicStats:
     def summary(self) -> dict[str, Any]:
         lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
         return {
-            "type": self.msgtype, "count": self.count, "bytes": int(np.median(self.bytes)) if self.bytes else 0,
-            "shape": self.shape, "latency_ms_p50": float(np.percentile(lat, 50)),
-            "latency_ms_p99": float(np.percentile(lat, 99)), "latency_ms_max": float(lat.max()),
-            "errors": self.errors, "last_error": self.last_error,
+            "type": self.msgtype,
+            "count": self.count,
+            "bytes": int(np.median(self.bytes)) if self.bytes else 0,
+            "shape": self.shape,
+            "latency_ms_p50": float(np.percentile(lat, 50)),
+            "latency_ms_p99": float(np.percentile(lat, 99)),
+            "latency_ms_max": float(lat.max()),
+            "errors": self.errors,
+            "last_error": self.last_error,
             "all_latency_ms": [round(v, 3) for v in self.latency_ms],
         }
 
@@ -74,8 +79,10 @@ class Probe:
         self._deserialize = deserialize_message
         self.stats = {t: TopicStats(ty) for t, ty in topics.items()}
         self.last_message = time.monotonic()
-        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable"
-                         else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(
+            depth=depth,
+            reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
+        )
         self._subs = [
             node.create_subscription(message_class(ty), t, self._callback(t, message_class(ty)), qos, raw=True)
             for t, ty in topics.items()
@@ -117,8 +124,14 @@ def topics_from_bag(bag: Path) -> tuple[dict[str, str], dict[str, int]]:
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--bag", type=Path, help="take topics, types and expected counts from this bag")
-    ap.add_argument("--topic", nargs=2, action="append", default=[], metavar=("TOPIC", "TYPE"),
-                    help="a topic to probe, e.g. /lidar/points sensor_msgs/msg/PointCloud2")
+    ap.add_argument(
+        "--topic",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("TOPIC", "TYPE"),
+        help="a topic to probe, e.g. /lidar/points sensor_msgs/msg/PointCloud2",
+    )
     ap.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
     ap.add_argument("--idle", type=float, default=5.0, help="stop this long after the last message")
     ap.add_argument("--reliability", choices=("reliable", "best_effort"), default="reliable")
@@ -128,9 +141,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 def print_report(report: dict[str, dict[str, Any]], out: Any = sys.stdout) -> None:
     print(f"{'topic':44s} {'count':>5s} {'MiB':>6s} {'p50 ms':>7s} {'p99 ms':>7s}  converted", file=out)
     for topic, s in sorted(report.items()):
-        print(f"{topic:44s} {s['count']:5d} {s['bytes'] / 2**20:6.2f} {s['latency_ms_p50']:7.2f} "
-              f"{s['latency_ms_p99']:7.2f}  {s['shape']}" + (f"  ERRORS {s['errors']}: {s['last_error']}"
-                                                             if s["errors"] else ""), file=out)
+        print(
+            f"{topic:44s} {s['count']:5d} {s['bytes'] / 2**20:6.2f} {s['latency_ms_p50']:7.2f} "
+            f"{s['latency_ms_p99']:7.2f}  {s['shape']}"
+            + (f"  ERRORS {s['errors']}: {s['last_error']}" if s["errors"] else ""),
+            file=out,
+        )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,7 +27,11 @@ class Recorder:
     ``qos`` is one profile, or one per topic with "*" for the rest (a latched topic needs its own)."""
 
     def __init__(
-        self, node: Node, out: Path, topics: dict[str, str], qos: QoSProfile | dict[str, QoSProfile],
+        self,
+        node: Node,
+        out: Path,
+        topics: dict[str, str],
+        qos: QoSProfile | dict[str, QoSProfile],
         overwrite: bool = False,
     ) -> None:
         self.writer = BagWriter(out, overwrite=overwrite)
@@ -36,8 +40,13 @@ class Recorder:
         self.last_ns: dict[str, int] = {}
         self._lock = threading.Lock()
         self.subs = [
-            node.create_subscription(message_class(msgtype), topic, self._callback(topic, msgtype),
-                                     qos.get(topic, qos["*"]) if isinstance(qos, dict) else qos, raw=True)
+            node.create_subscription(
+                message_class(msgtype),
+                topic,
+                self._callback(topic, msgtype),
+                qos.get(topic, qos["*"]) if isinstance(qos, dict) else qos,
+                raw=True,
+            )
             for topic, msgtype in topics.items()
         ]
         self.node = node
@@ -65,12 +74,22 @@ class Recorder:
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--out", type=Path, required=True, help="bag folder to create")
-    ap.add_argument("--topic", nargs=2, action="append", required=True, metavar=("TOPIC", "TYPE"),
-                    help="a topic and its type, e.g. /bevfusion_perception/detections vision_msgs/msg/Detection3DArray")
+    ap.add_argument(
+        "--topic",
+        nargs=2,
+        action="append",
+        required=True,
+        metavar=("TOPIC", "TYPE"),
+        help="a topic and its type, e.g. /bevfusion_perception/detections vision_msgs/msg/Detection3DArray",
+    )
     ap.add_argument("--latched", nargs="*", default=[], help="topics to read with transient-local durability")
     ap.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
-    ap.add_argument("--status", type=Path, default=None,
-                    help="rewrite this JSON file (counts, seconds since the last message) twice a second")
+    ap.add_argument(
+        "--status",
+        type=Path,
+        default=None,
+        help="rewrite this JSON file (counts, seconds since the last message) twice a second",
+    )
     ap.add_argument("--overwrite", action="store_true")
 
 
@@ -93,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
     node = rclpy.create_node("bevfusion_recorder")
     qos: dict[str, QoSProfile] = {"*": QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)}
     for t in args.latched:
-        qos[t] = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        qos[t] = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
     rec = Recorder(node, args.out, dict(args.topic), qos, args.overwrite)
     deadline = time.monotonic() + args.duration if args.duration > 0 else None
     next_status = 0.0

@@ -97,9 +97,18 @@ def run(args: argparse.Namespace) -> int:
     compressed = any(c.topic == image_topic(spec.cameras[0], True) for c in reader.connections)
     reader.close()
     py = sys.executable
-    node_cmd = [py, "-m", "bevfusion_ros.ros.perception_node", "--ros-args",
-                "--params-file", str(config_file("perception.yaml")),
-                "-p", f"calibration_file:={calibration}", "-p", f"backend:={args.backend}"]
+    node_cmd = [
+        py,
+        "-m",
+        "bevfusion_ros.ros.perception_node",
+        "--ros-args",
+        "--params-file",
+        str(config_file("perception.yaml")),
+        "-p",
+        f"calibration_file:={calibration}",
+        "-p",
+        f"backend:={args.backend}",
+    ]
     if args.model:
         node_cmd += ["-p", f"model:={args.model}"]
     if compressed:  # the bag holds CompressedImage (make-bag --compressed)
@@ -109,28 +118,66 @@ def run(args: argparse.Namespace) -> int:
     topics = output_topics(spec.map.classes if spec.map else ())
     status = args.out / "recorder_status.json"
     status.unlink(missing_ok=True)
-    rec_cmd = [py, "-m", "bevfusion_ros.tools.commands.record", "--out", str(args.out / "outputs"), "--overwrite",
-               "--status", str(status), "--latched", f"{NODE}/labels"]
+    rec_cmd = [
+        py,
+        "-m",
+        "bevfusion_ros.tools.commands.record",
+        "--out",
+        str(args.out / "outputs"),
+        "--overwrite",
+        "--status",
+        str(status),
+        "--latched",
+        f"{NODE}/labels",
+    ]
     for t, ty in topics.items():
         rec_cmd += ["--topic", t, ty]
     inputs = [LIDAR_TOPIC, *(image_topic(c, compressed) for c in spec.cameras), *(info_topic(c) for c in spec.cameras)]
-    play_cmd = [py, "-m", "bevfusion_ros.tools.commands.play", str(args.bag), "--rate", str(args.rate),
-                "--topics", *inputs,
-                "--wait-subscribers", "1", "--wait-timeout", "30", "--delay", "1.0"]
+    play_cmd = [
+        py,
+        "-m",
+        "bevfusion_ros.tools.commands.play",
+        str(args.bag),
+        "--rate",
+        str(args.rate),
+        "--topics",
+        *inputs,
+        "--wait-subscribers",
+        "1",
+        "--wait-timeout",
+        "30",
+        "--delay",
+        "1.0",
+    ]
     node_log = args.out / "perception_node.log"
     procs: dict[str, subprocess.Popen[str]] = {}
-    monitor_cmd = [py, "-m", "bevfusion_ros.ros.monitor_node", "--ros-args", "--params-file",
-                   str(config_file("monitor.yaml")), "-p", f"log_path:={args.out / 'monitor.jsonl'}"]
+    monitor_cmd = [
+        py,
+        "-m",
+        "bevfusion_ros.ros.monitor_node",
+        "--ros-args",
+        "--params-file",
+        str(config_file("monitor.yaml")),
+        "-p",
+        f"log_path:={args.out / 'monitor.jsonl'}",
+    ]
     (args.out / "monitor.jsonl").unlink(missing_ok=True)
     try:
         if args.monitor:
             with open(args.out / "monitor_node.log", "w") as log:
                 # niced: on a small machine it must not take CPU from the node it watches
-                procs["monitor node"] = subprocess.Popen(monitor_cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                                         text=True, preexec_fn=lambda: os.nice(10))  # fmt: skip
+                procs["monitor node"] = subprocess.Popen(
+                    monitor_cmd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    text=True,
+                    preexec_fn=lambda: os.nice(10),
+                )
         with open(node_log, "w") as log:
-            procs["perception node"] = subprocess.Popen(node_cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                                        text=True)
+            procs["perception node"] = subprocess.Popen(
+                node_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, text=True
+            )
         _wait(lambda: "active:" in node_log.read_text(), args.startup_timeout, procs, "the node to become active")
         with open(args.out / "recorder.log", "w") as log:
             procs["recorder"] = subprocess.Popen(rec_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
@@ -160,8 +207,15 @@ def run(args: argparse.Namespace) -> int:
     node_exit = procs["perception node"].returncode
     from bevfusion_ros.tools.eval.run_summary import summarise
 
-    summary = summarise(args.out / "outputs", args.bag, spec, sweeps, args.out, node_exit=node_exit,
-                        monitor_log=args.out / "monitor.jsonl" if args.monitor else None)
+    summary = summarise(
+        args.out / "outputs",
+        args.bag,
+        spec,
+        sweeps,
+        args.out,
+        node_exit=node_exit,
+        monitor_log=args.out / "monitor.jsonl" if args.monitor else None,
+    )
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     print((args.out / "summary.md").read_text())
     return 0 if summary["unexplained_drops"] == 0 and summary["frames_out"] > 0 else 1

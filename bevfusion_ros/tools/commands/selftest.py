@@ -77,8 +77,14 @@ def environment(device: int) -> tuple[list[Check], Any, dict[str, Any]]:
     """Environment checks; returns (checks, tensorrt module or None, device facts)."""
     checks = [Check("environment", "python", "INFO", f"{platform.python_version()} on {platform.machine()}")]
     l4t = _read("/etc/nv_tegra_release")
-    checks.append(Check("environment", "platform", "INFO" if l4t else "SKIP",
-                        l4t.splitlines()[0] if l4t else "not a Jetson (/etc/nv_tegra_release absent)"))  # fmt: skip
+    checks.append(
+        Check(
+            "environment",
+            "platform",
+            "INFO" if l4t else "SKIP",
+            l4t.splitlines()[0] if l4t else "not a Jetson (/etc/nv_tegra_release absent)",
+        )
+    )
     trt: Any = None
     try:
         from bevfusion_ros.core.optional import import_tensorrt
@@ -106,11 +112,23 @@ def environment(device: int) -> tuple[list[Check], Any, dict[str, Any]]:
 
         cores = int(trt.Builder(make_logger(trt)[0]).num_DLA_cores)
         facts["dla_cores"] = cores
-        checks.append(Check("environment", "dla", "PASS" if cores else "SKIP",
-                            f"{cores} DLA core(s)" if cores else "this device has no DLA"))  # fmt: skip
+        checks.append(
+            Check(
+                "environment",
+                "dla",
+                "PASS" if cores else "SKIP",
+                f"{cores} DLA core(s)" if cores else "this device has no DLA",
+            )
+        )
     mode = _command(["nvpmodel", "-q"])
-    checks.append(Check("environment", "power mode", "INFO" if mode else "SKIP",
-                        mode.replace("\n", "; ") if mode else "nvpmodel not found"))  # fmt: skip
+    checks.append(
+        Check(
+            "environment",
+            "power mode",
+            "INFO" if mode else "SKIP",
+            mode.replace("\n", "; ") if mode else "nvpmodel not found",
+        )
+    )
     clocks = {p.parent.name: _read(str(p)) for p in sorted(Path("/sys/class/devfreq").glob("*/cur_freq"))}
     clock_text = ", ".join(f"{k} {v} Hz" for k, v in clocks.items()) or "no devfreq clocks readable"
     checks.append(Check("environment", "clocks", "INFO" if clocks else "SKIP", clock_text))
@@ -218,8 +236,15 @@ def variant_checks(name: str, trt: Any, facts: dict[str, Any], args: argparse.Na
     except BevFusionError as exc:
         return [Check(sec, "build", "FAIL", str(exc))]
     seconds = sum(r.seconds for r in built)
-    checks.append(Check(sec, "build", "PASS", f"{len(built)} engines in {seconds:.1f} s ({engine_dir})",
-                        {r.stage: json.loads(r.info.to_json()) for r in built}))  # fmt: skip
+    checks.append(
+        Check(
+            sec,
+            "build",
+            "PASS",
+            f"{len(built)} engines in {seconds:.1f} s ({engine_dir})",
+            {r.stage: json.loads(r.info.to_json()) for r in built},
+        )
+    )
     checks += [Check(sec, f"DLA {r.stage}", "INFO", r.dla.summary()) for r in built if r.dla is not None]
     frames = _frames(args, spec, args.frames, FIRST_SEED)
     with Pipeline(spec, "onnxruntime") as ref_pipe:
@@ -237,29 +262,59 @@ def variant_checks(name: str, trt: Any, facts: dict[str, Any], args: argparse.Na
                 streamed = f"streamed pipeline needs the CUDA kernels: {exc}"
     except BevFusionError as exc:
         return [*checks, Check(sec, "run", "FAIL", str(exc))]
-    errors = {t.name: max(rel_l2(g.tensors[t.name], r.tensors[t.name]) for g, r in zip(got, ref, strict=True))
-              for s in onnx_stages for t in s.outputs}  # fmt: skip
+    errors = {
+        t.name: max(rel_l2(g.tensors[t.name], r.tensors[t.name]) for g, r in zip(got, ref, strict=True))
+        for s in onnx_stages
+        for t in s.outputs
+    }
     worst = max(errors, key=lambda k: errors[k])
-    checks.append(Check(sec, "accuracy vs ONNX Runtime", "PASS" if errors[worst] <= tol else "FAIL",
-                        f"largest relative L2 error {errors[worst]:.4f} ({worst}), tolerance {tol}",
-                        {k: round(v, 6) for k, v in errors.items()}))  # fmt: skip
+    checks.append(
+        Check(
+            sec,
+            "accuracy vs ONNX Runtime",
+            "PASS" if errors[worst] <= tol else "FAIL",
+            f"largest relative L2 error {errors[worst]:.4f} ({worst}), tolerance {tol}",
+            {k: round(v, 6) for k, v in errors.items()},
+        )
+    )
     agreements = [box_agreement(r.detections, g.detections) for g, r in zip(got, ref, strict=True)]
     share = sum(a * n for a, n in agreements) / max(sum(n for _, n in agreements), 1)
-    checks.append(Check(sec, "detections vs ONNX Runtime", "PASS" if share >= agree_min else "FAIL",
-                        f"{share:.1%} of {sum(n for _, n in agreements)} confident boxes found again "
-                        f"(at least {agree_min:.0%})"))  # fmt: skip
+    checks.append(
+        Check(
+            sec,
+            "detections vs ONNX Runtime",
+            "PASS" if share >= agree_min else "FAIL",
+            f"{share:.1%} of {sum(n for _, n in agreements)} confident boxes found again (at least {agree_min:.0%})",
+        )
+    )
     lat, lat_ref = latency_table(got), latency_table(ref)
     text = f"end to end {lat['total']:.1f} ms (ONNX Runtime {lat_ref['total']:.1f} ms)"
     checks.append(Check(sec, "latency", "INFO", text, {"tensorrt_ms": lat, "onnxruntime_ms": lat_ref}))
     if isinstance(streamed, str):
         checks.append(Check(sec, "overlap", "SKIP", streamed))
     else:
-        checks.append(Check(sec, "overlap", "INFO", f"{streamed['sequential']} fps sequential, {streamed['pipelined']} "
-                            f"fps pipelined ({streamed['speedup']}x)", streamed))  # fmt: skip
+        checks.append(
+            Check(
+                sec,
+                "overlap",
+                "INFO",
+                f"{streamed['sequential']} fps sequential, {streamed['pipelined']} "
+                f"fps pipelined ({streamed['speedup']}x)",
+                streamed,
+            )
+        )
     power = sampler.summary()
-    checks.append(Check(sec, "power", "INFO" if power["samples"] else "SKIP",
-                        f"{power['samples']} samples from {power['source']}" if power["samples"]
-                        else "; ".join(sampler.source.snapshot().problems) or "no readings", power))  # fmt: skip
+    checks.append(
+        Check(
+            sec,
+            "power",
+            "INFO" if power["samples"] else "SKIP",
+            f"{power['samples']} samples from {power['source']}"
+            if power["samples"]
+            else "; ".join(sampler.source.snapshot().problems) or "no readings",
+            power,
+        )
+    )
     return checks
 
 
@@ -292,11 +347,19 @@ def run(args: argparse.Namespace) -> int:
         checks += variant_checks(name, trt, facts, args, out)
     if trt is None:  # still useful here: the reference backend's per-stage latency on this machine
         from bevfusion_ros.core.pipeline.pipeline import Pipeline
+
         spec = load_model(default_model())
         with Pipeline(spec, "onnxruntime") as pipe:
             lat = latency_table(run_pipeline(pipe, _frames(args, spec, args.frames, FIRST_SEED)))
-        checks.append(Check("reference", "latency", "INFO", f"ONNX Runtime end to end {lat['total']:.1f} ms",
-                            {"tensorrt_ms": lat, "onnxruntime_ms": lat}))  # fmt: skip
+        checks.append(
+            Check(
+                "reference",
+                "latency",
+                "INFO",
+                f"ONNX Runtime end to end {lat['total']:.1f} ms",
+                {"tensorrt_ms": lat, "onnxruntime_ms": lat},
+            )
+        )
     write_report(out, checks)
     for c in checks:
         print(f"{c.status:5} {c.section}: {c.name}: {c.detail}")

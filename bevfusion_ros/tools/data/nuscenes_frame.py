@@ -68,12 +68,15 @@ def load_frame(folder: Path | str, decode_images: bool = True) -> NuScenesFrame:
                 raise DataError(msg)
             img = decoded
         k = _matrix(cam["cam2img"], (3, 3), f"{name}.cam2img")
-        h, w = (img.shape[:2] if img.size else (900, 1600))
+        h, w = img.shape[:2] if img.size else (900, 1600)
         cams.append(
             FrameCamera(
-                name, img, CameraIntrinsics.from_arrays(k, w, h, "plumb_bob", np.zeros(5)),
+                name,
+                img,
+                CameraIntrinsics.from_arrays(k, w, h, "plumb_bob", np.zeros(5)),
                 _matrix(cam["lidar2cam"], (4, 4), f"{name}.lidar2cam"),
-                _matrix(cam["cam2ego"], (4, 4), f"{name}.cam2ego"), float(cam["timestamp"]),
+                _matrix(cam["cam2ego"], (4, 4), f"{name}.cam2ego"),
+                float(cam["timestamp"]),
             )
         )
     lidar = meta["lidar"]
@@ -89,12 +92,22 @@ def load_frame(folder: Path | str, decode_images: bool = True) -> NuScenesFrame:
     centers = arr[:, :3].copy()
     centers[:, 2] += arr[:, 5] / 2.0  # the export stores the bottom-face centre
     boxes = Detections.create(
-        centers, arr[:, 3:6], arr[:, 6], np.ones(len(keep)), [names.index(b["label"]) for b in keep], names,
+        centers,
+        arr[:, 3:6],
+        arr[:, 6],
+        np.ones(len(keep)),
+        [names.index(b["label"]) for b in keep],
+        names,
         np.asarray([b["velocity"] for b in keep], dtype=np.float64).reshape(-1, 2),
     )
     return NuScenesFrame(
-        str(meta["token"]), float(meta["timestamp"]), tuple(cams), points,
-        _matrix(lidar["lidar2ego"], (4, 4), "lidar.lidar2ego"), boxes, names,
+        str(meta["token"]),
+        float(meta["timestamp"]),
+        tuple(cams),
+        points,
+        _matrix(lidar["lidar2ego"], (4, 4), "lidar.lidar2ego"),
+        boxes,
+        names,
     )
 
 

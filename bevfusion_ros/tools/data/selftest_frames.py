@@ -16,8 +16,14 @@ from bevfusion_ros.core.sensors.rig import CameraRig
 from bevfusion_ros.tools.data import scenes
 
 # Yaw (deg, counter-clockwise from the LiDAR's x axis) of each nuScenes camera name.
-_YAW = {"CAM_FRONT": 0.0, "CAM_FRONT_RIGHT": -55.0, "CAM_FRONT_LEFT": 55.0, "CAM_BACK": 180.0,
-        "CAM_BACK_LEFT": 110.0, "CAM_BACK_RIGHT": -110.0}  # fmt: skip
+_YAW = {
+    "CAM_FRONT": 0.0,
+    "CAM_FRONT_RIGHT": -55.0,
+    "CAM_FRONT_LEFT": 55.0,
+    "CAM_BACK": 180.0,
+    "CAM_BACK_LEFT": 110.0,
+    "CAM_BACK_RIGHT": -110.0,
+}
 FIRST_SEED = 40_000_000  # apart from training (< 30 M), quantisation (30 M) and evaluation seeds
 
 

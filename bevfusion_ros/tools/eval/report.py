@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from bevfusion_ros.core.pipeline.postprocess import Segmentation
+from bevfusion_ros.tools.eval.evaluation import EvaluationResult, FrameView
 
 
 def _plt() -> Any:
@@ -127,7 +128,7 @@ def plot_scatter(ref: str, name: str, pairs: list[tuple[float, float]], path: Pa
     return True
 
 
-def plot_frame(view: Any, label: str, path: Path) -> None:
+def plot_frame(view: FrameView, label: str, path: Path) -> None:
     from bevfusion_ros.core.eval.agreement import MIN_SCORE, confident
     from bevfusion_ros.tools.viz.plots import draw_bev
 
@@ -139,15 +140,22 @@ def plot_frame(view: Any, label: str, path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(16, 8), dpi=80)
     draw_bev(a, view.points, None, gt.detections, gt_seg, title="ground truth (boxes and map)")
     shown = confident(view.detections, MIN_SCORE)
-    draw_bev(b, view.points, shown, gt.detections, view.segmentation,
-             title=f"prediction: {len(shown)} boxes >= {MIN_SCORE}, map >= 0.5")  # fmt: skip
+    draw_bev(
+        b,
+        view.points,
+        shown,
+        gt.detections,
+        view.segmentation,
+        title=f"prediction: {len(shown)} boxes >= {MIN_SCORE}, map >= 0.5",
+    )
     fig.suptitle(f"{label}: frame {view.stamp_ns} ns, F1 {view.f1:.2f} (2 m, score >= {MIN_SCORE})")
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path)
     plt.close(fig)
 
 
-def write_report(res: dict[str, Any], ev: Any, out: Path) -> None:
+def write_report(result: EvaluationResult, out: Path) -> None:
+    """report.md, report.html (plots inlined), summary.txt and plots/ for one evaluation."""
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     for old in plots.glob("*.png"):
@@ -158,16 +166,18 @@ def write_report(res: dict[str, Any], ev: Any, out: Path) -> None:
         if ok:
             images.append((caption, f"plots/{name}"))
 
-    runs = res["runs"]
+    res = result.summary()
+    runs = [dict(entry, pr_curves=r.pr_curves) for entry, r in zip(res["runs"], result.runs, strict=True)]
     add(plot_ap(runs, plots / "ap_per_class.png"), "Per-class AP", "ap_per_class.png")
     add(plot_pr(runs, plots / "pr_curves.png"), "Precision-recall curves", "pr_curves.png")
-    samples = {n: s.stages for n, s in ev.scores.items() if s.stages}
+    samples = {r.name: r.latency_samples for r in result.runs if r.latency_samples}
     add(plot_latency(runs, samples, plots / "latency.png"), "Latency per stage", "latency.png")
     ref = runs[0]["name"]
-    for k, (name, cmp) in enumerate(ev.agreement.items()):
-        add(plot_scatter(ref, name, cmp.pairs, plots / f"scores_{k}.png"), f"Scores: {ref} vs {name}",
-            f"scores_{k}.png")  # fmt: skip
-    for label, items in (("worst", ev.extremes.lowest()), ("best", ev.extremes.highest())):
+    for k, (name, cmp) in enumerate(result.agreement.items()):
+        add(
+            plot_scatter(ref, name, cmp.pairs, plots / f"scores_{k}.png"), f"Scores: {ref} vs {name}", f"scores_{k}.png"
+        )
+    for label, items in (("worst", result.extremes.lowest()), ("best", result.extremes.highest())):
         for i, (_, view) in enumerate(items):
             plot_frame(view, f"{label} frame {i + 1}", plots / f"{label}_{i + 1}.png")
             images.append((f"{label.capitalize()} frame {i + 1} ({ref})", f"plots/{label}_{i + 1}.png"))
@@ -182,9 +192,20 @@ def _run_rows(res: dict[str, Any]) -> list[list[str]]:
     for r in res["runs"]:
         lat = r["latency_ms"].get("total", {})
         m = r["map"]
-        rows.append([r["name"], r["model"], str(r["frames"]), _f(r["mean_ap"]), _f(r["nd_score"]),
-                     _f(m["miou"]) if m else "n/a", _f(lat.get("p50"), ".1f"), _f(lat.get("p95"), ".1f"),
-                     _f(lat.get("p99"), ".1f"), _f(r["frames_per_s"], ".2f")])  # fmt: skip
+        rows.append(
+            [
+                r["name"],
+                r["model"],
+                str(r["frames"]),
+                _f(r["mean_ap"]),
+                _f(r["nd_score"]),
+                _f(m["miou"]) if m else "n/a",
+                _f(lat.get("p50"), ".1f"),
+                _f(lat.get("p95"), ".1f"),
+                _f(lat.get("p99"), ".1f"),
+                _f(r["frames_per_s"], ".2f"),
+            ]
+        )
     return rows
 
 
@@ -200,15 +221,33 @@ def _cmp_rows(res: dict[str, Any]) -> list[list[str]]:
         if r["mean_ap"] is not None and ref["mean_ap"]:
             diff = r["mean_ap"] - ref["mean_ap"]
             d_map = f"{diff:+.4f} ({100 * diff / ref['mean_ap']:+.1f} %)"
-        rows.append([r["name"], str(c["frames"]), f"{_f(c['a_found_in_b'], '.3f')} / {_f(c['b_found_in_a'], '.3f')}",
-                     _f(c["centre_m"].get("p95"), ".3f"), _f(c["yaw_deg"].get("p95"), ".2f"),
-                     _f(c["score_delta"].get("mean"), "+.4f"), _f(c["score_delta_abs"].get("p95"), ".4f"),
-                     _f(c["seg_miou"]), d_map])  # fmt: skip
+        rows.append(
+            [
+                r["name"],
+                str(c["frames"]),
+                f"{_f(c['a_found_in_b'], '.3f')} / {_f(c['b_found_in_a'], '.3f')}",
+                _f(c["centre_m"].get("p95"), ".3f"),
+                _f(c["yaw_deg"].get("p95"), ".2f"),
+                _f(c["score_delta"].get("mean"), "+.4f"),
+                _f(c["score_delta_abs"].get("p95"), ".4f"),
+                _f(c["seg_miou"]),
+                d_map,
+            ]
+        )
     return rows
 
 
-CMP_HEADER = ["vs first run", "frames", "boxes found (first in it / it in first)", "centre p95 m", "yaw p95 deg",
-              "score delta mean", "|score delta| p95", "map IoU between runs", "mAP delta"]  # fmt: skip
+CMP_HEADER = [
+    "vs first run",
+    "frames",
+    "boxes found (first in it / it in first)",
+    "centre p95 m",
+    "yaw p95 deg",
+    "score delta mean",
+    "|score delta| p95",
+    "map IoU between runs",
+    "mAP delta",
+]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -220,8 +259,11 @@ def markdown(res: dict[str, Any], images: list[tuple[str, str]]) -> str:
     lines += [f"**{_verdict(res)}**", ""]
     lines += _table(RUN_HEADER, _run_rows(res))
     thr = res["evaluation_frames_per_s"]
-    lines += ["", f"Evaluation throughput: {_f(thr, '.2f')} frames/s over {res['frames']} frames "
-              f"({res['wall_s']:.1f} s, every run, decoding and scoring included; this machine)."]  # fmt: skip
+    lines += [
+        "",
+        f"Evaluation throughput: {_f(thr, '.2f')} frames/s over {res['frames']} frames "
+        f"({res['wall_s']:.1f} s, every run, decoding and scoring included; this machine).",
+    ]
     if len(res["runs"]) > 1:
         lines += ["", "## Agreement with the first run (same frames, boxes with score >= 0.3, matched within 2 m)", ""]
         lines += _table(CMP_HEADER, _cmp_rows(res))
@@ -235,16 +277,23 @@ def markdown(res: dict[str, Any], images: list[tuple[str, str]]) -> str:
             tp = det["label_tp_errors"][c]
             n = r["gt_per_class"].get(c, 0)
             ap = f"{np.mean(list(aps.values())):.3f}" + ("" if n else " (no ground truth: 0 by the devkit)")
-            lines.append(f"| {c} | {n} | {ap} | {_f(tp['trans_err'])} | {_f(tp['scale_err'])} | "
-                         f"{_f(tp['orient_err'])} |")  # fmt: skip
+            lines.append(
+                f"| {c} | {n} | {ap} | {_f(tp['trans_err'])} | {_f(tp['scale_err'])} | {_f(tp['orient_err'])} |"
+            )
         if r["map"]:
             lines += ["", "| map class | IoU (best threshold) |", "|---|---|"]
             lines += [f"| {c} | {_f(v)} ({r['map']['best_threshold'][c]}) |" for c, v in r["map"]["iou"].items()]
-        lines += ["", "Stage latency (ms): " + ", ".join(
-            f"{k} p50 {_f(v.get('p50'), '.1f')} / p99 {_f(v.get('p99'), '.1f')}" for k, v in r["latency_ms"].items())]
+        lines += [
+            "",
+            "Stage latency (ms): "
+            + ", ".join(
+                f"{k} p50 {_f(v.get('p50'), '.1f')} / p99 {_f(v.get('p99'), '.1f')}" for k, v in r["latency_ms"].items()
+            ),
+        ]
     lines += ["", "## Gates", ""]
-    lines += [f"- {'PASS' if g['passed'] else 'FAIL'} {g['name']} ({g['run']}): {g['text']}" for g in res["gates"]] \
-        or ["- none given (--min-map, --max-map-drop, --max-p99-ms)"]  # fmt: skip
+    lines += [f"- {'PASS' if g['passed'] else 'FAIL'} {g['name']} ({g['run']}): {g['text']}" for g in res["gates"]] or [
+        "- none given (--min-map, --max-map-drop, --max-p99-ms)"
+    ]
     lines += ["", "## Input", ""]
     drops = ", ".join(f"{k} {v}" for k, v in res["drops"].items()) or "none"
     lines.append(f"- frames dropped before inference: {drops}")
@@ -292,8 +341,10 @@ def to_html(res: dict[str, Any], images: list[tuple[str, str]], out: Path) -> st
     parts.append("<h2>Gates</h2><ul>")
     for g in res["gates"]:
         cls = "pass" if g["passed"] else "fail"
-        parts.append(f"<li class='{cls}'>{'PASS' if g['passed'] else 'FAIL'} {html.escape(g['name'])} "
-                     f"({html.escape(g['run'])}): {html.escape(g['text'])}</li>")  # fmt: skip
+        parts.append(
+            f"<li class='{cls}'>{'PASS' if g['passed'] else 'FAIL'} {html.escape(g['name'])} "
+            f"({html.escape(g['run'])}): {html.escape(g['text'])}</li>"
+        )
     parts.append("</ul><h2>Notes</h2><ul>")
     if res["incomplete"]:
         parts.append(f"<li class='fail'>incomplete: {html.escape(res['incomplete'])}</li>")

@@ -40,8 +40,15 @@ def _pct(values: list[float]) -> dict[str, float]:
     return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(np.max(values))}
 
 
-def summarise(outputs: Path, bag: Path, spec: ModelSpec, sweeps: int, out_dir: Path, node_exit: int | None,
-              monitor_log: Path | None = None) -> dict[str, Any]:  # fmt: skip
+def summarise(
+    outputs: Path,
+    bag: Path,
+    spec: ModelSpec,
+    sweeps: int,
+    out_dir: Path,
+    node_exit: int | None,
+    monitor_log: Path | None = None,
+) -> dict[str, Any]:
     from bevfusion_ros.ros import build, convert
 
     classes = spec.map.classes if spec.map else ()
@@ -87,8 +94,14 @@ def summarise(outputs: Path, bag: Path, spec: ModelSpec, sweeps: int, out_dir: P
         from bevfusion_ros.tools.viz.plots import bev_figure
 
         shown = det.select(det.scores >= 0.3)
-        bev_figure(out_dir / "bev_last_frame.png", points, shown, None, seg,
-                   title=f"{spec.name} via the perception node: frame {stamp}, {len(shown)} boxes >= 0.3")
+        bev_figure(
+            out_dir / "bev_last_frame.png",
+            points,
+            shown,
+            None,
+            seg,
+            title=f"{spec.name} via the perception node: frame {stamp}, {len(shown)} boxes >= 0.3",
+        )
         summary["bev_png"] = str(out_dir / "bev_last_frame.png")
     (out_dir / "summary.md").write_text(markdown(summary))
     return summary
@@ -101,7 +114,7 @@ def monitor_summary(diag_msgs: list[Any], log: Path) -> dict[str, Any]:
     for m in diag_msgs:
         for s in m.status:
             if s.name.startswith("bevfusion monitor: "):
-                c = checks.setdefault(s.name[len("bevfusion monitor: "):], {"OK": 0, "WARN": 0, "ERROR": 0})
+                c = checks.setdefault(s.name[len("bevfusion monitor: ") :], {"OK": 0, "WARN": 0, "ERROR": 0})
                 c[names.get(int.from_bytes(s.level, "little"), "ERROR")] += 1
                 c["last"] = s.message
     rows = len(log.read_text().splitlines()) if log.is_file() else 0

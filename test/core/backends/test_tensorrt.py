@@ -24,8 +24,16 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def _build_all(config: str, out: Path, **extra: object) -> None:
-    args = argparse.Namespace(config=str(REPO / "config" / "engines" / config), out=str(out), calibration_bag="",
-                              frames=0, recalibrate=False, stages="", device=0, no_progress=True)  # fmt: skip
+    args = argparse.Namespace(
+        config=str(REPO / "config" / "engines" / config),
+        out=str(out),
+        calibration_bag="",
+        frames=0,
+        recalibrate=False,
+        stages="",
+        device=0,
+        no_progress=True,
+    )
     vars(args).update(extra)
     assert build_engines.run(args) == 0
 
@@ -111,8 +119,13 @@ def test_engine_that_tensorrt_rejects_gives_its_reason(trt_fakes, spec, one_engi
     # A plan from another TensorRT whose sidecar claims this one: the runtime itself refuses it.
     info = engine_cache.read_info(one_engine)
     trt_fakes.trt.__version__ = "10.4.0"
-    engine_cache.write(one_engine, one_engine.read_bytes(), engine_cache.EngineInfo(
-        **{**json.loads(info.to_json()), "tensorrt_version": "10.4.0", "flags": tuple(info.flags)}))  # fmt: skip
+    engine_cache.write(
+        one_engine,
+        one_engine.read_bytes(),
+        engine_cache.EngineInfo(
+            **{**json.loads(info.to_json()), "tensorrt_version": "10.4.0", "flags": tuple(info.flags)}
+        ),
+    )
     trt_fakes.trt.__version__ = "10.4.0"
     with pytest.raises(BackendError, match="not compatible with this version of TensorRT"):
         _backend(spec, one_engine.parent).activate()

@@ -46,8 +46,11 @@ def real():  # type: ignore[no-untyped-def]
         pytest.skip("set BEVFUSION_GPU_FRAME to the decoded real frame (.npz)")
     z = np.load(path)
     names = tuple(str(n) for n in z["names"])
-    rig = CameraRig.create(names, [CameraIntrinsics.from_arrays(k, int(w), int(h)) for k, (w, h) in
-                                   zip(z["K"], z["wh"], strict=True)], list(z["lidar2cam"]))  # fmt: skip
+    rig = CameraRig.create(
+        names,
+        [CameraIntrinsics.from_arrays(k, int(w), int(h)) for k, (w, h) in zip(z["K"], z["wh"], strict=True)],
+        list(z["lidar2cam"]),
+    )
     return list(z["images"]), z["points"], rig
 
 
@@ -106,8 +109,10 @@ def test_pillar_kernel_matches_numpy_with_bad_points(ctx, spec, real) -> None:  
     got = _from_device(out, (1, 5, g.ny, g.nx), np.float32, s)
     want = pillarize(crop_points(pts, spec.lidar), spec.lidar)
     diff = np.abs(got - want)
-    print(f"\npillar kernel vs numpy ({pts.shape[0]} points): max |diff| = {diff.max():.3g}, "
-          f"occupied cells {int((want[0, 0] > 0).sum())} vs {int((got[0, 0] > 0).sum())}")  # fmt: skip
+    print(
+        f"\npillar kernel vs numpy ({pts.shape[0]} points): max |diff| = {diff.max():.3g}, "
+        f"occupied cells {int((want[0, 0] > 0).sum())} vs {int((got[0, 0] > 0).sum())}"
+    )
     np.testing.assert_array_equal(got[0, 0] > 0, want[0, 0] > 0)
     np.testing.assert_array_equal(got[0, 1], want[0, 1])  # max and min are exact
     np.testing.assert_array_equal(got[0, 3], want[0, 3])

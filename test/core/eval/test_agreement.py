@@ -28,8 +28,14 @@ def dets(rows: list[tuple[float, float, float, int]], yaw: float = 0.0) -> Detec
     """(x, y, score, label) rows."""
     a = np.asarray(rows, np.float64).reshape(-1, 4)
     n = len(a)
-    return Detections.create(np.c_[a[:, :2], np.zeros(n)], np.tile([4.0, 2.0, 1.5], (n, 1)), np.full(n, yaw),
-                             a[:, 2], a[:, 3].astype(int), NAMES)  # fmt: skip
+    return Detections.create(
+        np.c_[a[:, :2], np.zeros(n)],
+        np.tile([4.0, 2.0, 1.5], (n, 1)),
+        np.full(n, yaw),
+        a[:, 2],
+        a[:, 3].astype(int),
+        NAMES,
+    )
 
 
 def test_greedy_matching_by_score_same_class_within_distance() -> None:
@@ -49,8 +55,9 @@ def test_matching_compares_class_names_not_label_indices() -> None:
 
 
 def test_yaw_difference_wraps() -> None:
-    np.testing.assert_allclose(yaw_difference([3.1, -3.1, 0.0], [-3.1, 3.1, 2 * np.pi]), [2 * np.pi - 6.2] * 2 + [0],
-                               atol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(
+        yaw_difference([3.1, -3.1, 0.0], [-3.1, 3.1, 2 * np.pi]), [2 * np.pi - 6.2] * 2 + [0], atol=1e-9
+    )
 
 
 def test_frame_quality_counts_at_the_score_threshold() -> None:
@@ -99,8 +106,10 @@ def test_score_pairs_stay_bounded() -> None:
 
 def test_seg_iou_rejects_other_grids() -> None:
     with pytest.raises(ValueError, match="grids differ"):
-        seg_iou(grid_seg(np.zeros((2, 4, 4))), Segmentation(np.zeros((2, 3, 3), np.float32), ("r", "w"),
-                                                                Grid(0, 0, 3, 3, 1)))  # fmt: skip
+        seg_iou(
+            grid_seg(np.zeros((2, 4, 4))),
+            Segmentation(np.zeros((2, 3, 3), np.float32), ("r", "w"), Grid(0, 0, 3, 3, 1)),
+        )
 
 
 def test_extremes_keep_only_the_k_lowest_and_highest() -> None:
@@ -114,8 +123,11 @@ def test_extremes_keep_only_the_k_lowest_and_highest() -> None:
 
 
 def test_gates() -> None:
-    runs = [{"name": "fp32", "mean_ap": 0.50, "p99_ms": 90.0}, {"name": "int8", "mean_ap": 0.48, "p99_ms": 60.0},
-            {"name": "bad", "mean_ap": 0.40, "p99_ms": 120.0}]  # fmt: skip
+    runs = [
+        {"name": "fp32", "mean_ap": 0.50, "p99_ms": 90.0},
+        {"name": "int8", "mean_ap": 0.48, "p99_ms": 60.0},
+        {"name": "bad", "mean_ap": 0.40, "p99_ms": 120.0},
+    ]
     g = {(x.name, x.run): x for x in check_gates(runs, min_map=0.45, max_map_drop_pct=5, max_p99_ms=100)}
     assert g["min_map", "fp32"].passed and g["min_map", "int8"].passed and not g["min_map", "bad"].passed
     assert g["max_map_drop", "int8"].passed and g["max_map_drop", "int8"].value == pytest.approx(4.0)

@@ -30,8 +30,15 @@ def fake_ina3221(root: Path, channels: dict[str, tuple[str, str]]) -> Path:
 
 
 def test_ina3221_rails_skip_nc_and_sum_without_vdd_in(tmp_path: Path) -> None:
-    root = fake_ina3221(tmp_path / "ina", {"VDD_GPU_SOC": ("5000", "480"), "VDD_CPU_CV": ("5000", "80"),
-                                           "VIN_SYS_5V0": ("5000", "806"), "NC#1": ("0", "0")})  # fmt: skip
+    root = fake_ina3221(
+        tmp_path / "ina",
+        {
+            "VDD_GPU_SOC": ("5000", "480"),
+            "VDD_CPU_CV": ("5000", "80"),
+            "VIN_SYS_5V0": ("5000", "806"),
+            "NC#1": ("0", "0"),
+        },
+    )
     src = hw_sources.Ina3221Source(root)
     snap = src.snapshot()
     assert snap.rails_w == pytest.approx({"VDD_GPU_SOC": 2.4, "VDD_CPU_CV": 0.4, "VIN_SYS_5V0": 4.03})
@@ -39,8 +46,9 @@ def test_ina3221_rails_skip_nc_and_sum_without_vdd_in(tmp_path: Path) -> None:
 
 
 def test_ina3221_uses_vdd_in_and_reports_bad_channels(tmp_path: Path) -> None:
-    root = fake_ina3221(tmp_path / "ina", {"VDD_IN": ("5000", "2496"), "VDD_SOC": ("5000", "-9e12"),
-                                           "VDD_CPU_GPU_CV": ("5000", "x")})  # fmt: skip
+    root = fake_ina3221(
+        tmp_path / "ina", {"VDD_IN": ("5000", "2496"), "VDD_SOC": ("5000", "-9e12"), "VDD_CPU_GPU_CV": ("5000", "x")}
+    )
     snap = hw_sources.Ina3221Source(root).snapshot()
     assert snap.total_w == pytest.approx(12.48)
     assert any("VDD_SOC" in p and "not a plausible" in p for p in snap.problems)
@@ -67,8 +75,9 @@ def test_nvml_without_a_driver_says_why() -> None:
 def test_tegrastats_source_snapshot(tmp_path: Path) -> None:
     lines = tmp_path / "l.txt"
     lines.write_text(ORIN_JP6 + "\n")
-    proc = TegrastatsProcess(command=[sys.executable, str(DOUBLE), str(lines), str(tmp_path / "s"), "run",
-                                      "--interval", "20"])  # fmt: skip
+    proc = TegrastatsProcess(
+        command=[sys.executable, str(DOUBLE), str(lines), str(tmp_path / "s"), "run", "--interval", "20"]
+    )
     src = hw_sources.TegrastatsSource(process=proc)
     src.start()
     try:

@@ -9,9 +9,16 @@ from bevfusion_ros.core.perception.timing import FrameTiming
 
 
 def timing() -> FrameTiming:
-    return FrameTiming({"image.preprocess": 3.0, "head.bbox": 9.5, "postprocess": 1.0, "total": 20.0},
-                       host_ms=6.0, latency_ms=25.0, stamp_age_ms=70.0, camera_skew_ms=12.0,
-                       masked_cameras=1, points=34000, detections=17)  # fmt: skip
+    return FrameTiming(
+        {"image.preprocess": 3.0, "head.bbox": 9.5, "postprocess": 1.0, "total": 20.0},
+        host_ms=6.0,
+        latency_ms=25.0,
+        stamp_age_ms=70.0,
+        camera_skew_ms=12.0,
+        masked_cameras=1,
+        points=34000,
+        detections=17,
+    )
 
 
 def test_round_trip_through_text_values_as_a_diagnostic_status_carries_them() -> None:
@@ -24,8 +31,9 @@ def test_frame_level_times_are_not_stages() -> None:
     assert set(decoded.stages_ms) == {"image.preprocess", "head.bbox", "postprocess", "total"}
 
 
-@pytest.mark.parametrize(("key", "value", "words"), [("latency_ms", None, "no 'latency_ms'"),
-                                                      ("points", "many", "'points' is 'many'")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("key", "value", "words"), [("latency_ms", None, "no 'latency_ms'"), ("points", "many", "'points' is 'many'")]
+)
 def test_a_broken_record_names_its_key(key: str, value: str | None, words: str) -> None:
     wire: dict[str, str | float | int] = dict(timing().encode())
     if value is None:

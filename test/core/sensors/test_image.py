@@ -68,7 +68,9 @@ def test_last_row_without_padding_is_accepted() -> None:
 
 
 @given(
-    h=st.integers(1, 12), w=st.integers(1, 12), pad=st.integers(0, 9),
+    h=st.integers(1, 12),
+    w=st.integers(1, 12),
+    pad=st.integers(0, 9),
     encoding=st.sampled_from(["rgb8", "bgr8", "rgba8", "bgra8", "mono8"]),
 )
 @settings(max_examples=60, deadline=None)

@@ -20,14 +20,23 @@ def _layout(names, dtypes, order, gap, bigendian, width, height, row_pad):
         offsets[names[i]] = off
         off += np.dtype(dtypes[i]).itemsize + gap
     point_step = off
-    rec = np.dtype({"names": list(names), "formats": [np.dtype(t).newbyteorder(bo) for t in dtypes],
-                    "offsets": [offsets[n] for n in names], "itemsize": point_step})
+    rec = np.dtype(
+        {
+            "names": list(names),
+            "formats": [np.dtype(t).newbyteorder(bo) for t in dtypes],
+            "offsets": [offsets[n] for n in names],
+            "itemsize": point_step,
+        }
+    )
     n = width * height
     values = np.zeros((n, len(names)), np.float64)
     packed = np.zeros(n, rec)
     for i, (name, t) in enumerate(zip(names, dtypes, strict=True)):
-        col = RNG.uniform(-100, 100, n) if np.dtype(t).kind == "f" else RNG.integers(
-            np.iinfo(t).min, np.iinfo(t).max, n, endpoint=True)
+        col = (
+            RNG.uniform(-100, 100, n)
+            if np.dtype(t).kind == "f"
+            else RNG.integers(np.iinfo(t).min, np.iinfo(t).max, n, endpoint=True)
+        )
         packed[name] = col
         values[:, i] = packed[name]
     row_step = width * point_step + row_pad
@@ -50,8 +59,7 @@ def _layout(names, dtypes, order, gap, bigendian, width, height, row_pad):
 def test_any_layout_decodes_to_the_packed_values(dtypes, order, gap, bigendian, width, height, row_pad) -> None:
     dtypes[:3] = [np.float32, np.float64, np.float32]  # x, y, z finite floats so none are dropped
     names = ("x", "y", "z", "intensity", "ring")
-    values, fields, data, point_step, row_step = _layout(names, dtypes, order, gap, bigendian, width, height,
-                                                         row_pad)
+    values, fields, data, point_step, row_step = _layout(names, dtypes, order, gap, bigendian, width, height, row_pad)
     pc = decode_points(data, fields, width, height, point_step, row_step, bigendian)
     assert pc.fields == names
     assert pc.data.dtype == np.float32 and len(pc) == width * height
@@ -64,8 +72,7 @@ def test_optional_fields_are_read_only_when_present_and_extra_fields_ignored() -
     pc = decode_points(data, specs, 10, 1, step, step * 10)
     assert pc.fields == ("x", "y", "z", "intensity")
     np.testing.assert_array_equal(pc.data, cols[:, :4])
-    with_time = decode_points(data, specs, 10, 1, step, step * 10, required=("x", "y", "z"),
-                              optional=("reflectivity",))
+    with_time = decode_points(data, specs, 10, 1, step, step * 10, required=("x", "y", "z"), optional=("reflectivity",))
     assert with_time.fields == ("x", "y", "z", "reflectivity")
 
 
@@ -104,12 +111,10 @@ def _xyz_i(point_step=16):
     ],
 )
 def test_malformed_clouds_raise_one_clear_error(case, needle) -> None:
-    args = {"data": b"\x00" * 160, "fields": _xyz_i(), "width": 10, "height": 1, "point_step": 16,
-            "row_step": 160}
+    args = {"data": b"\x00" * 160, "fields": _xyz_i(), "width": 10, "height": 1, "point_step": 16, "row_step": 160}
     args.update(case)
     with pytest.raises(MessageError) as info:
-        decode_points(args["data"], args["fields"], args["width"], args["height"], args["point_step"],
-                      args["row_step"])
+        decode_points(args["data"], args["fields"], args["width"], args["height"], args["point_step"], args["row_step"])
     assert needle in str(info.value)
 
 
@@ -123,8 +128,9 @@ def test_pointcloud_type_checks_its_shape() -> None:
 
 
 def test_real_nuscenes_sweep_round_trips(frame) -> None:
-    specs, data, step = encode_points(frame.points, ["x", "y", "z", "intensity", "ring"],
-                                      [np.float32] * 4 + [np.uint16])
+    specs, data, step = encode_points(
+        frame.points, ["x", "y", "z", "intensity", "ring"], [np.float32] * 4 + [np.uint16]
+    )
     assert step == 18
     pc = decode_points(data, specs, len(frame.points), 1, step, step * len(frame.points))
     assert len(pc) == 34688

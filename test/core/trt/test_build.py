@@ -65,8 +65,14 @@ def test_bad_build_config_names_key_and_allowed_values(tmp_path: Path, defaults:
 
 
 def test_fp16_build_sets_flags_and_writes_sidecar(trt_fakes, ctx, spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    r = _build(trt_fakes.trt, spec, "fuser", StageBuild(precision="fp16", workspace_mb=256), tmp_path,
-               timing_cache=tmp_path / "timing.cache")  # fmt: skip
+    r = _build(
+        trt_fakes.trt,
+        spec,
+        "fuser",
+        StageBuild(precision="fp16", workspace_mb=256),
+        tmp_path,
+        timing_cache=tmp_path / "timing.cache",
+    )
     info = read_info(r.engine)
     assert info.flags == ("FP16",) and info.precision == "fp16" and info.dla_core == -1
     assert info.tensorrt_version == "10.3.0" and info.extra["workspace_mb"] == 256
@@ -109,7 +115,9 @@ def test_calibrator_feeds_batches_then_cache_skips_them(trt_fakes, ctx, spec, tm
     assert again.cache_read and again.batches_used == 0 and trt_fakes.build_stats["calibration_batches"] == 4
 
 
-def test_calibrator_stage_without_batches_or_cache_fails_with_tensorrt_reason(trt_fakes, ctx, spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_calibrator_stage_without_batches_or_cache_fails_with_tensorrt_reason(
+    trt_fakes, ctx, spec, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     sb = StageBuild(precision="int8", int8_source="calibrator")
     with pytest.raises(ConfigError, match="needs calibration frames"):
         _build(trt_fakes.trt, spec, "camera.vtransform", sb, tmp_path)
@@ -121,8 +129,9 @@ def test_calibrator_stage_without_batches_or_cache_fails_with_tensorrt_reason(tr
 def test_dla_build_reports_gpu_fallback_layers(trt_fakes, ctx, spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(1)
     sb = StageBuild(precision="best", int8_source="calibrator", dla_core=1)
-    cal = make_entropy_calibrator(trt_fakes.trt, iter([{"fused": rng.random((1, 128, 128, 128), np.float32)}]),
-                                  tmp_path / "c.cache")  # fmt: skip
+    cal = make_entropy_calibrator(
+        trt_fakes.trt, iter([{"fused": rng.random((1, 128, 128, 128), np.float32)}]), tmp_path / "c.cache"
+    )
     r = _build(trt_fakes.trt, spec, "head.map", sb, tmp_path, calibrator=cal)
     assert r.dla is not None and r.info.dla_core == 1 and set(r.info.flags) == {"FP16", "INT8", "GPU_FALLBACK"}
     fallback_types = {t for _, t in r.dla.fallback}
@@ -142,8 +151,7 @@ def test_dla_without_gpu_fallback_and_bad_core_are_refused(trt_fakes, ctx, spec,
     with pytest.raises(ConfigError, match="this device has 2 DLA core"):
         _build(trt_fakes.trt, spec, "head.bbox", StageBuild(precision="fp16", dla_core=2), tmp_path)
     # A stage whose layers all run on DLA needs no fallback.
-    r = _build(trt_fakes.trt, spec, "head.bbox", StageBuild(precision="fp16", dla_core=0, gpu_fallback=False),
-               tmp_path)  # fmt: skip
+    r = _build(trt_fakes.trt, spec, "head.bbox", StageBuild(precision="fp16", dla_core=0, gpu_fallback=False), tmp_path)
     assert r.dla is not None and not r.dla.fallback and r.dla.dla_fraction == 1.0
 
 

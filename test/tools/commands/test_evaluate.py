@@ -37,10 +37,13 @@ def scene_bag(frame_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     first = scene_frame(load_frame(frame_dir), SEED)
     grid = load_model(default_model()).map.grid  # type: ignore[union-attr]
     return write_bag(
-        first, tmp_path_factory.mktemp("eval") / "scenes", FRAMES, show_progress=False,
+        first,
+        tmp_path_factory.mktemp("eval") / "scenes",
+        FRAMES,
+        show_progress=False,
         frames=lambda k: first if k == 0 else scene_frame(first, SEED + k),
         maps=lambda k: (scenes.rasterize_map(scenes.generate_scene(SEED + k), grid), grid, scenes.MAP_CLASSES),
-    )  # fmt: skip
+    )
 
 
 def evaluate(bag: Path, out: Path, *extra: str) -> tuple[int, dict[str, Any] | None]:
@@ -49,8 +52,12 @@ def evaluate(bag: Path, out: Path, *extra: str) -> tuple[int, dict[str, Any] | N
     return code, json.loads(path.read_text()) if path.is_file() else None
 
 
-def copy_bag(src: Path, dst: Path, keep: Callable[[str], bool] = lambda t: True,
-             retype: dict[str, tuple[str, bytes]] | None = None) -> Path:  # fmt: skip
+def copy_bag(
+    src: Path,
+    dst: Path,
+    keep: Callable[[str], bool] = lambda t: True,
+    retype: dict[str, tuple[str, bytes]] | None = None,
+) -> Path:
     """``src`` without the topics ``keep`` rejects; ``retype`` replaces a topic's type and payload."""
     reader = open_reader(src)
     try:
@@ -122,21 +129,43 @@ def fake_recording(bag: Path, out: Path, shift_m: float = 0.0) -> Path:
             r = pipe(f.images, f.points)
             hdr = build.header("lidar_top", f.stamp_ns)
             det = r.detections
-            moved = type(det)(det.centers + np.float32([shift_m, 0, 0]), det.sizes, det.yaw, det.scores, det.labels,
-                              det.class_names, det.velocities)  # fmt: skip
-            w.write(f"{NODE}/detections", "vision_msgs/msg/Detection3DArray", f.stamp_ns,
-                    serialize_message(build.detections_msg(moved, hdr)))  # fmt: skip
+            moved = type(det)(
+                det.centers + np.float32([shift_m, 0, 0]),
+                det.sizes,
+                det.yaw,
+                det.scores,
+                det.labels,
+                det.class_names,
+                det.velocities,
+            )
+            w.write(
+                f"{NODE}/detections",
+                "vision_msgs/msg/Detection3DArray",
+                f.stamp_ns,
+                serialize_message(build.detections_msg(moved, hdr)),
+            )
             g = spec.map.grid
             assert r.segmentation is not None
             for k, c in enumerate(spec.map.classes):
                 msg = build.occupancy_grid_msg(r.segmentation.probabilities[k], g.resolution, (g.xmin, g.ymin), hdr)
                 w.write(f"{NODE}/map/{c}", "nav_msgs/msg/OccupancyGrid", f.stamp_ns, serialize_message(msg))
-            timing = FrameTiming(dict(r.timings_ms), host_ms=1.0, latency_ms=r.timings_ms["total"] + 1.0,
-                                 stamp_age_ms=r.timings_ms["total"] + 2.0, camera_skew_ms=0.0, masked_cameras=0,
-                                 points=r.points_used, detections=len(r.detections))  # fmt: skip
+            timing = FrameTiming(
+                dict(r.timings_ms),
+                host_ms=1.0,
+                latency_ms=r.timings_ms["total"] + 1.0,
+                stamp_age_ms=r.timings_ms["total"] + 2.0,
+                camera_skew_ms=0.0,
+                masked_cameras=0,
+                points=r.points_used,
+                detections=len(r.detections),
+            )
             st = diagnostics.status("bevfusion: timing", spec.name, diagnostics.OK, "frame", timing.encode())
-            w.write(f"{NODE}/timing", "diagnostic_msgs/msg/DiagnosticArray", f.stamp_ns,
-                    serialize_message(diagnostics.array(build.header("", f.stamp_ns), [st])))  # fmt: skip
+            w.write(
+                f"{NODE}/timing",
+                "diagnostic_msgs/msg/DiagnosticArray",
+                f.stamp_ns,
+                serialize_message(diagnostics.array(build.header("", f.stamp_ns), [st])),
+            )
     return out
 
 
@@ -242,8 +271,18 @@ def test_recorded_bag_without_detections_and_bad_run_names(scene_bag: Path, tmp_
 def test_tensorrt_run_against_the_fake(scene_bag: Path, tmp_path: Path, trt_fakes) -> None:  # type: ignore[no-untyped-def]
     """The TensorRT path of evaluate (FAKE TensorRT 10.3 + fake CUDA device: fp32 arithmetic), so
     engines built from the fp16 config must agree with ONNX Runtime almost box for box."""
-    code, res = evaluate(scene_bag, tmp_path / "ev", "--max-frames", "2", "--compare", "tensorrt:fp16",
-                         "--param", f"engine_dir:={tmp_path / 'engines'}", "--param", "allow_engine_build:=true")
+    code, res = evaluate(
+        scene_bag,
+        tmp_path / "ev",
+        "--max-frames",
+        "2",
+        "--compare",
+        "tensorrt:fp16",
+        "--param",
+        f"engine_dir:={tmp_path / 'engines'}",
+        "--param",
+        "allow_engine_build:=true",
+    )
     assert code == 0 and res is not None, res
     assert trt_fakes.build_stats["builds"] == 6
     trt = res["runs"][1]

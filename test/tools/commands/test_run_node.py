@@ -15,13 +15,31 @@ from bevfusion_ros.tools.data.nuscenes_frame import load_frame
 @pytest.mark.parametrize("compressed", [False, True], ids=["raw", "jpeg"])
 def test_run_node_accounts_for_every_sweep(tmp_path, frame_dir, compressed) -> None:  # type: ignore[no-untyped-def]
     first = scene_frame(load_frame(frame_dir), 10_000_030)
-    bag = write_bag(first, tmp_path / "bag", 3, show_progress=False, compressed=compressed,
-                    frames=lambda k: first if k == 0 else scene_frame(first, 10_000_030 + k))
+    bag = write_bag(
+        first,
+        tmp_path / "bag",
+        3,
+        show_progress=False,
+        compressed=compressed,
+        frames=lambda k: first if k == 0 else scene_frame(first, 10_000_030 + k),
+    )
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "bevfusion_ros.tools.cli", "run-node", "--bag", str(bag), "--out", str(out),
-         "--rate", "1.0"],  # run-node sees the CompressedImage topics and sets image_transport itself
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "bevfusion_ros.tools.cli",
+            "run-node",
+            "--bag",
+            str(bag),
+            "--out",
+            str(out),
+            "--rate",
+            "1.0",
+        ],  # run-node sees the CompressedImage topics and sets image_transport itself
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     s = json.loads((out / "summary.json").read_text())
@@ -42,10 +60,24 @@ def test_run_node_accounts_for_every_sweep(tmp_path, frame_dir, compressed) -> N
     # replay of the same bag: on the frames the node processed, both runs must give the same boxes
     ev = tmp_path / "eval"
     proc = subprocess.run(
-        [sys.executable, "-m", "bevfusion_ros.tools.cli", "evaluate", str(bag), "--recorded", str(out / "outputs"),
-         "--compare", "onnxruntime", "--out", str(ev), "--no-progress"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bevfusion_ros.tools.cli",
+            "evaluate",
+            str(bag),
+            "--recorded",
+            str(out / "outputs"),
+            "--compare",
+            "onnxruntime",
+            "--out",
+            str(ev),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     res = json.loads((ev / "evaluation.json").read_text())
     recorded, replayed = res["runs"]

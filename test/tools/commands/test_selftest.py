@@ -14,8 +14,9 @@ from bevfusion_ros.tools.commands import selftest
 
 
 def _args(out: Path, **kw: object) -> argparse.Namespace:
-    a = argparse.Namespace(out=str(out), variants="fp16,int8,int8-dla0", frames=2, calibration_frames=2, bag="",
-                           device=0, no_progress=True)  # fmt: skip
+    a = argparse.Namespace(
+        out=str(out), variants="fp16,int8,int8-dla0", frames=2, calibration_frames=2, bag="", device=0, no_progress=True
+    )
     vars(a).update(kw)
     return a
 
