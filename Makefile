@@ -8,6 +8,9 @@ PIP := $(VPY) -m pip install --disable-pip-version-check -q -c requirements/cons
 SHARED ?= $(abspath ../shared)
 VISION_MSGS_DIR ?= $(SHARED)/ros_interfaces/vision_msgs/msg
 FRAME_DIR ?= $(SHARED)/data/nuscenes_frame
+ROS_SRC ?= $(SHARED)/ros_src
+# what share/bevfusion_ros links to: a file added or removed there re-links it
+SHARE_FILES := package.xml $(wildcard launch/*.py config/*.* config/engines/*.yaml engines/*.* engines/reference/*.* engines/reference/int8/*.*)
 DEMO_DIR ?= build/demo
 DEMO_FRAMES ?= 20
 DEMO_SCENES ?= 50
@@ -33,11 +36,23 @@ $(VENV)/.stamp-vision-msgs: $(VENV)/.stamp-ros interfaces/vision_msgs/CMakeLists
 	$(VPY) scripts/build_vision_msgs.py --msg-dir $(VISION_MSGS_DIR) --source interfaces/vision_msgs --build-dir build/vision_msgs
 	@touch $@
 
+# launch, launch_testing, the ros2 CLI, message_filters, sensor_msgs_py, diagnostic_updater, tf2:
+# no wheels exist, so they are built from the upstream sources in ../shared/ros_src (~1 min).
+$(VENV)/.stamp-ros-tools: $(VENV)/.stamp-vision-msgs requirements/ros_tools.txt scripts/install_ros_src.py $(ROS_SRC)/UPSTREAM.txt
+	$(PIP) -r requirements/ros_tools.txt
+	$(VPY) scripts/install_ros_src.py --src $(ROS_SRC) --build-dir build/ros_src
+	@touch $@
+
+$(ROS_SRC)/UPSTREAM.txt:
+	@echo "error: $(ROS_SRC) is missing: the upstream ROS 2 sources (launch, ros2cli, message_filters, tf2, ...) are expected in ../shared/ros_src beside the checkout (or set ROS_SRC=...)"; exit 2
+
 # The build backend comes from the pins too (no isolated build env fetching whatever is newest).
-$(VENV)/.stamp-package: $(VENV)/.stamp-vision-msgs setup.py setup.cfg pyproject.toml requirements/constraints.txt requirements/devkit.txt
+# Then the package goes into the venv's ament index as a colcon symlink install would put it.
+$(VENV)/.stamp-package: $(VENV)/.stamp-ros-tools setup.py setup.cfg pyproject.toml requirements/constraints.txt requirements/devkit.txt scripts/ament_index_install.py $(SHARE_FILES)
 	$(PIP) setuptools
 	$(PIP) --no-build-isolation -e '.[dev,bags,onnx,viz,nvml]'
 	$(PIP) --no-deps -r requirements/devkit.txt
+	$(VPY) scripts/ament_index_install.py
 	@touch $@
 
 # ruff (bugs, style, import order; then the formatting, unchanged), then the layer rules of

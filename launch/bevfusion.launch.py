@@ -2,25 +2,29 @@
 
     ros2 launch bevfusion_ros bevfusion.launch.py calibration_file:=/etc/vehicle/calibration.yaml
     ros2 launch bevfusion_ros bevfusion.launch.py model:=/opt/models/bevfusion.yaml backend:=tensorrt
+    ros2 launch bevfusion_ros bevfusion.launch.py calibration_file:=BAG/calibration.yaml bag:=BAG rate:=0.5
 
 Arguments: params_file (ros__parameters YAML, default config/perception.yaml), model (model YAML,
-'' = the bundled reference model), backend (onnxruntime | tensorrt), calibration_file, use_sim_time
-(true when replaying a bag with --clock), fastdds_profile (Fast DDS XML, see config/fastdds_shm.xml),
-monitor (start the monitor node, default true), monitor_params_file (default config/monitor.yaml).
-Values given here override the params files.
+'' = the bundled reference model), backend (onnxruntime | tensorrt), calibration_file, autostart
+(configure + activate at start; false: drive it with ``ros2 lifecycle set``), use_sim_time,
+monitor (start the monitor node) and monitor_params_file, bag / rate / lidar_topic (play a bag
+into the nodes with the package's player once the node subscribes to lidar_topic; rosbag2 is not
+needed), middleware (RMW_IMPLEMENTATION, default rmw_fastrtps_cpp) and fastdds_profile (default
+config/fastdds_shm.xml): give '' to either to keep what the environment says. Values given here
+override the params files.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import LaunchConfiguration, NotEqualsSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from bevfusion_ros.ros.transport import GLIBC_TUNABLES
+from bevfusion_ros.ros.transport import launch_middleware
 
 
 def generate_launch_description():
@@ -31,38 +35,28 @@ def generate_launch_description():
         "model": arg("model"),
         "backend": arg("backend"),
         "calibration_file": arg("calibration_file"),
+        "autostart": ParameterValue(arg("autostart"), value_type=bool),
         "use_sim_time": use_sim_time,
     }
+    args = [
+        ("params_file", os.path.join(share, "config", "perception.yaml"), "perception node parameters (YAML)"),
+        ("model", "", "model YAML ('' = bundled reference model)"),
+        ("backend", "onnxruntime", "onnxruntime | tensorrt"),
+        ("calibration_file", None, "calibration YAML (lidar->camera, K per camera)"),
+        ("autostart", "true", "configure and activate at start (false: ros2 lifecycle set ...)"),
+        ("use_sim_time", "false", "use /clock (bag replay)"),
+        ("monitor", "true", "start the monitor node (power, load, temperature, latency diagnostics)"),
+        ("monitor_params_file", os.path.join(share, "config", "monitor.yaml"), "monitor node parameters (YAML)"),
+        ("bag", "", "rosbag2 folder to play into the nodes ('' = none)"),
+        ("rate", "1.0", "playback speed factor of bag"),
+        ("lidar_topic", "/lidar/points", "the player starts once the node subscribes to this topic"),
+        ("middleware", "rmw_fastrtps_cpp", "RMW_IMPLEMENTATION ('' = keep the environment's)"),
+        ("fastdds_profile", os.path.join(share, "config", "fastdds_shm.xml"), "Fast DDS XML ('' = environment's)"),
+    ]
     return LaunchDescription(
         [
-            DeclareLaunchArgument(
-                "params_file",
-                default_value=os.path.join(share, "config", "perception.yaml"),
-                description="perception node parameters (ros__parameters YAML)",
-            ),
-            DeclareLaunchArgument("model", default_value="", description="model YAML ('' = bundled reference model)"),
-            DeclareLaunchArgument("backend", default_value="onnxruntime", description="onnxruntime | tensorrt"),
-            DeclareLaunchArgument("calibration_file", description="calibration YAML (lidar->camera, K per camera)"),
-            DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (bag replay)"),
-            DeclareLaunchArgument(
-                "fastdds_profile",
-                default_value=os.path.join(share, "config", "fastdds_shm.xml"),
-                description="Fast DDS XML profile ('' for the middleware default)",
-            ),
-            DeclareLaunchArgument(
-                "monitor",
-                default_value="true",
-                description="start the monitor node (power, load, temperature, latency diagnostics)",
-            ),
-            DeclareLaunchArgument(
-                "monitor_params_file",
-                default_value=os.path.join(share, "config", "monitor.yaml"),
-                description="monitor node parameters (ros__parameters YAML)",
-            ),
-            SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", arg("fastdds_profile")),
-            SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", arg("fastdds_profile")),
-            SetEnvironmentVariable("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
-            SetEnvironmentVariable("GLIBC_TUNABLES", GLIBC_TUNABLES),
+            *(DeclareLaunchArgument(n, default_value=d, description=h) for n, d, h in args),
+            OpaqueFunction(function=launch_middleware),
             LifecycleNode(
                 package="bevfusion_ros",
                 executable="perception_node",
@@ -78,6 +72,26 @@ def generate_launch_description():
                 output="screen",
                 parameters=[arg("monitor_params_file"), {"use_sim_time": use_sim_time}],
                 condition=IfCondition(arg("monitor")),
+            ),
+            Node(
+                package="bevfusion_ros",
+                executable="bag_player",
+                name="bag_player",
+                output="screen",
+                arguments=[
+                    arg("bag"),
+                    "--rate",
+                    arg("rate"),
+                    "--wait-subscribers",
+                    "1",
+                    "--wait-topics",
+                    arg("lidar_topic"),
+                    "--wait-timeout",
+                    "600",
+                    "--delay",
+                    "1.0",
+                ],
+                condition=IfCondition(NotEqualsSubstitution(arg("bag"), "")),
             ),
         ]
     )

@@ -2,40 +2,38 @@
 
     ros2 launch bevfusion_ros replay.launch.py bag:=/data/drive_0001 rate:=1.0
 
-Sets the Fast DDS profile and malloc tunables for every process it starts (see
-config/fastdds_shm.xml for why), plays the bag with ``ros2 bag play`` and runs ``topic_probe``,
-which reports per-topic counts, sizes and transport latency when the bag ends.
+Sets the middleware, the Fast DDS profile and the malloc tunables for every process it starts (see
+config/fastdds_shm.xml for why; middleware:='' / fastdds_profile:='' keep the environment's), runs
+``topic_probe`` and the package's bag player, which starts once the probe has subscribed; the probe
+reports per-topic counts, sizes and transport latency when the bag ends.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from bevfusion_ros.ros.transport import GLIBC_TUNABLES
+from bevfusion_ros.ros.transport import launch_middleware
 
 
 def generate_launch_description():
     share = get_package_share_directory("bevfusion_ros")
     bag = LaunchConfiguration("bag")
-    profile = LaunchConfiguration("fastdds_profile")
     return LaunchDescription(
         [
             DeclareLaunchArgument("bag", description="rosbag2 folder to play"),
             DeclareLaunchArgument("rate", default_value="1.0", description="playback speed factor"),
+            DeclareLaunchArgument("middleware", default_value="rmw_fastrtps_cpp", description="'' = environment's"),
             DeclareLaunchArgument(
                 "fastdds_profile",
                 default_value=os.path.join(share, "config", "fastdds_shm.xml"),
-                description="Fast DDS XML profile ('' for the middleware default)",
+                description="Fast DDS XML profile ('' = the environment's)",
             ),
-            SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile),
-            SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", profile),
-            SetEnvironmentVariable("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
+            OpaqueFunction(function=launch_middleware),
             SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE", "SYSTEM_DEFAULT"),
-            SetEnvironmentVariable("GLIBC_TUNABLES", GLIBC_TUNABLES),
             Node(
                 package="bevfusion_ros",
                 executable="topic_probe",
@@ -43,6 +41,12 @@ def generate_launch_description():
                 output="screen",
                 arguments=["--bag", bag],
             ),
-            ExecuteProcess(cmd=["ros2", "bag", "play", bag, "--rate", LaunchConfiguration("rate")], output="screen"),
+            Node(
+                package="bevfusion_ros",
+                executable="bag_player",
+                name="bag_player",
+                output="screen",
+                arguments=[bag, "--rate", LaunchConfiguration("rate"), "--wait-subscribers", "1", "--delay", "1.0"],
+            ),
         ]
     )

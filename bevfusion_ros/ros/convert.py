@@ -93,6 +93,11 @@ def pointcloud2_to_points(
     specs = field_specs(msg)
     args = (int(msg.width), int(msg.height), int(msg.point_step), int(msg.row_step))
     pc2 = optional.sensor_msgs_py_point_cloud2() if use_distro else None
+    if pc2 is not None:
+        from sensor_msgs.msg import PointCloud2
+
+        if not isinstance(msg, PointCloud2):  # sensor_msgs_py asserts the rclpy type; a bag's message is not
+            pc2 = None
     if pc2 is None:
         return decode_points(msg.data, specs, *args, bool(msg.is_bigendian), required, optional_fields, drop_nonfinite)
     nbytes = np.frombuffer(msg.data, dtype=np.uint8).size

@@ -45,8 +45,15 @@ def declare(node: Node, specs: Sequence[ParamSpec] = PARAMETERS) -> None:
             continue
         default = spec.default
         if isinstance(default, list) and not default:
-            # an empty list says nothing of its element type (rclpy would guess a byte array)
-            default = Parameter.Type.STRING_ARRAY
+            # An empty list says nothing of its element type (rclpy would guess a byte array): declare
+            # the type, then give it a typed empty value unless an override set one. Without a value,
+            # `ros2 param dump` skips it and `ros2 param get` says "Parameter not set".
+            node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, _descriptor(spec))
+            try:
+                node.get_parameter(spec.name)
+            except ParameterUninitializedException:
+                node.set_parameters([Parameter(spec.name, Parameter.Type.STRING_ARRAY, [])])
+            continue
         node.declare_parameter(spec.name, default, _descriptor(spec))
 
 
@@ -60,12 +67,7 @@ def values(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
 
 
 def _value(node: Node, spec: ParamSpec) -> Any:
-    try:
-        value = node.get_parameter(spec.name).value
-    except ParameterUninitializedException:  # a list declared by type only, never set
-        return []
-    if isinstance(spec.default, list) and value is None:
-        return []
+    value = node.get_parameter(spec.name).value
     if isinstance(spec.default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value

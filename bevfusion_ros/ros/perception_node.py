@@ -106,6 +106,18 @@ class PerceptionNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        """Stop inference and free the model: the lifecycle's cleanup, and what ``main()`` runs on every
+        exit (signal, exception) before the node and its context are destroyed. A live inference thread
+        at interpreter exit aborted the process (SIGABRT) under ONNX Runtime and kept the DDS
+        participant, and its shared-memory segment, from being finalised."""
         self._release_io()
         if self.runner is not None:
             self.runner.close()  # deactivates the pipeline too
@@ -113,20 +125,16 @@ class PerceptionNode(LifecycleNode):
             self.pipeline.deactivate()
         self.runner = None
         self.pipeline = None
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        return self.on_cleanup(state)
 
     def _release_io(self) -> None:
-        if self.inputs is not None:
-            self.inputs.destroy()
-        if self.outputs is not None:
-            self.outputs.destroy()
         if self._worker is not None:  # stop inference before its publishers go away
             self._stop.set()
             self._wake.set()
             self._worker.join(timeout=30)
+        if self.inputs is not None:
+            self.inputs.destroy()
+        if self.outputs is not None:
+            self.outputs.destroy()
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
         self.inputs, self.outputs, self._worker, self._diag_timer = None, None, None, None
@@ -256,7 +264,8 @@ def _autostart(node: PerceptionNode) -> int | None:
     if node.cfg is not None and node.cfg.build_only:
         node.get_logger().info("build_only: the engines are built and load; exiting")
         return 0
-    node.trigger_activate()
+    if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+        return 1
     return None
 
 

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from bevfusion_ros.core.resources import config_file
 
@@ -26,21 +27,41 @@ def profile_path() -> Path:
     return config_file(PROFILE_NAME)
 
 
+def middleware_settings(profile: str | None, rmw: str | None, distro: str = "") -> dict[str, str]:
+    """The variables that select the middleware and its profile: ``rmw`` (e.g. rmw_fastrtps_cpp) and
+    a Fast DDS XML ``profile``; an empty or None value leaves that choice to the environment (a
+    CycloneDDS or Zenoh vehicle keeps its own). Fast DDS 3 (Kilted on) reads only the new variable
+    name; setting both makes it parse the profile twice and log errors."""
+    out: dict[str, str] = {}
+    if rmw:
+        out["RMW_IMPLEMENTATION"] = rmw
+    if profile:
+        out["FASTDDS_DEFAULT_PROFILES_FILE"] = profile
+        if distro in _FASTDDS2_DISTROS:
+            out["FASTRTPS_DEFAULT_PROFILES_FILE"] = profile  # Fast DDS 2.x reads only the old name
+    return out
+
+
 def transport_env(base: Mapping[str, str] | None = None, domain_id: int | None = None) -> dict[str, str]:
     """``base`` (default: this process's environment) plus the shared-memory transport settings."""
     env = dict(os.environ if base is None else base)
-    profile = str(profile_path())
-    env.update(
-        RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
-        FASTDDS_DEFAULT_PROFILES_FILE=profile,
-        ROS_AUTOMATIC_DISCOVERY_RANGE="SYSTEM_DEFAULT",
-        GLIBC_TUNABLES=GLIBC_TUNABLES,
-    )
-    if env.get("ROS_DISTRO", "") in _FASTDDS2_DISTROS:
-        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = profile  # Fast DDS 2.x reads only the old name
+    env.update(middleware_settings(str(profile_path()), "rmw_fastrtps_cpp", env.get("ROS_DISTRO", "")))
+    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="SYSTEM_DEFAULT", GLIBC_TUNABLES=GLIBC_TUNABLES)
     if domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(domain_id)
     return env
+
+
+def launch_middleware(context: Any) -> list[Any]:
+    """For a launch file's OpaqueFunction: SetEnvironmentVariable actions from its ``middleware`` and
+    ``fastdds_profile`` arguments ('' = inherit the environment) and the malloc tunables."""
+    from launch.actions import SetEnvironmentVariable
+
+    rmw = context.launch_configurations.get("middleware", "")
+    profile = context.launch_configurations.get("fastdds_profile", "")
+    settings = middleware_settings(profile, rmw, os.environ.get("ROS_DISTRO", ""))
+    settings["GLIBC_TUNABLES"] = GLIBC_TUNABLES
+    return [SetEnvironmentVariable(k, v) for k, v in settings.items()]
 
 
 def _shm_in_use(root: Path) -> set[str]:

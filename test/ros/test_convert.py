@@ -181,3 +181,18 @@ def test_own_pointcloud_reader_matches_sensor_msgs_py(frame) -> None:
         convert.pointcloud2_to_points(msg, use_distro=True).data,
         convert.pointcloud2_to_points(msg, use_distro=False).data,
     )
+
+
+@pytest.mark.skipif(optional.sensor_msgs_py_point_cloud2() is None, reason=PC2_REASON)
+def test_a_bags_pointcloud_is_read_where_sensor_msgs_py_is_installed(frame) -> None:
+    """sensor_msgs_py asserts the rclpy type; a rosbags message (replay, bag tools) must still decode."""
+    from rclpy.serialization import serialize_message
+
+    from bevfusion_ros.tools.bags.io import typestore
+
+    msg = build.pointcloud2_msg(frame.points, ("x", "y", "z", "intensity", "ring"), HDR, [np.float32] * 4 + [np.uint16])
+    bag_msg = typestore().deserialize_cdr(serialize_message(msg), "sensor_msgs/msg/PointCloud2")
+    np.testing.assert_array_equal(
+        convert.pointcloud2_to_points(bag_msg, use_distro=True).data,
+        convert.pointcloud2_to_points(msg, use_distro=True).data,
+    )

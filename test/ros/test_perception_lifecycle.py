@@ -173,3 +173,19 @@ def test_gpu_pipeline_needs_tensorrt_and_model_must_match_engine_config(context,
         assert "engine_config" in errors[1] and "fp16.yaml" in errors[1]
     finally:
         node.destroy_node()
+
+
+def test_every_parameter_has_a_value_for_ros2_param(context) -> None:  # type: ignore[no-untyped-def]
+    """`ros2 param dump` lists only parameters with a value; the empty lists must have one, typed."""
+    from rclpy.parameter import Parameter as P
+
+    from bevfusion_ros.core.perception.config import PARAMETERS
+
+    node = PerceptionNode(context=context, parameter_overrides=[P("camera_frames", value=["a", "b"])])
+    try:
+        params = {p.name: p for p in node.get_parameters([s.name for s in PARAMETERS])}
+        assert params["camera_names"].type_ == P.Type.STRING_ARRAY and params["camera_names"].value == []
+        assert params["camera_frames"].value == ["a", "b"]  # an override is kept
+        assert all(p.type_ != P.Type.NOT_SET for p in params.values())
+    finally:
+        node.destroy_node()

@@ -4,6 +4,7 @@ against the offline pipeline, and every kind of bad input sent into it while it 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -381,3 +382,45 @@ def test_node_on_the_real_frame_bag(ros_node, tmp_path, frame_dir, spec) -> None
     got = convert.detection3d_array_to_detections(dets[0], spec.class_names)
     assert got.label_names() == want.label_names()
     np.testing.assert_allclose(got.centers, want.centers, atol=1e-3)
+
+
+def _data_segments() -> set[str]:
+    """Fast DDS data segments in /dev/shm (port files are shared by every participant and not counted)."""
+    return {str(p) for p in Path("/dev/shm").glob("fastdds_*") if not p.name.startswith("fastdds_port")}
+
+
+@pytest.mark.parametrize(("backend", "sig"), [("onnxruntime", signal.SIGINT), ("onnxruntime", signal.SIGTERM),
+                                              ("null", signal.SIGINT), ("null", signal.SIGTERM)])  # fmt: skip
+def test_a_signal_while_streaming_exits_0_and_frees_the_shared_memory(ros_node, scene_bag, spec, backend, sig) -> None:
+    """SIGINT (ros2 launch) or SIGTERM (a supervisor) while frames are in flight: the lifecycle releases
+    the model and the inference thread, the participant is finalised, no segment is left in /dev/shm."""
+    before = _data_segments()
+    proc = start_node(f"calibration_file:={scene_bag / 'calibration.yaml'}", f"backend:={backend}",
+                      "backend_threads:=1")  # fmt: skip
+    player = None
+    try:
+        out = Outputs(ros_node, spec.map.classes)
+        out.wait(lambda: out.n("labels") > 0, 60, proc, "the node to be active")
+        segments = _data_segments() - before  # what the node's participant created
+        assert segments, "the node made no Fast DDS segment: is the shared-memory profile in use?"
+        topics = [LIDAR_TOPIC, *(image_topic(c) for c in CAMS)]
+        player = subprocess.Popen(
+            [sys.executable, "-m", "bevfusion_ros.tools.commands.play", str(scene_bag), "--loop", "50",
+             "--topics", *topics, "--wait-subscribers", "1", "--wait-timeout", "20"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ),
+        )  # fmt: skip
+        out.wait(lambda: out.n(f"{NODE}/detections") >= 1, 60, proc, "the first frame")
+        start = time.monotonic()
+        proc.send_signal(sig)
+        rc = proc.wait(timeout=15)
+        took = time.monotonic() - start
+        log = proc.stdout.read() if proc.stdout else ""
+    finally:
+        if player is not None:
+            player.terminate()
+            player.wait(timeout=15)
+        stop(proc)
+    assert rc == 0, log
+    assert "Traceback" not in log, log
+    assert took < 5.0, f"took {took:.1f} s to stop"
+    assert not [s for s in segments if os.path.exists(s)], f"left behind: {segments}"

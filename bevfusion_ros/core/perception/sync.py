@@ -8,7 +8,7 @@ Two policies feed the perception node one frame = (LiDAR sweep, one image per ca
   car's perception. A sweep waits at most ``wait`` (wall clock) for images stamped after it.
 * ``ApproximateTimeSync``: the package's own equivalent of message_filters'
   ApproximateTimeSynchronizer (same contract: one queue of ``queue_size`` per input, a set is
-  emitted when one message per input lies within ``slop``); the node uses message_filters itself
+  emitted when one message per input has a stamp spread below ``slop``); the node uses message_filters itself
   where it is installed. A set is all-or-nothing: a silent camera stalls every frame.
 
 Stamps are integer nanoseconds. A stamp more than ``TIMELINE_JUMP`` older than the newest one seen
@@ -172,7 +172,8 @@ class ApproximateTimeSync:
                 return None
             choices.append(near[: self.max_candidates])
         best = min(
-            (c for c in itertools.product(*choices) if max(c) - min(c) <= self.slop_ns),
+            # strictly inside slop, as message_filters requires
+            (c for c in itertools.product(*choices) if max(c) - min(c) < self.slop_ns),
             key=lambda c: max(c) - min(c),
             default=None,
         )

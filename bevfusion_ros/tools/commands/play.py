@@ -70,6 +70,7 @@ def play(
     wait_timeout_s: float = 10.0,
     clock: bool = False,
     delay_s: float = 0.0,
+    wait_topics: set[str] | None = None,
 ) -> PlayStats:
     stats = PlayStats()
     reader = open_reader(bag)
@@ -94,8 +95,9 @@ def play(
             from bevfusion_ros.ros.build import stamp
 
             clock_pub, clock_msg = node.create_publisher(Clock, "/clock", 10), Clock()
-        if wait_subscribers and not wait_for_subscribers(node, publishers, wait_subscribers, wait_timeout_s):
-            waiting = [t for t, p in publishers.items() if p.get_subscription_count() < wait_subscribers]
+        awaited = {t: p for t, p in publishers.items() if wait_topics is None or t in wait_topics}
+        if wait_subscribers and not wait_for_subscribers(node, awaited, wait_subscribers, wait_timeout_s):
+            waiting = [t for t, p in awaited.items() if p.get_subscription_count() < wait_subscribers]
             node.get_logger().warning(f"playing although no subscriber matched yet on: {', '.join(waiting)}")
         if delay_s > 0:
             # A writer sees a reader before that reader has matched the writer; samples sent in between
@@ -155,16 +157,18 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         help="before playing, wait until every topic has N matched subscribers",
     )
     ap.add_argument("--wait-timeout", type=float, default=10.0, help="seconds to wait for subscribers")
+    ap.add_argument("--wait-topics", nargs="*", help="the topics --wait-subscribers waits on (default: all played)")
     ap.add_argument("--clock", action="store_true", help="publish /clock with the bag time")
     ap.add_argument("--delay", type=float, default=0.0, help="seconds to wait after subscribers matched (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
     import rclpy
+    from rclpy.executors import ExternalShutdownException
 
     if args.rate <= 0 or args.loop < 1:
         raise SystemExit("--rate must be > 0 and --loop >= 1")
-    rclpy.init()
+    rclpy.init(args=getattr(args, "rclpy_args", None))
     node = rclpy.create_node("bag_player")
     try:
         stats = play(
@@ -180,10 +184,20 @@ def run(args: argparse.Namespace) -> int:
             args.wait_timeout,
             args.clock,
             args.delay,
+            set(args.wait_topics) if args.wait_topics else None,
         )
     except BevFusionError as exc:
         print(f"play: error: {exc}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        print("play: stopped", file=sys.stderr)
+        return 0
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGINT/SIGTERM shut the context down under a publish or wait: a stop, not a failure
+        print("play: stopped", file=sys.stderr)
+        return 0
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
@@ -198,9 +212,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="bag_player", description=__doc__)
-    add_arguments(ap)
-    return run(ap.parse_args())
+    from bevfusion_ros.ros.node_main import tool_main
+
+    return tool_main("bag_player", __doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

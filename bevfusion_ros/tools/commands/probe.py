@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
             topics.setdefault(t, ty)
     if not topics:
         raise SystemExit("nothing to probe: give --bag or --topic")
-    rclpy.init()
+    rclpy.init(args=getattr(args, "rclpy_args", None))
     node = rclpy.create_node("topic_probe")
     try:
         probe = Probe(node, topics, args.reliability)
@@ -195,6 +195,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="topic_probe", description=__doc__)
-    add_arguments(ap)
-    return run(ap.parse_args())
+    from bevfusion_ros.ros.node_main import tool_main
+
+    return tool_main("topic_probe", __doc__, add_arguments, run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.executors import ExternalShutdownException
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-    rclpy.init()
+    rclpy.init(args=getattr(args, "rclpy_args", None))
     node = rclpy.create_node("bevfusion_recorder")
     qos: dict[str, QoSProfile] = {"*": QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)}
     for t in args.latched:
@@ -135,9 +135,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="bevfusion-ros record", description=__doc__)
-    add_arguments(ap)
-    return run(ap.parse_args())
+    from bevfusion_ros.ros.node_main import tool_main
+
+    return tool_main("bevfusion-ros record", __doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("pycuda.driver", reason="pycuda is not installed (GPU machine / Orin only)")
-
 from bevfusion_ros.core.cuda import driver as cuda
 from bevfusion_ros.core.errors import BackendError
 from bevfusion_ros.core.model import load_model

@@ -140,17 +140,20 @@ def test_approximate_stamps_backwards_reset():
     assert sync.add(1, 10 * S, "l") is None  # the old timeline was dropped
 
 
-def test_approximate_matches_message_filters_where_installed():
-    """Where the distribution's message_filters exists, both synchronisers agree on the same feed."""
+@pytest.mark.parametrize("spacing_ms", [7, 15])  # 15: every set's spread (30 ms) equals the slop
+def test_approximate_matches_message_filters_where_installed(spacing_ms: int) -> None:
+    """Where message_filters exists, both synchronisers agree on the same feed of real stamped
+    messages, at the slop boundary too (a set needs a spread strictly below it)."""
     from bevfusion_ros.ros import optional
 
     mf = optional.message_filters()
     if mf is None:
         pytest.skip("message_filters is not installed (ROS distribution package); own policy tested above")
-    from types import SimpleNamespace
+    from builtin_interfaces.msg import Time
+    from std_msgs.msg import Header
 
-    def msg(stamp):
-        return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=stamp // S, nanosec=stamp % S)))
+    def msg(stamp: int) -> object:  # any message with a real std_msgs Header
+        return type("Stamped", (), {"header": Header(stamp=Time(sec=stamp // S, nanosec=stamp % S))})()
 
     inputs = [mf.SimpleFilter() for _ in range(3)]
     theirs: list = []
@@ -158,13 +161,21 @@ def test_approximate_matches_message_filters_where_installed():
     ats.registerCallback(lambda *m: theirs.append(tuple(x.header.stamp.sec * S + x.header.stamp.nanosec for x in m)))
     ours_sync = ApproximateTimeSync(3, 10, 0.03)
     ours = []
-    feed = [(k % 3, S + (k // 3) * 100 * MS + (k % 3) * 7 * MS) for k in range(30)]
+    feed = [(k % 3, S + (k // 3) * 100 * MS + (k % 3) * spacing_ms * MS) for k in range(30)]
     for i, t in feed:
         inputs[i].signalMessage(msg(t))
         r = ours_sync.add(i, t, None)
         if r is not None:
             ours.append(tuple(s for s, _ in r))
     assert ours == theirs
+    assert (len(ours) == 10) == (spacing_ms == 7)
+
+
+def test_approximate_refuses_a_spread_equal_to_the_slop() -> None:
+    sync = ApproximateTimeSync(2, queue_size=5, slop_s=0.03)
+    assert sync.add(0, S, "a") is None
+    assert sync.add(1, S + 30 * MS, "b") is None
+    assert sync.add(1, S + 29 * MS, "b2") == ((S, "a"), (S + 29 * MS, "b2"))
 
 
 @pytest.mark.parametrize("policy", ["lidar_anchored", "approximate"])
