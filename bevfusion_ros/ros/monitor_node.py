@@ -39,6 +39,7 @@ class MonitorNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         params.declare(self, MONITOR_PARAMETERS)
+        params.refuse_unknown_overrides(self)
         self.cfg: MonitorConfig = load_monitor_config(params.values(self, MONITOR_PARAMETERS))
         self.source = select_source(self.cfg.source, self.cfg.tegrastats_interval_ms)
         self.source.start()

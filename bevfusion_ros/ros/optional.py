@@ -64,11 +64,15 @@ def lookup_extrinsics(node: Node, lidar_frame: str, camera_frames: Sequence[str]
         msg = f"extrinsics_source 'tf' needs tf2_ros from a ROS distribution ({exc}); use extrinsics_source 'file'"
         raise DependencyError(msg) from exc
     import numpy as np
+    import rclpy
 
     from bevfusion_ros.core.sensors.geometry import quaternion_to_rotation
 
+    # A helper node of its own, spun by the listener's thread: TransformListener(spin_thread=True) on
+    # the node itself moved it into the listener's executor, and the node answered no service after.
+    helper = rclpy.create_node(f"{node.get_name()}_tf_lookup", context=node.context, start_parameter_services=False)
     buffer = tf2_ros.Buffer()
-    listener = tf2_ros.TransformListener(buffer, node, spin_thread=True)
+    listener = tf2_ros.TransformListener(buffer, helper, spin_thread=True)
     out = []
     try:
         for frame in camera_frames:
@@ -83,5 +87,8 @@ def lookup_extrinsics(node: Node, lidar_frame: str, camera_frames: Sequence[str]
             mat[:3, 3] = [t.x, t.y, t.z]
             out.append(mat)
     finally:
+        listener.executor.shutdown()
+        listener.dedicated_listener_thread.join()
         listener.unregister()
+        helper.destroy_node()
     return out

@@ -12,6 +12,7 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from bevfusion_ros.core.errors import ConfigError
 from bevfusion_ros.core.paramspec import ParamSpec
 from bevfusion_ros.core.perception.config import PARAMETERS, PerceptionConfig, load_config
 
@@ -55,6 +56,17 @@ def declare(node: Node, specs: Sequence[ParamSpec] = PARAMETERS) -> None:
                 node.set_parameters([Parameter(spec.name, Parameter.Type.STRING_ARRAY, [])])
             continue
         node.declare_parameter(spec.name, default, _descriptor(spec))
+
+
+def refuse_unknown_overrides(node: Node) -> None:
+    """A ``-p name:=value`` (or params-file entry) that names no declared parameter is a typo the node
+    would otherwise ignore without a word: ConfigError naming it and listing the known names."""
+    overrides = getattr(node, "_parameter_overrides", {})  # rclpy keeps them only privately
+    unknown = sorted(name for name in overrides if not node.has_parameter(name))
+    if unknown:
+        known = sorted(node._parameters)  # rclpy has no public list of declared names
+        msg = f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(known)}"
+        raise ConfigError(msg)
 
 
 def read(node: Node) -> PerceptionConfig:

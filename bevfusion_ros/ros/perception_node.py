@@ -47,6 +47,7 @@ class PerceptionNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         params.declare(self)
+        params.refuse_unknown_overrides(self)
         self.cfg: PerceptionConfig | None = None
         self.pipeline: Pipeline | None = None
         self.runner: DirectRunner[Tag] | StreamedRunner[Tag] | None = None

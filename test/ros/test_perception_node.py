@@ -424,3 +424,13 @@ def test_a_signal_while_streaming_exits_0_and_frees_the_shared_memory(ros_node, 
     assert "Traceback" not in log, log
     assert took < 5.0, f"took {took:.1f} s to stop"
     assert not [s for s in segments if os.path.exists(s)], f"left behind: {segments}"
+
+
+def test_an_unknown_parameter_is_refused_with_the_known_names() -> None:
+    proc = start_node("no_such_param:=1")
+    try:
+        proc.wait(timeout=60)
+    finally:
+        log = stop(proc)
+    assert proc.returncode == 2, log
+    assert "unknown parameter(s) no_such_param; known:" in log and "sync_policy" in log, log
