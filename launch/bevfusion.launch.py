@@ -72,6 +72,7 @@ def generate_launch_description():
                 output="screen",
                 parameters=[arg("monitor_params_file"), {"use_sim_time": use_sim_time}],
                 condition=IfCondition(arg("monitor")),
+                prefix="nice -n 10",  # a watcher must not take CPU from the node it watches
             ),
             Node(
                 package="bevfusion_ros",

@@ -1,17 +1,18 @@
 """``bevfusion-ros run-node --bag BAG``: the perception node on a bag, over a real ROS 2 graph.
 
-What ``ros2 launch`` + ``ros2 bag play`` + ``ros2 bag record`` do on a vehicle, in one command for
-machines without a ROS distribution: start the perception node as its own process (the shipped
-params file, the bag's calibration.yaml), record everything it publishes into <out>/outputs (mcap),
-play the bag's sensor topics at --rate, wait until the node is idle, stop it with SIGINT, and write
-<out>/summary.json, <out>/summary.md and a BEV PNG of the last processed frame.
+A thin wrapper over what a user runs by hand: ``ros2 launch bevfusion_ros bevfusion.launch.py`` with
+the bag's calibration, ``autostart:=false`` and ``bag:=BAG`` (the launch file's player), the
+package's recorder beside it (rosbag2 is C++ and absent here), the node brought up with ``ros2
+lifecycle set ... configure`` / ``activate``, SIGINT to the launch once the bag is played and the node
+idle. Writes <out>/outputs (mcap), summary.json, summary.md, a BEV PNG of the last processed frame,
+and the logs of the launch and the recorder.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,12 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bevfusion_ros.core.errors import BevFusionError
+import yaml
+
+from bevfusion_ros.core.errors import BevFusionError, ConfigError
 from bevfusion_ros.core.model import load_model
 from bevfusion_ros.core.perception.timing import PERCEPTION_NODE
 from bevfusion_ros.core.resources import config_file, default_model
 from bevfusion_ros.ros.transport import transport_env
-from bevfusion_ros.tools.bags.layout import LIDAR_TOPIC, image_topic, info_topic
+from bevfusion_ros.tools.bags.layout import LIDAR_TOPIC, image_topic
 
 NODE = f"/{PERCEPTION_NODE}"
 
@@ -53,15 +56,15 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--no-monitor", dest="monitor", action="store_false", help="do not start the monitor node")
 
 
-def _wait(done: Any, timeout: float, procs: dict[str, subprocess.Popen[str]], what: str) -> None:
+def _wait(done: Any, timeout: float, procs: dict[str, subprocess.Popen[str]], what: str, logs: Path) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         for name, p in procs.items():
             if p.poll() is not None:
-                msg = f"the {name} exited ({p.returncode}) while waiting for {what}; see its log"
+                msg = f"the {name} exited ({p.returncode}) while waiting for {what}; logs in {logs}"
                 raise BevFusionError(msg)
         if time.monotonic() > deadline:
-            msg = f"timed out after {timeout:.0f} s waiting for {what}"
+            msg = f"timed out after {timeout:.0f} s waiting for {what}; logs in {logs}"
             raise BevFusionError(msg)
         time.sleep(0.1)  # polling other processes' files, not a fixed wait
 
@@ -73,9 +76,9 @@ def _status(path: Path) -> dict[str, Any]:
         return {"counts": {}, "idle_s": {}}
 
 
-def _stop(proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
+def _stop(proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)  # what ros2 launch sends
+        proc.send_signal(signal.SIGINT)  # ros2 launch passes it on to every node it started
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -83,128 +86,105 @@ def _stop(proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
             proc.wait()
 
 
+def _params_file(shipped: Path, node: str, values: dict[str, Any], out: Path) -> Path:
+    """The shipped params file with ``values`` set: the launch file's params_file for this run."""
+    raw = yaml.safe_load(shipped.read_text())
+    raw[node]["ros__parameters"].update(values)
+    out.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return out
+
+
+def _param(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition(":=")
+    if not sep or not name:
+        msg = f"--param '{text}' must look like NAME:=VALUE"
+        raise ConfigError(msg)
+    return name, yaml.safe_load(value)
+
+
+def _ros2(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    ros2 = str(Path(sys.executable).parent / "ros2")
+    return subprocess.run([ros2, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def _exit_code(launch_log: str, executable: str) -> int | None:
+    """A node's exit code as ros2 launch reports it."""
+    if re.search(rf"\[{executable}-\d+\]: process has finished cleanly", launch_log):
+        return 0
+    died = re.search(rf"\[{executable}-\d+\]: process has died \[pid \d+, exit code (-?\d+)", launch_log)
+    return int(died.group(1)) if died else None
+
+
 def run(args: argparse.Namespace) -> int:
-    """Node, recorder and player as three processes, as a launch file would start them; this process
-    only orchestrates (it joins no ROS graph) and reads the recorder's status file."""
+    """ros2 launch and the recorder as processes; this process joins no ROS graph: it drives the node
+    through the ros2 CLI and reads the recorder's status file and the launch log."""
     from bevfusion_ros.tools.bags.io import open_reader
 
     env = transport_env()
     spec = load_model(args.model or default_model())
     calibration = args.calibration or args.bag / "calibration.yaml"
     args.out.mkdir(parents=True, exist_ok=True)
+    overrides = dict(_param(p) for p in args.param)
     reader = open_reader(args.bag)
     sweeps = sum(c.msgcount for c in reader.connections if c.topic == LIDAR_TOPIC)
-    compressed = any(c.topic == image_topic(spec.cameras[0], True) for c in reader.connections)
+    if any(c.topic == image_topic(spec.cameras[0], True) for c in reader.connections):
+        overrides.setdefault("image_transport", "compressed")  # the bag holds CompressedImage
     reader.close()
-    py = sys.executable
-    node_cmd = [
-        py,
-        "-m",
-        "bevfusion_ros.ros.perception_node",
-        "--ros-args",
-        "--params-file",
-        str(config_file("perception.yaml")),
-        "-p",
-        f"calibration_file:={calibration}",
-        "-p",
-        f"backend:={args.backend}",
-    ]
+    params = _params_file(
+        config_file("perception.yaml"), PERCEPTION_NODE, overrides, args.out / "perception.params.yaml"
+    )
+    (args.out / "monitor.jsonl").unlink(missing_ok=True)
+    monitor_params = _params_file(
+        config_file("monitor.yaml"), "bevfusion_monitor", {"log_path": str(args.out / "monitor.jsonl")},
+        args.out / "monitor.params.yaml",
+    )  # fmt: skip
+    launch_args = [
+        f"params_file:={params}", f"calibration_file:={calibration}", f"backend:={args.backend}",
+        "autostart:=false", f"bag:={args.bag}", f"rate:={args.rate}", f"lidar_topic:={LIDAR_TOPIC}",
+        f"monitor:={'true' if args.monitor else 'false'}", f"monitor_params_file:={monitor_params}",
+    ]  # fmt: skip
     if args.model:
-        node_cmd += ["-p", f"model:={args.model}"]
-    if compressed:  # the bag holds CompressedImage (make-bag --compressed)
-        node_cmd += ["-p", "image_transport:=compressed"]
-    for p in args.param:
-        node_cmd += ["-p", p]
-    topics = output_topics(spec.map.classes if spec.map else ())
+        launch_args.append(f"model:={args.model}")
     status = args.out / "recorder_status.json"
     status.unlink(missing_ok=True)
-    rec_cmd = [
-        py,
-        "-m",
-        "bevfusion_ros.tools.commands.record",
-        "--out",
-        str(args.out / "outputs"),
-        "--overwrite",
-        "--status",
-        str(status),
-        "--latched",
-        f"{NODE}/labels",
-    ]
-    for t, ty in topics.items():
+    rec_cmd = [sys.executable, "-m", "bevfusion_ros.tools.commands.record", "--out", str(args.out / "outputs"),
+               "--overwrite", "--status", str(status), "--latched", f"{NODE}/labels"]  # fmt: skip
+    for t, ty in output_topics(spec.map.classes if spec.map else ()).items():
         rec_cmd += ["--topic", t, ty]
-    inputs = [LIDAR_TOPIC, *(image_topic(c, compressed) for c in spec.cameras), *(info_topic(c) for c in spec.cameras)]
-    play_cmd = [
-        py,
-        "-m",
-        "bevfusion_ros.tools.commands.play",
-        str(args.bag),
-        "--rate",
-        str(args.rate),
-        "--topics",
-        *inputs,
-        "--wait-subscribers",
-        "1",
-        "--wait-timeout",
-        "30",
-        "--delay",
-        "1.0",
-    ]
-    node_log = args.out / "perception_node.log"
+    launch_log = args.out / "launch.log"
     procs: dict[str, subprocess.Popen[str]] = {}
-    monitor_cmd = [
-        py,
-        "-m",
-        "bevfusion_ros.ros.monitor_node",
-        "--ros-args",
-        "--params-file",
-        str(config_file("monitor.yaml")),
-        "-p",
-        f"log_path:={args.out / 'monitor.jsonl'}",
-    ]
-    (args.out / "monitor.jsonl").unlink(missing_ok=True)
+    ros2 = str(Path(sys.executable).parent / "ros2")
     try:
-        if args.monitor:
-            with open(args.out / "monitor_node.log", "w") as log:
-                # niced: on a small machine it must not take CPU from the node it watches
-                procs["monitor node"] = subprocess.Popen(
-                    monitor_cmd,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    text=True,
-                    preexec_fn=lambda: os.nice(10),
-                )
-        with open(node_log, "w") as log:
-            procs["perception node"] = subprocess.Popen(
-                node_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, text=True
-            )
-        _wait(lambda: "active:" in node_log.read_text(), args.startup_timeout, procs, "the node to become active")
+        with open(launch_log, "w") as log:
+            procs["ros2 launch"] = subprocess.Popen(
+                [ros2, "launch", "bevfusion_ros", "bevfusion.launch.py", *launch_args],
+                stdout=log, stderr=subprocess.STDOUT, env=env, text=True,
+            )  # fmt: skip
         with open(args.out / "recorder.log", "w") as log:
             procs["recorder"] = subprocess.Popen(rec_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
+        _wait(status.is_file, 60, procs, "the recorder", args.out)
+        for transition in ("configure", "activate"):
+
+            def done(transition: str = transition) -> bool:  # the node may not be discovered yet: retry
+                r = _ros2("lifecycle", "set", "--no-daemon", "--spin-time", "3", NODE, transition, env=env)
+                return r.returncode == 0 and "Transitioning successful" in r.stdout
+
+            _wait(done, args.startup_timeout, procs, f"ros2 lifecycle set {NODE} {transition}", args.out)
         # the latched LabelInfo arriving shows the recorder is matched with the node's publishers
-        _wait(lambda: _status(status)["counts"].get(f"{NODE}/labels", 0) > 0, 60, procs, "the recorder")
-        print(f"perception node active; playing {args.bag} ({sweeps} LiDAR sweeps) at x{args.rate}")
-        player = subprocess.Popen(play_cmd, env=env, text=True)
-        _wait(lambda: player.poll() is not None, 3600, procs, "the bag to finish")
-        if player.returncode != 0:
-            msg = f"the bag player failed ({player.returncode})"
-            raise BevFusionError(msg)
+        _wait(lambda: _status(status)["counts"].get(f"{NODE}/labels", 0) > 0, 60, procs, "the recorder", args.out)
+        print(f"perception node active (ros2 lifecycle set); playing {args.bag} ({sweeps} sweeps) at x{args.rate}")
+        _wait(lambda: "played " in launch_log.read_text(), 3600, procs, "the bag to finish", args.out)
 
         def idle() -> bool:  # at least one frame out, then nothing for 3 s
             st = _status(status)
             return bool(st["counts"].get(f"{NODE}/timing", 0) > 0 and st["idle_s"].get(f"{NODE}/timing", 0.0) > 3.0)
 
-        _wait(idle, 300, procs, "the node to finish its last frame")
+        _wait(idle, 300, procs, "the node to finish its last frame", args.out)
     finally:
-        for name in ("perception node", "recorder", "monitor node"):
+        for name in ("ros2 launch", "recorder"):
             if name in procs:
                 _stop(procs[name])
-        from bevfusion_ros.ros.transport import clean_orphaned_shm
-
-        removed, freed = clean_orphaned_shm(min_age_s=5.0)  # a process that had to be killed leaks its segment
-        if removed:
-            print(f"removed {removed} orphaned Fast DDS shared-memory files ({freed / 1e6:.0f} MB)")
-    node_exit = procs["perception node"].returncode
+    node_exit = _exit_code(launch_log.read_text(), "perception_node")
     from bevfusion_ros.tools.eval.run_summary import summarise
 
     summary = summarise(
@@ -218,4 +198,4 @@ def run(args: argparse.Namespace) -> int:
     )
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     print((args.out / "summary.md").read_text())
-    return 0 if summary["unexplained_drops"] == 0 and summary["frames_out"] > 0 else 1
+    return 0 if summary["unexplained_drops"] == 0 and summary["frames_out"] > 0 and node_exit == 0 else 1
