@@ -22,6 +22,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
+from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
@@ -147,17 +148,24 @@ class Inputs:
 
 
 class Outputs:
-    def __init__(self, node: Node, cfg: PerceptionConfig, spec: ModelSpec) -> None:
+    """The node's publishers, lifecycle publishers: made at configure, enabled while active."""
+
+    def __init__(self, node: LifecycleNode, cfg: PerceptionConfig, spec: ModelSpec) -> None:
         self.node, self.cfg, self.spec = node, cfg, spec
-        self.detections = node.create_publisher(Detection3DArray, "~/detections", RESULTS)
-        self.labels = node.create_publisher(LabelInfo, "~/labels", LATCHED)
-        self.markers = node.create_publisher(MarkerArray, "~/markers", RESULTS) if cfg.publish_markers else None
-        self.timing = node.create_publisher(DiagnosticArray, "~/timing", RESULTS)
-        self.diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", RESULTS)
+        pub = node.create_lifecycle_publisher
+        self.detections = pub(Detection3DArray, "~/detections", RESULTS)
+        self.labels = pub(LabelInfo, "~/labels", LATCHED)
+        self.markers = pub(MarkerArray, "~/markers", RESULTS) if cfg.publish_markers else None
+        self.timing = pub(DiagnosticArray, "~/timing", RESULTS)
+        self.diagnostics = pub(DiagnosticArray, "/diagnostics", RESULTS)
         self.grids: dict[str, Any] = {}
         if cfg.publish_map and spec.map is not None:
-            self.grids = {c: node.create_publisher(OccupancyGrid, f"~/map/{c}", RESULTS) for c in spec.map.classes}
-        now = node.get_clock().now().nanoseconds
+            self.grids = {c: pub(OccupancyGrid, f"~/map/{c}", RESULTS) for c in spec.map.classes}
+
+    def publish_labels(self) -> None:
+        """The class names (latched); once enabled, i.e. on activate."""
+        now = self.node.get_clock().now().nanoseconds
+        spec = self.spec
         self.labels.publish(build.label_info_msg(spec.class_names, spec.post.score_threshold, build.header("", now)))
 
     def publish(self, frame: SyncedFrame, result: FrameResult, frame_id: str) -> None:

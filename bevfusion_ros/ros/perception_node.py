@@ -21,11 +21,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 
 from bevfusion_ros.core.errors import BevFusionError
-from bevfusion_ros.core.perception.config import PerceptionConfig
+from bevfusion_ros.core.perception.config import PARAMETERS, PerceptionConfig
 from bevfusion_ros.core.perception.configure import configure
 from bevfusion_ros.core.perception.health import LatencyStats, LatestSlot, ProblemLog, RateMeter
 from bevfusion_ros.core.perception.runner import DirectRunner, StreamedRunner
@@ -41,6 +43,7 @@ from bevfusion_ros.ros.perception_io import Inputs, Outputs
 Tag = tuple[SyncedFrame, float, int, float]  # frame, when offered (monotonic s), masked cameras, host ms
 
 NODE_NAME = PERCEPTION_NODE
+PARAMETER_NAMES = frozenset(p.name for p in PARAMETERS)
 
 
 class PerceptionNode(LifecycleNode):
@@ -48,6 +51,7 @@ class PerceptionNode(LifecycleNode):
         super().__init__(NODE_NAME, **kwargs)
         params.declare(self)
         params.refuse_unknown_overrides(self)
+        self.add_on_set_parameters_callback(self._refuse_while_configured)
         self.cfg: PerceptionConfig | None = None
         self.pipeline: Pipeline | None = None
         self.runner: DirectRunner[Tag] | StreamedRunner[Tag] | None = None
@@ -69,6 +73,9 @@ class PerceptionNode(LifecycleNode):
         self._diag_timer: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
+    # As ros2/demos' lifecycle talker: publishers (lifecycle publishers) and the diagnostics timer are
+    # made at configure and enabled by activate, so the topics stay while inactive; subscriptions and
+    # the inference thread exist only while active.
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             done = configure(params.read(self), self._lookup_extrinsics)
@@ -76,19 +83,33 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self.cfg, self.pipeline, self.runner, self.current_rig = done.cfg, done.pipeline, done.runner, done.rig
+        self.outputs = Outputs(self, self.cfg, done.spec)
+        self._diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(
             f"configured: model '{done.spec.name}' on {self.cfg.backend}, {len(done.spec.cameras)} cameras, "
             f"sync {self.cfg.sync_policy}, geometry precompute {done.geometry_ms:.0f} ms"
         )
         return TransitionCallbackReturn.SUCCESS
 
+    def _refuse_while_configured(self, changes: list[Parameter[Any]]) -> SetParametersResult:
+        """Every parameter takes effect at configure: changing one later would silently do nothing."""
+        ours = [c.name for c in changes if c.name in PARAMETER_NAMES]
+        if self.cfg is not None and ours:
+            reason = (
+                f"{', '.join(ours)} take(s) effect at configure and the node is configured: "
+                f"`ros2 lifecycle set /{NODE_NAME} deactivate` (if active) and `cleanup`, set it, configure again"
+            )
+            return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
     def _lookup_extrinsics(self, lidar_frame: str, camera_frames: Sequence[str]) -> list[Any]:
         return optional.lookup_extrinsics(self, lidar_frame, camera_frames)
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        assert self.cfg is not None and self.pipeline is not None
+        assert self.cfg is not None and self.pipeline is not None and self.outputs is not None
+        result = super().on_activate(state)  # enables the lifecycle publishers
+        self.outputs.publish_labels()
         self.slot.clear()
-        self.outputs = Outputs(self, self.cfg, self.pipeline.spec)
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="bevfusion_inference", daemon=True)
         self._worker.start()
@@ -96,14 +117,13 @@ class PerceptionNode(LifecycleNode):
             self.inputs = Inputs(self, self.cfg, self.pipeline.spec, self._offer, self._on_camera_info, self.problem)
         except BevFusionError as exc:
             self.get_logger().error(f"activate failed: {exc}")
-            self._release_io()
+            self._stop_inputs()
             return TransitionCallbackReturn.FAILURE
-        self._diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(f"active: waiting for {self.cfg.lidar_topic} and {len(self.cfg.image_topics)} cameras")
-        return super().on_activate(state)
+        return result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        self._release_io()
+        self._stop_inputs()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
@@ -119,26 +139,29 @@ class PerceptionNode(LifecycleNode):
         exit (signal, exception) before the node and its context are destroyed. A live inference thread
         at interpreter exit aborted the process (SIGABRT) under ONNX Runtime and kept the DDS
         participant, and its shared-memory segment, from being finalised."""
-        self._release_io()
+        self._stop_inputs()
+        if self.outputs is not None:
+            self.outputs.destroy()
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+        self.outputs, self._diag_timer = None, None
         if self.runner is not None:
             self.runner.close()  # deactivates the pipeline too
         elif self.pipeline is not None:
             self.pipeline.deactivate()
         self.runner = None
         self.pipeline = None
+        self.cfg = None  # unconfigured again: parameters may change
 
-    def _release_io(self) -> None:
-        if self._worker is not None:  # stop inference before its publishers go away
+    def _stop_inputs(self) -> None:
+        """The inference thread first (it publishes), then the subscriptions that feed it."""
+        if self._worker is not None:
             self._stop.set()
             self._wake.set()
             self._worker.join(timeout=30)
         if self.inputs is not None:
             self.inputs.destroy()
-        if self.outputs is not None:
-            self.outputs.destroy()
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-        self.inputs, self.outputs, self._worker, self._diag_timer = None, None, None, None
+        self.inputs, self._worker = None, None
         self.slot.clear()
 
     # -- sensor side (the executor's thread) --------------------------------------------------------

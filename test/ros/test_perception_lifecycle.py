@@ -56,6 +56,7 @@ def test_configure_activate_deactivate_cleanup(context, calibration, tmp_path) -
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.pipeline is not None and node.current_rig is not None
         assert "/lidar/points" not in topics_subscribed(node)
+        assert "/bevfusion_perception/detections" in {p.topic_name for p in node.publishers}  # made, disabled
 
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         subs = topics_subscribed(node)
@@ -66,12 +67,14 @@ def test_configure_activate_deactivate_cleanup(context, calibration, tmp_path) -
 
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert "/lidar/points" not in topics_subscribed(node)
-        assert "/bevfusion_perception/detections" not in {p.topic_name for p in node.publishers}
+        # lifecycle publishers: the topics stay while inactive (disabled), as in ros2/demos' talker
+        assert "/bevfusion_perception/detections" in {p.topic_name for p in node.publishers}
 
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS  # and again
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert node.pipeline is None
+        assert "/bevfusion_perception/detections" not in {p.topic_name for p in node.publishers}
     finally:
         node.destroy_node()
 
@@ -187,5 +190,19 @@ def test_every_parameter_has_a_value_for_ros2_param(context) -> None:  # type: i
         assert params["camera_names"].type_ == P.Type.STRING_ARRAY and params["camera_names"].value == []
         assert params["camera_frames"].value == ["a", "b"]  # an override is kept
         assert all(p.type_ != P.Type.NOT_SET for p in params.values())
+    finally:
+        node.destroy_node()
+
+
+def test_parameters_are_refused_with_a_reason_once_configured(context, calibration) -> None:  # type: ignore[no-untyped-def]
+    node = PerceptionNode(context=context, parameter_overrides=[Parameter("calibration_file", value=str(calibration))])
+    try:
+        assert node.set_parameters([Parameter("sync_slop", value=0.05)])[0].successful  # unconfigured: fine
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        (result,) = node.set_parameters([Parameter("sync_slop", value=0.07)])
+        assert not result.successful and "sync_slop take(s) effect at configure" in result.reason
+        assert node.get_parameter("sync_slop").value == 0.05
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert node.set_parameters([Parameter("sync_slop", value=0.07)])[0].successful  # cleaned up: fine again
     finally:
         node.destroy_node()
