@@ -44,6 +44,9 @@ def daemon():  # type: ignore[no-untyped-def]
     started with the shared-memory profile (a daemon without it would not see the node), stopped after."""
     ros2("daemon", "stop")
     assert ros2("daemon", "start").returncode == 0
+    deadline = time.monotonic() + 60
+    while "is running" not in ros2("daemon", "status").stdout:
+        assert time.monotonic() < deadline, "the ros2 daemon did not come up"
     yield
     ros2("daemon", "stop")
 
@@ -79,7 +82,10 @@ def until(check, timeout: float, what: str, proc: subprocess.Popen[str]) -> str:
 
 
 def lifecycle_state() -> str | None:
-    r = ros2("lifecycle", "get", NODE)
+    try:
+        r = ros2("lifecycle", "get", NODE)
+    except subprocess.TimeoutExpired:  # the daemon still discovering, on a loaded machine: ask again
+        return None
     return r.stdout.split()[0] if r.returncode == 0 and r.stdout.strip() else None
 
 

@@ -115,6 +115,19 @@ def _exit_code(launch_log: str, executable: str) -> int | None:
     return int(died.group(1)) if died else None
 
 
+def _check_node_alive(launch_log: Path) -> None:
+    """The perception node's own reason, as one error, when it exited under the launch (the launch
+    itself goes on running the other nodes)."""
+    text = launch_log.read_text()
+    code = _exit_code(text, "perception_node")
+    if code is None:
+        return
+    reasons = [line.split("] ", 1)[-1] for line in text.splitlines() if "perception_node" in line
+               and ("refused parameters" in line or "failed" in line or "Error" in line)]  # fmt: skip
+    msg = f"the perception node exited ({code}): {reasons[-1] if reasons else 'see ' + str(launch_log)}"
+    raise BevFusionError(msg)
+
+
 def run(args: argparse.Namespace) -> int:
     """ros2 launch and the recorder as processes; this process joins no ROS graph: it drives the node
     through the ros2 CLI and reads the recorder's status file and the launch log."""
@@ -166,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         for transition in ("configure", "activate"):
 
             def done(transition: str = transition) -> bool:  # the node may not be discovered yet: retry
+                _check_node_alive(launch_log)
                 r = _ros2("lifecycle", "set", "--no-daemon", "--spin-time", "3", NODE, transition, env=env)
                 return r.returncode == 0 and "Transitioning successful" in r.stdout
 
