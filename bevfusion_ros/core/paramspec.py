@@ -58,3 +58,14 @@ def check_values(specs: Sequence[ParamSpec], values: Mapping[str, Any], what: st
         msg = f"unknown {what}(s) {', '.join(unknown)}; known: {', '.join(p.name for p in specs)}"
         raise ConfigError(msg)
     return {p.name: check_value(p, values.get(p.name, p.default)) for p in specs}
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``NAME:=VALUE`` (the ros2 CLI's spelling of one parameter) -> (name, YAML-typed value)."""
+    import yaml
+
+    name, sep, value = text.partition(":=")
+    if not sep or not name:
+        msg = f"--param '{text}' must look like NAME:=VALUE"
+        raise ConfigError(msg)
+    return name, yaml.safe_load(value)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bevfusion_ros.core.errors import ConfigError
+from bevfusion_ros.core.paramspec import parse_override
 from bevfusion_ros.tools.eval.evaluation import EvaluationOptions, evaluate
 from bevfusion_ros.tools.eval.report import write_report
 
@@ -66,16 +66,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
-def _param(text: str) -> tuple[str, Any]:
-    import yaml
-
-    name, sep, value = text.partition(":=")
-    if not sep or not name:
-        msg = f"--param '{text}' must look like NAME:=VALUE"
-        raise ConfigError(msg)
-    return name, yaml.safe_load(value)
-
-
 def options(args: argparse.Namespace) -> EvaluationOptions:
     recorded = None if args.recorded is None else Path(args.recorded) if args.recorded else args.bag
     return EvaluationOptions(
@@ -85,7 +75,7 @@ def options(args: argparse.Namespace) -> EvaluationOptions:
         recorded=recorded,
         compare=tuple(args.compare),
         params_file=args.params_file,
-        params=dict(_param(p) for p in args.param),
+        params=dict(parse_override(p) for p in args.param),
         calibration=args.calibration,
         max_frames=args.max_frames,
         min_map=args.min_map,

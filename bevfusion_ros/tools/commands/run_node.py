@@ -22,8 +22,9 @@ from typing import Any
 
 import yaml
 
-from bevfusion_ros.core.errors import BevFusionError, ConfigError
+from bevfusion_ros.core.errors import BevFusionError
 from bevfusion_ros.core.model import load_model
+from bevfusion_ros.core.paramspec import parse_override
 from bevfusion_ros.core.perception.timing import PERCEPTION_NODE
 from bevfusion_ros.core.resources import config_file, default_model
 from bevfusion_ros.ros.transport import transport_env
@@ -94,14 +95,6 @@ def _params_file(shipped: Path, node: str, values: dict[str, Any], out: Path) ->
     return out
 
 
-def _param(text: str) -> tuple[str, Any]:
-    name, sep, value = text.partition(":=")
-    if not sep or not name:
-        msg = f"--param '{text}' must look like NAME:=VALUE"
-        raise ConfigError(msg)
-    return name, yaml.safe_load(value)
-
-
 def _ros2(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     ros2 = str(Path(sys.executable).parent / "ros2")
     return subprocess.run([ros2, *args], capture_output=True, text=True, env=env, timeout=120)
@@ -137,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     spec = load_model(args.model or default_model())
     calibration = args.calibration or args.bag / "calibration.yaml"
     args.out.mkdir(parents=True, exist_ok=True)
-    overrides = dict(_param(p) for p in args.param)
+    overrides = dict(parse_override(p) for p in args.param)
     reader = open_reader(args.bag)
     sweeps = sum(c.msgcount for c in reader.connections if c.topic == LIDAR_TOPIC)
     if any(c.topic == image_topic(spec.cameras[0], True) for c in reader.connections):
