@@ -21,7 +21,6 @@ from pathlib import Path
 PACKAGE = "bevfusion_ros"
 SHARED_FOLDERS = ("launch", "config", "engines")
 SKIP = {"build", "__pycache__"}  # engines/build holds engines built on this machine, not package data
-EXECUTABLES = ("perception_node", "monitor_node", "bag_player", "topic_probe")
 
 
 def fail(msg: str) -> None:
@@ -63,12 +62,16 @@ def main() -> int:
     lib = prefix / "lib" / PACKAGE
     shutil.rmtree(lib, ignore_errors=True)
     lib.mkdir(parents=True)
-    for name in EXECUTABLES:
+    # every console script the distribution declares (setup.py's entry points), as colcon installs them
+    from importlib.metadata import distribution
+
+    executables = sorted(ep.name for ep in distribution(PACKAGE).entry_points if ep.group == "console_scripts")
+    for name in executables:
         script = prefix / "bin" / name
         if not script.is_file():
             fail(f"{script} is missing: install the package first (pip install -e .)")
         (lib / name).symlink_to(script)
-    print(f"ament_index_install: {PACKAGE} in {prefix}'s ament index ({files} files, {len(EXECUTABLES)} executables)")
+    print(f"ament_index_install: {PACKAGE} in {prefix}'s ament index ({files} files, {len(executables)} executables)")
     return 0
 
 

@@ -16,7 +16,8 @@ from bevfusion_ros.core.errors import MessageError
 
 PERCEPTION_NODE = "bevfusion_perception"
 MONITOR_NODE = "bevfusion_monitor"
-TIMING_TOPIC = f"/{PERCEPTION_NODE}/timing"  # the node's ~/timing with no namespace
+PERCEPTION_NODE_PATH = f"/{PERCEPTION_NODE}"  # its fully qualified name with no namespace: its ~/ topics
+TIMING_TOPIC = f"{PERCEPTION_NODE_PATH}/timing"
 
 _FRAME_MS = ("host_ms", "latency_ms", "stamp_age_ms", "camera_skew_ms")
 _COUNTS = ("masked_cameras", "points", "detections")

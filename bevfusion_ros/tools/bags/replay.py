@@ -28,7 +28,7 @@ from bevfusion_ros.core.errors import BagError, BevFusionError, ConfigError, Mes
 from bevfusion_ros.core.model import Grid, ModelSpec
 from bevfusion_ros.core.perception.config import PerceptionConfig
 from bevfusion_ros.core.perception.sync import SyncedFrame, make_sync
-from bevfusion_ros.core.perception.timing import PERCEPTION_NODE, FrameTiming
+from bevfusion_ros.core.perception.timing import PERCEPTION_NODE, PERCEPTION_NODE_PATH, FrameTiming
 from bevfusion_ros.core.pipeline.detections import Detections
 from bevfusion_ros.core.pipeline.postprocess import Segmentation
 from bevfusion_ros.core.resources import config_file
@@ -38,7 +38,7 @@ from bevfusion_ros.ros.build import stamp_ns
 from bevfusion_ros.tools.bags.layout import GT_MAP_PREFIX, GT_TOPIC
 
 T = TypeVar("T")
-NODE = f"/{PERCEPTION_NODE}"
+NODE = PERCEPTION_NODE_PATH
 GROUP_WINDOW_NS = 500_000_000  # messages of one stamp arrive within this much log time of each other
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 POINTCLOUD = "sensor_msgs/msg/PointCloud2"

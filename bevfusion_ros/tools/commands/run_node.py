@@ -25,12 +25,12 @@ import yaml
 from bevfusion_ros.core.errors import BevFusionError
 from bevfusion_ros.core.model import load_model
 from bevfusion_ros.core.paramspec import parse_override
-from bevfusion_ros.core.perception.timing import PERCEPTION_NODE
+from bevfusion_ros.core.perception.timing import PERCEPTION_NODE, PERCEPTION_NODE_PATH
 from bevfusion_ros.core.resources import config_file, default_model
 from bevfusion_ros.ros.transport import transport_env
 from bevfusion_ros.tools.bags.layout import LIDAR_TOPIC, image_topic
 
-NODE = f"/{PERCEPTION_NODE}"
+NODE = PERCEPTION_NODE_PATH
 
 
 def output_topics(map_classes: tuple[str, ...]) -> dict[str, str]:

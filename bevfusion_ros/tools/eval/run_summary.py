@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from bevfusion_ros.core.model import Grid, ModelSpec
-from bevfusion_ros.core.perception.timing import PERCEPTION_NODE, FrameTiming
+from bevfusion_ros.core.perception.timing import PERCEPTION_NODE_PATH, FrameTiming
 from bevfusion_ros.core.pipeline.postprocess import Segmentation
 
 # causes under which the node counts a LiDAR sweep that produced no output
-NODE = f"/{PERCEPTION_NODE}"
+NODE = PERCEPTION_NODE_PATH
 DROP_CAUSES = ("dropped_busy", "dropped_too_many_masked", "lidar_duplicate", "lidar_out_of_order")
 
 
