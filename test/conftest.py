@@ -17,18 +17,22 @@ DOMAIN_ID = 100 + os.getpid() % 100
 os.environ.update(transport_env(domain_id=DOMAIN_ID))
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    # Participants killed by earlier runs leave 256 MB Fast DDS segments in /dev/shm (RAM): on a
-    # small CI machine they add up to an out-of-memory kill (22 GB had leaked in one day here).
-    from bevfusion_ros.ros.transport import clean_orphaned_shm
+_shm_before: set[Path] = set()
 
-    clean_orphaned_shm()
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from bevfusion_ros.ros.transport import fastdds_shm_files
+
+    _shm_before.update(fastdds_shm_files())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from bevfusion_ros.ros.transport import clean_orphaned_shm
+    # The nodes free their segments on every exit path (tested); a process a test had to kill
+    # (SIGKILL) cannot. Only the files that appeared during this session are candidates: other
+    # users' and other runs' segments are not ours to judge.
+    from bevfusion_ros.ros.transport import clean_orphaned_shm, fastdds_shm_files
 
-    clean_orphaned_shm(min_age_s=5.0)
+    clean_orphaned_shm(min_age_s=5.0, only=fastdds_shm_files() - _shm_before)
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,10 @@
   tegrastats subprocess has its own thread, the other sources are quick reads.
 * Subscribes to the perception node's timing topic (its own callback group) and keeps a sliding
   window: rate and end-to-end latency p50/p95/p99, per-stage medians.
-* Every ``period_s``: ``/diagnostics`` (one DiagnosticStatus per check, OK/WARN/ERROR against the
-  budget parameters), ``~/metrics`` (std_msgs/Float64MultiArray, labels in layout.dim, for rqt_plot),
-  and optionally one JSON line in a rotating log.
+* Every ``period_s``: the judgement (core.monitor.judge), ``~/metrics`` (std_msgs/Float64MultiArray,
+  labels in layout.dim, for rqt_plot) and optionally one JSON line in a rotating log; diagnostic_updater
+  publishes ``/diagnostics`` at the same period, one task per check (``bevfusion_monitor: <check>``,
+  OK/WARN/ERROR against the budget parameters, hardware_id the power/load source).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 from bevfusion_ros.core.errors import MessageError
 from bevfusion_ros.core.monitor.config import MONITOR_PARAMETERS, MonitorConfig, load_monitor_config
-from bevfusion_ros.core.monitor.judge import ERROR, OK, WARN, TimingWindow, judge, metrics_vector
+from bevfusion_ros.core.monitor.judge import ERROR, OK, WARN, Check, TimingWindow, judge, metrics_vector
 from bevfusion_ros.core.monitor.sources import select_source
 from bevfusion_ros.core.perception.timing import MONITOR_NODE, FrameTiming
-from bevfusion_ros.ros import build, diagnostics, params
+from bevfusion_ros.ros import diagnostics, params
 
 NODE_NAME = MONITOR_NODE
 _LEVELS = {OK: diagnostics.OK, WARN: diagnostics.WARN, ERROR: diagnostics.ERROR}
@@ -48,7 +49,9 @@ class MonitorNode(Node):
         self._log = _rotating_log(self.cfg) if self.cfg.log_path else None
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(DiagnosticArray, self.cfg.timing_topic, self._on_timing, qos)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.checks: dict[str, Check] = {}  # the latest judgement, read by the updater's tasks
+        self.tasks: set[str] = set()
+        self.updater = diagnostics.make_updater(self, self.cfg.period_s, self.source.name, {})
         self.metrics_pub = self.create_publisher(Float64MultiArray, "~/metrics", 10)
         self.create_timer(self.cfg.period_s, self._tick)
         self.get_logger().info(
@@ -70,23 +73,16 @@ class MonitorNode(Node):
         stats = self.window.stats(now)
         snap = self.source.snapshot()
         checks = judge(stats, snap, now, self.window.last_s, self.cfg.budgets)
-        stamp = self.get_clock().now().nanoseconds
-        statuses = [
-            diagnostics.status(f"bevfusion monitor: {c.name}", snap.source, _LEVELS[c.level], c.message, c.values)
-            for c in checks
-        ]
         if self.bad_timing:
             why = f"{self.bad_timing} timing messages were ignored (not the perception node's timing record)"
-            statuses.append(
-                diagnostics.status(
-                    "bevfusion monitor: timing input",
-                    self.cfg.timing_topic,
-                    diagnostics.WARN,
-                    why,
-                    {"ignored": self.bad_timing},
-                )
-            )
-        self.diag_pub.publish(diagnostics.array(build.header("", stamp), statuses))
+            ignored = {"ignored": self.bad_timing, "topic": self.cfg.timing_topic}
+            checks.append(Check("timing input", WARN, why, ignored))
+        for check in checks:
+            if check.name not in self.tasks:  # a check appears once its source has data (power, temperature)
+                self.updater.add(check.name, lambda stat, name=check.name: self._report(name, stat))
+                self.tasks.add(check.name)
+        self.checks = {c.name: c for c in checks}
+        stamp = self.get_clock().now().nanoseconds
         keys, values = metrics_vector(stats, snap)
         msg = Float64MultiArray(data=values)
         msg.layout.dim = [MultiArrayDimension(label=k, size=1, stride=1) for k in keys]
@@ -98,6 +94,12 @@ class MonitorNode(Node):
                 "levels": {c.name: c.level for c in checks},
             }
             self._log.info(json.dumps(row))
+
+    def _report(self, name: str, stat: Any) -> Any:
+        check = self.checks.get(name)
+        if check is None:  # e.g. the power source stopped answering
+            return diagnostics.fill(stat, diagnostics.WARN, "no data in the last period", {})
+        return diagnostics.fill(stat, _LEVELS[check.level], check.message, check.values)
 
     def destroy_node(self) -> None:
         # also called by rclpy's shutdown on a node whose __init__ was refused half-way

@@ -4,8 +4,11 @@ way out release the node's own resources, destroy it and shut the context down."
 
 from __future__ import annotations
 
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -19,6 +22,7 @@ def run(
 
     from bevfusion_ros.core.errors import BevFusionError
 
+    owns_process()
     rclpy.init(args=args)
     try:
         node = make()
@@ -35,14 +39,62 @@ def run(
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGINT/SIGTERM shut the context down between the executor's check and its wait set
+        # (RCLError "context is not valid"): a stop like any other
     finally:
-        release = getattr(node, "release", None)
-        if callable(release):  # worker threads and models go before the node and the context do
-            release()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        with shielded_teardown():
+            release = getattr(node, "release", None)
+            if callable(release):  # worker threads and models go before the node and the context do
+                release()
+            executor.shutdown()
+            node.destroy_node()
+            rclpy.try_shutdown()
     return 0
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def shielded_teardown() -> Iterator[None]:
+    """SIGINT and SIGTERM are ignored while the block (a process's teardown) runs; in a process whose
+    main is ours (``owns_process``) they stay ignored until it has exited.
+
+    A stop signal may come while the process is already finishing (a bag player that has just played
+    its last message when launch shuts everything down). After rclpy.try_shutdown() Python's own
+    handler raises KeyboardInterrupt in the middle of the teardown or the report after it, and while
+    the interpreter finalises (DDS participants going away) CPython resets SIGINT to the default
+    action: the process dies with -2, its shared-memory segments left behind. Ignored signals stay
+    ignored through finalisation. A caller in the same process (a test calling a command's ``run``)
+    gets its handlers back after the block: ignored signals are inherited by every process it starts
+    later (a ``ros2 launch`` that then never stops on SIGINT). A teardown that hangs still ends:
+    launch escalates to SIGKILL.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if not _owns_process:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+_owns_process = False
+
+
+def owns_process() -> None:
+    """Called by an entry point that is the process's main: after its teardown the process only
+    exits, so shielded_teardown keeps the stop signals ignored through the exit."""
+    global _owns_process
+    _owns_process = True
 
 
 def tool_main(prog: str, doc: str | None, add_arguments: Callable[[Any], None], run: Callable[[Any], int]) -> int:
@@ -57,4 +109,5 @@ def tool_main(prog: str, doc: str | None, add_arguments: Callable[[Any], None], 
     add_arguments(ap)
     args = ap.parse_args(remove_ros_args(sys.argv)[1:])
     args.rclpy_args = sys.argv
+    owns_process()
     return run(args)

@@ -1,10 +1,11 @@
-"""The perception node's diagnostics: input health, synchronisation, processing time vs budget.
-
-Three DiagnosticStatus entries, named so rqt_robot_monitor groups them under 'bevfusion':
-  bevfusion: inputs      per-topic rate (Hz) and silence (s); bad messages by cause
-  bevfusion: sync        frames made, masked per camera, stale/missing/backwards/duplicate stamps,
-                         frames replaced while the model was busy (dropped_busy)
-  bevfusion: processing  frames processed, total / host / latency p50 and p99 against the budget
+"""The perception node's diagnostic tasks (diagnostic_updater adds the node's name in front):
+  bevfusion_perception: inputs       per-topic rate (Hz) and silence (s); bad messages by cause
+  bevfusion_perception: sync         frames made, masked per camera, stale/missing/backwards/duplicate
+                                     stamps, frames replaced while the model was busy (dropped_busy)
+  bevfusion_perception: processing   frames processed, total / host / latency p50 and p99 against the budget
+  bevfusion_perception: output rate  diagnostic_updater's FrequencyStatus on published frames (while
+                                     active: ERROR when none came in its window)
+Each task reads the node's counters when the Updater runs; a node that is not active says so.
 """
 
 from __future__ import annotations
@@ -12,28 +13,42 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from diagnostic_msgs.msg import DiagnosticStatus
-
 from bevfusion_ros.ros import diagnostics
 
 if TYPE_CHECKING:  # the node imports this module
     from bevfusion_ros.ros.perception_node import PerceptionNode
 
 INPUT_PROBLEMS = ("bad_image", "bad_camera_info", "bad_header", "zero_stamp", "frame_dropped_MessageError")
+OUTPUT_RATE = "output rate"
+# FrequencyStatus counts over this many Updater periods
+OUTPUT_RATE_WINDOW = 5
 
 
-def node_statuses(node: PerceptionNode) -> list[DiagnosticStatus]:
-    """Inputs, sync and processing statuses of an active node (nothing before it is active)."""
-    cfg, inputs = node.cfg, node.inputs
-    if cfg is None or inputs is None:
-        return []
-    hw = node.pipeline.spec.name if node.pipeline is not None else ""
+def tasks(node: PerceptionNode) -> dict[str, Any]:
+    return {
+        "inputs": lambda stat: inputs(node, stat),
+        "sync": lambda stat: sync(node, stat),
+        "processing": lambda stat: processing(node, stat),
+    }
+
+
+def output_rate() -> Any:
+    """Any output in the window is OK: the rate a 2-core replay or an Orin reaches is the monitor's
+    judgement (``min_fps``); this task catches a node that is active and publishes nothing."""
+    from diagnostic_updater import FrequencyStatus, FrequencyStatusParam
+
+    return FrequencyStatus(FrequencyStatusParam({"min": 0.0}, 0.0, OUTPUT_RATE_WINDOW), OUTPUT_RATE)
+
+
+def inputs(node: PerceptionNode, stat: Any) -> Any:
+    cfg, subscribed = node.cfg, node.inputs
+    if cfg is None or subscribed is None:
+        return diagnostics.fill(stat, diagnostics.WARN, "not subscribed: the node is not active", {})
     now = time.monotonic()
     problems = dict(node.problems.counts)
-
     values: dict[str, Any] = {}
     silent: list[str] = []
-    for topic, meter in inputs.rates.items():
+    for topic, meter in subscribed.rates.items():
         age = meter.last_age(now)
         values[f"{topic} Hz"] = meter.rate(now)
         values[f"{topic} received"] = meter.total
@@ -46,30 +61,42 @@ def node_statuses(node: PerceptionNode) -> list[DiagnosticStatus]:
     if any(problems.get(c, 0) for c in INPUT_PROBLEMS) and level == diagnostics.OK:
         level = diagnostics.WARN
     message = f"silent: {', '.join(silent)}" if silent else "all inputs arriving"
-    inputs_status = diagnostics.status("bevfusion: inputs", hw, level, message, values)
+    return diagnostics.fill(stat, level, message, values)
 
-    counts = inputs.sync_counts
-    sync_values: dict[str, Any] = {"policy": cfg.sync_policy, **counts}
-    for name, n in zip(cfg.camera_names, inputs.masked_per_camera, strict=False):
-        sync_values[f"masked {name}"] = n
-    sync_values["dropped_busy"] = node.slot.dropped
-    sync_values["dropped_too_many_masked"] = problems.get("frame_too_many_masked", 0)
+
+def sync(node: PerceptionNode, stat: Any) -> Any:
+    cfg, subscribed = node.cfg, node.inputs
+    if cfg is None or subscribed is None:
+        return diagnostics.fill(stat, diagnostics.WARN, "no frames: the node is not active", {})
+    problems = dict(node.problems.counts)
+    counts = subscribed.sync_counts
+    values: dict[str, Any] = {"policy": cfg.sync_policy, **counts}
+    for name, n in zip(cfg.camera_names, subscribed.masked_per_camera, strict=False):
+        values[f"masked {name}"] = n
+    values["dropped_busy"] = node.slot.dropped
+    values["dropped_too_many_masked"] = problems.get("frame_too_many_masked", 0)
     masked = counts.get("frames_masked", 0)
-    level = diagnostics.WARN if masked or sync_values["dropped_too_many_masked"] else diagnostics.OK
+    level = diagnostics.WARN if masked or values["dropped_too_many_masked"] else diagnostics.OK
     message = f"{counts.get('frames', 0)} frames, {masked} with masked cameras, {node.slot.dropped} replaced while busy"
-    sync_status = diagnostics.status("bevfusion: sync", hw, level, message, sync_values)
+    return diagnostics.fill(stat, level, message, values)
 
-    proc: dict[str, Any] = {
+
+def processing(node: PerceptionNode, stat: Any) -> Any:
+    cfg = node.cfg
+    if cfg is None:
+        return diagnostics.fill(stat, diagnostics.WARN, "no model: the node is not configured", {})
+    problems = dict(node.problems.counts)
+    values: dict[str, Any] = {
         "processed": node.processed,
         "budget_ms": cfg.processing_budget_ms,
-        "output Hz": node.published.rate(now),
+        "output Hz": node.published.rate(time.monotonic()),
     }
     for key, stats in (("total", node.total_ms), ("host", node.host_ms), ("latency", node.latency_ms)):
         s = stats.summary()
         if s is not None:
-            proc[f"{key} p50 ms"], proc[f"{key} p99 ms"] = s.p50, s.p99
+            values[f"{key} p50 ms"], values[f"{key} p99 ms"] = s.p50, s.p99
     errors = {k: v for k, v in problems.items() if k.startswith("frame_dropped_") or k.startswith("calibration")}
-    proc.update(errors)
+    values.update(errors)
     total = node.total_ms.summary()
     if total is None:
         level, message = diagnostics.OK, "no frame processed yet"
@@ -79,5 +106,4 @@ def node_statuses(node: PerceptionNode) -> list[DiagnosticStatus]:
         level, message = diagnostics.OK, f"p50 {total.p50:.0f} ms within the {cfg.processing_budget_ms:.0f} ms budget"
     if errors:
         level = diagnostics.worst([level, diagnostics.WARN])
-    proc_status = diagnostics.status("bevfusion: processing", hw, level, message, proc)
-    return [inputs_status, sync_status, proc_status]
+    return diagnostics.fill(stat, level, message, values)

@@ -157,7 +157,6 @@ class Outputs:
         self.labels = pub(LabelInfo, "~/labels", LATCHED)
         self.markers = pub(MarkerArray, "~/markers", RESULTS) if cfg.publish_markers else None
         self.timing = pub(DiagnosticArray, "~/timing", RESULTS)
-        self.diagnostics = pub(DiagnosticArray, "/diagnostics", RESULTS)
         self.grids: dict[str, Any] = {}
         if cfg.publish_map and spec.map is not None:
             self.grids = {c: pub(OccupancyGrid, f"~/map/{c}", RESULTS) for c in spec.map.classes}
@@ -197,7 +196,7 @@ class Outputs:
         self.timing.publish(diagnostics.array(build.header("", frame.stamp_ns), [status]))
 
     def destroy(self) -> None:
-        pubs = [self.detections, self.labels, self.markers, self.timing, self.diagnostics, *self.grids.values()]
+        pubs = [self.detections, self.labels, self.markers, self.timing, *self.grids.values()]
         for p in pubs:
             if p is not None:
                 self.node.destroy_publisher(p)

@@ -4,9 +4,11 @@ diagnostics out. A lifecycle node:
 * configure: parameters -> PerceptionConfig, model YAML -> pipeline with its backend activated,
   calibration -> camera rig and the bevpool precompute. Any failure returns FAILURE with one log line.
 * activate: publishers, subscriptions and the sync policy; deactivate / cleanup undo them in turn.
+* diagnostics: diagnostic_updater's Updater from configure to cleanup (perception_health's tasks),
+  so an inactive node reports that it is inactive instead of going stale.
 
 Threads: the executor (single-threaded) runs the sensor callbacks, which only read stamps and feed
-the sync policy, and the diagnostics timer. A complete frame goes into a one-slot mailbox and wakes
+the sync policy, and the diagnostic updater. A complete frame goes into a one-slot mailbox and wakes
 the inference thread, which converts, runs the pipeline and publishes. A frame that arrives while
 the model is busy replaces the waiting one and is counted as dropped, so latency stays flat when
 sensors outpace the model. Inference is a plain thread, not a callback group of a multi-threaded
@@ -35,9 +37,8 @@ from bevfusion_ros.core.perception.sync import SyncedFrame
 from bevfusion_ros.core.perception.timing import PERCEPTION_NODE
 from bevfusion_ros.core.pipeline.pipeline import FrameResult, Pipeline, runtime_ms
 from bevfusion_ros.core.sensors.rig import CameraRig
-from bevfusion_ros.ros import build, diagnostics, optional, params
+from bevfusion_ros.ros import diagnostics, optional, params, perception_health
 from bevfusion_ros.ros.frame_decode import decode_frame, rig_with_camera_info
-from bevfusion_ros.ros.perception_health import node_statuses
 from bevfusion_ros.ros.perception_io import Inputs, Outputs
 
 Tag = tuple[SyncedFrame, float, int, float]  # frame, when offered (monotonic s), masked cameras, host ms
@@ -70,12 +71,13 @@ class PerceptionNode(LifecycleNode):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._diag_timer: Any = None
+        self.updater: Any = None  # diagnostic_updater.Updater
+        self._output_rate: Any = None  # its FrequencyStatus task while active
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    # As ros2/demos' lifecycle talker: publishers (lifecycle publishers) and the diagnostics timer are
-    # made at configure and enabled by activate, so the topics stay while inactive; subscriptions and
-    # the inference thread exist only while active.
+    # As ros2/demos' lifecycle talker: publishers (lifecycle publishers) are made at configure and
+    # enabled by activate, so the topics stay while inactive; subscriptions and the inference thread
+    # exist only while active.
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             done = configure(params.read(self), self._lookup_extrinsics)
@@ -84,7 +86,9 @@ class PerceptionNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.cfg, self.pipeline, self.runner, self.current_rig = done.cfg, done.pipeline, done.runner, done.rig
         self.outputs = Outputs(self, self.cfg, done.spec)
-        self._diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
+        self.updater = diagnostics.make_updater(
+            self, self.cfg.diagnostics_period, f"{done.spec.name} on {self.cfg.backend}", perception_health.tasks(self)
+        )
         self.get_logger().info(
             f"configured: model '{done.spec.name}' on {self.cfg.backend}, {len(done.spec.cameras)} cameras, "
             f"sync {self.cfg.sync_policy}, geometry precompute {done.geometry_ms:.0f} ms"
@@ -119,6 +123,9 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().error(f"activate failed: {exc}")
             self._stop_inputs()
             return TransitionCallbackReturn.FAILURE
+        self._output_rate = perception_health.output_rate()
+        if self.updater is not None:
+            self.updater.add(self._output_rate)
         self.get_logger().info(f"active: waiting for {self.cfg.lidar_topic} and {len(self.cfg.image_topics)} cameras")
         return result
 
@@ -142,9 +149,9 @@ class PerceptionNode(LifecycleNode):
         self._stop_inputs()
         if self.outputs is not None:
             self.outputs.destroy()
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-        self.outputs, self._diag_timer = None, None
+        if self.updater is not None:
+            diagnostics.destroy_updater(self, self.updater)
+        self.outputs, self.updater = None, None
         if self.runner is not None:
             self.runner.close()  # deactivates the pipeline too
         elif self.pipeline is not None:
@@ -155,6 +162,9 @@ class PerceptionNode(LifecycleNode):
 
     def _stop_inputs(self) -> None:
         """The inference thread first (it publishes), then the subscriptions that feed it."""
+        if self.updater is not None and self._output_rate is not None:
+            self.updater.removeByName(perception_health.OUTPUT_RATE)
+        self._output_rate = None
         if self._worker is not None:
             self._stop.set()
             self._wake.set()
@@ -216,6 +226,8 @@ class PerceptionNode(LifecycleNode):
                 if not took and not woke and pending and self.runner is not None:
                     self._publish_all(self.runner.flush())
             except Exception as exc:  # never let the inference thread die silently
+                if not self.context.ok():  # a stop signal shut the context down under a publish
+                    return
                 self.problem(f"frame_dropped_{type(exc).__name__}", f"unexpected error: {exc}")
 
     def _infer(self) -> bool:
@@ -264,20 +276,15 @@ class PerceptionNode(LifecycleNode):
         assert self.outputs is not None
         self.processed += 1
         self.published.tick()
+        output_rate = self._output_rate  # None once deactivate has begun
+        if output_rate is not None:
+            output_rate.tick()
         self.total_ms.add(result.timings_ms["total"])
         self.host_ms.add(host_ms)
         self.latency_ms.add(latency_ms)
         for k, v in result.timings_ms.items():
             self.stage_ms.setdefault(k, LatencyStats()).add(v)
         self.outputs.publish_timing(frame, result, host_ms, latency_ms, self.get_clock().now().nanoseconds, masked)
-
-    def _publish_diagnostics(self) -> None:
-        if self.outputs is None or self.inputs is None or self.cfg is None:
-            return
-        statuses = node_statuses(self)
-        self.outputs.diagnostics.publish(
-            diagnostics.array(build.header("", self.get_clock().now().nanoseconds), statuses)
-        )
 
 
 def _autostart(node: PerceptionNode) -> int | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,16 @@ def _shm_in_use(root: Path) -> set[str]:
     return used
 
 
-def clean_orphaned_shm(shm: Path = Path("/dev/shm"), min_age_s: float = 60.0) -> tuple[int, int]:
-    """Remove Fast DDS shared-memory segments, locks and port semaphores that no process uses.
+def fastdds_shm_files(shm: Path = Path("/dev/shm")) -> set[Path]:
+    """Fast DDS's segments, locks and port semaphores under ``shm``."""
+    return {*shm.glob("fastdds_*"), *shm.glob("sem.fastdds_*")} if shm.is_dir() else set()
+
+
+def clean_orphaned_shm(
+    shm: Path = Path("/dev/shm"), min_age_s: float = 60.0, only: Collection[Path] | None = None
+) -> tuple[int, int]:
+    """Remove Fast DDS shared-memory segments, locks and port semaphores that no process uses;
+    with ``only``, just those of them (the files a test session created: never other users' files).
 
     A participant that is killed (SIGKILL, OOM, a crash) leaves its 256 MB segment behind, and tmpfs
     keeps the touched pages in RAM: a day of tests had leaked 22 GB. Files younger than
@@ -97,7 +105,8 @@ def clean_orphaned_shm(shm: Path = Path("/dev/shm"), min_age_s: float = 60.0) ->
     used = _shm_in_use(shm)
     now = time.time()
     removed = freed = 0
-    for path in [*shm.glob("fastdds_*"), *shm.glob("sem.fastdds_*")]:
+    candidates = fastdds_shm_files(shm)
+    for path in sorted(candidates if only is None else candidates & set(only)):
         try:
             st = path.stat()
             if str(path) in used or now - st.st_mtime < min_age_s:

@@ -27,6 +27,12 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``argv`` None: the process's main (the console script), arguments from sys.argv; a caller in
+    the same process passes ``argv``."""
+    if argv is None:
+        from bevfusion_ros.ros.node_main import owns_process
+
+        owns_process()
     # Before any tool module imports rclpy: the middleware reads its profile when it loads, and a
     # participant without the shared-memory profile loses large samples from one that has it.
     from bevfusion_ros.ros.transport import transport_env

@@ -41,6 +41,14 @@ def topics_subscribed(node) -> set[str]:  # type: ignore[no-untyped-def]
     return {s.topic_name for s in node.subscriptions}
 
 
+def diagnostics_now(node) -> dict[str, tuple[int, str]]:  # type: ignore[no-untyped-def]
+    """What the node's diagnostic_updater would publish now: task name -> (level, message)."""
+    from diagnostic_updater import DiagnosticStatusWrapper
+
+    runs = {t.name: t.run(DiagnosticStatusWrapper()) for t in node.updater.tasks}
+    return {name: (int.from_bytes(s.level, "little"), s.message) for name, s in runs.items()}
+
+
 def test_configure_activate_deactivate_cleanup(context, calibration, tmp_path) -> None:  # type: ignore[no-untyped-def]
     node = PerceptionNode(
         context=context,
@@ -57,6 +65,13 @@ def test_configure_activate_deactivate_cleanup(context, calibration, tmp_path) -
         assert node.pipeline is not None and node.current_rig is not None
         assert "/lidar/points" not in topics_subscribed(node)
         assert "/bevfusion_perception/detections" in {p.topic_name for p in node.publishers}  # made, disabled
+        # configured, not active: diagnostics say so (WARN) instead of going stale
+        assert diagnostics_now(node) == {
+            "inputs": (1, "not subscribed: the node is not active"),
+            "sync": (1, "no frames: the node is not active"),
+            "processing": (0, "no frame processed yet"),
+        }
+        assert "/diagnostics" in {p.topic_name for p in node.publishers}
 
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         subs = topics_subscribed(node)
@@ -64,9 +79,13 @@ def test_configure_activate_deactivate_cleanup(context, calibration, tmp_path) -
         assert "/cameras/cam_back_left/camera_info" in subs
         pubs = {p.topic_name for p in node.publishers}
         assert "/bevfusion_perception/detections" in pubs and "/bevfusion_perception/map/divider" in pubs
+        now = diagnostics_now(node)
+        assert now["inputs"][0] == 2 and "/lidar/points" in now["inputs"][1]  # no LiDAR yet: ERROR, named
+        assert now["output rate"] == (2, "No events recorded.")  # FrequencyStatus while active
 
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert "/lidar/points" not in topics_subscribed(node)
+        assert "output rate" not in diagnostics_now(node)
         # lifecycle publishers: the topics stay while inactive (disabled), as in ros2/demos' talker
         assert "/bevfusion_perception/detections" in {p.topic_name for p in node.publishers}
 
@@ -75,6 +94,10 @@ def test_configure_activate_deactivate_cleanup(context, calibration, tmp_path) -
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert node.pipeline is None
         assert "/bevfusion_perception/detections" not in {p.topic_name for p in node.publishers}
+        assert "/diagnostics" not in {p.topic_name for p in node.publishers}
+        # configured again after cleanup: the updater's parameters are declared anew, not twice
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert set(diagnostics_now(node)) == {"inputs", "sync", "processing"}
     finally:
         node.destroy_node()
 

@@ -190,8 +190,10 @@ def test_node_on_a_generated_scene_bag_matches_the_offline_pipeline(ros_node, sc
     timing = {kv.key: float(kv.value) for kv in out.got[f"{NODE}/timing"][0].status[0].values}
     assert timing["total_ms"] > 0 and timing["masked_cameras"] == 0 and timing["detections"] == len(dets[0].detections)
     diag = {s.name: s for s in out.got["/diagnostics"][-1].status}
-    assert set(diag) == {"bevfusion: inputs", "bevfusion: sync", "bevfusion: processing"}
-    sync = {kv.key: kv.value for kv in diag["bevfusion: sync"].values}
+    tasks = ("inputs", "sync", "processing", "output rate")  # diagnostic_updater: "<node>: <task>"
+    assert set(diag) == {f"bevfusion_perception: {t}" for t in tasks}
+    assert {s.hardware_id for s in diag.values()} == {"bevfusion-tiny-ref on onnxruntime"}
+    sync = {kv.key: kv.value for kv in diag["bevfusion_perception: sync"].values}
     assert sync["frames"] == "4" and sync["dropped_busy"] == "0", sync
 
 

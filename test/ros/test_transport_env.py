@@ -30,3 +30,13 @@ def test_only_orphaned_old_fastdds_files_are_removed(tmp_path: Path) -> None:
         removed, freed = clean_orphaned_shm(tmp_path, min_age_s=60)
     assert removed == 3 and freed >= 8192
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([in_use.name, young.name, other.name])
+
+
+def test_only_the_given_files_are_candidates(tmp_path: Path) -> None:
+    old = time.time() - 3600
+    ours, theirs = tmp_path / "fastdds_1111111111111111", tmp_path / "fastdds_2222222222222222"
+    for p in (ours, theirs):
+        p.write_bytes(b"\0" * 4096)
+        os.utime(p, (old, old))
+    assert clean_orphaned_shm(tmp_path, min_age_s=60, only={ours})[0] == 1
+    assert [p.name for p in tmp_path.iterdir()] == [theirs.name]

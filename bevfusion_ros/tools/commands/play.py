@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bevfusion_ros.core.errors import BevFusionError, DependencyError
 from bevfusion_ros.ros.msgtypes import message_class
+from bevfusion_ros.ros.node_main import shielded_teardown
 from bevfusion_ros.tools.bags.io import iter_raw, open_reader, read_ahead
 
 if TYPE_CHECKING:  # rclpy is imported where it is used
@@ -170,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--rate must be > 0 and --loop >= 1")
     rclpy.init(args=getattr(args, "rclpy_args", None))
     node = rclpy.create_node("bag_player")
+    stats: PlayStats | None = None
     try:
         stats = play(
             node,
@@ -199,16 +201,22 @@ def run(args: argparse.Namespace) -> int:
         print("play: stopped", file=sys.stderr)
         return 0
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        with shielded_teardown():  # the report too: a stop signal now must not turn it into a traceback
+            node.destroy_node()
+            rclpy.try_shutdown()
+            if stats is not None:
+                _report(stats, args.rate)
+    return 0
+
+
+def _report(stats: PlayStats, rate: float) -> None:
     total = sum(stats.published.values())
     print(
         f"played {total} messages on {len(stats.published)} topics in {stats.wall_s:.2f} s "
-        f"(rate x{args.rate}, max lag behind schedule {stats.max_lag_ms:.1f} ms)"
+        f"(rate x{rate}, max lag behind schedule {stats.max_lag_ms:.1f} ms)"
     )
     for topic, why in stats.skipped_topics.items():
         print(f"  skipped {topic}: {why}")
-    return 0
 
 
 def main() -> int:

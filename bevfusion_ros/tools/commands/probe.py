@@ -21,6 +21,7 @@ from bevfusion_ros.core.errors import BevFusionError
 from bevfusion_ros.ros import convert
 from bevfusion_ros.ros.build import occupancy_grid_to_array
 from bevfusion_ros.ros.msgtypes import message_class
+from bevfusion_ros.ros.node_main import shielded_teardown
 
 
 @dataclass
@@ -151,6 +152,7 @@ def print_report(report: dict[str, dict[str, Any]], out: Any = sys.stdout) -> No
 
 def run(args: argparse.Namespace) -> int:
     import rclpy
+    from rclpy.executors import ExternalShutdownException
 
     topics = {t: ty for t, ty in args.topic}
     expected: dict[str, int] = {}
@@ -167,8 +169,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("nothing to probe: give --bag or --topic")
     rclpy.init(args=getattr(args, "rclpy_args", None))
     node = rclpy.create_node("topic_probe")
+    probe = Probe(node, topics, args.reliability)
     try:
-        probe = Probe(node, topics, args.reliability)
         print("probe: ready", flush=True)
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline and not (expected and probe.done(expected)):
@@ -176,15 +178,22 @@ def run(args: argparse.Namespace) -> int:
             got_any = any(s.count for s in probe.stats.values())
             if got_any and time.monotonic() - probe.last_message > args.idle:
                 break
-        report = {t: s.summary() for t, s in probe.stats.items()}
+    except (KeyboardInterrupt, ExternalShutdownException):
+        print("probe: stopped; reporting what arrived", file=sys.stderr)
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        with shielded_teardown():  # the report too: a stop signal now must not turn it into a traceback
+            node.destroy_node()
+            rclpy.try_shutdown()
+            code = _report({t: st.summary() for t, st in probe.stats.items()}, expected, args.json)
+    return code
+
+
+def _report(report: dict[str, dict[str, Any]], expected: dict[str, int], json_path: Path | None) -> int:
     for t, n in expected.items():
         report[t]["expected"] = n
     print_report(report)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    if json_path:
+        json_path.write_text(json.dumps(report, indent=2))
     missing = {t: (report[t]["count"], n) for t, n in expected.items() if report[t]["count"] < n}
     bad = {t: s["errors"] for t, s in report.items() if s["errors"]}
     if missing:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bevfusion_ros.ros.msgtypes import message_class
+from bevfusion_ros.ros.node_main import shielded_teardown
 from bevfusion_ros.tools.bags.io import BagWriter
 
 if TYPE_CHECKING:  # rclpy is imported where it is used
@@ -127,10 +128,11 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        rec.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    print(f"wrote {args.out}: " + ", ".join(f"{t} {n}" for t, n in rec.counts.items()))
+        with shielded_teardown():  # the report too: a stop signal now must not turn it into a traceback
+            rec.close()
+            node.destroy_node()
+            rclpy.try_shutdown()
+            print(f"wrote {args.out}: " + ", ".join(f"{t} {n}" for t, n in rec.counts.items()))
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import subprocess
@@ -78,12 +79,14 @@ def _status(path: Path) -> dict[str, Any]:
 
 
 def _stop(proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
+    """SIGINT (ros2 launch passes it on to every node it started, and escalates itself); a process
+    still there after ``timeout`` is killed with its whole session, so no node outlives the run."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)  # ros2 launch passes it on to every node it started
+        proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
@@ -164,10 +167,12 @@ def run(args: argparse.Namespace) -> int:
         with open(launch_log, "w") as log:
             procs["ros2 launch"] = subprocess.Popen(
                 [ros2, "launch", "bevfusion_ros", "bevfusion.launch.py", *launch_args],
-                stdout=log, stderr=subprocess.STDOUT, env=env, text=True,
+                stdout=log, stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True,
             )  # fmt: skip
         with open(args.out / "recorder.log", "w") as log:
-            procs["recorder"] = subprocess.Popen(rec_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
+            procs["recorder"] = subprocess.Popen(
+                rec_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True
+            )
         _wait(status.is_file, 60, procs, "the recorder", args.out)
         for transition in ("configure", "activate"):
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from bevfusion_ros.core.model import Grid, ModelSpec
-from bevfusion_ros.core.perception.timing import PERCEPTION_NODE_PATH, FrameTiming
+from bevfusion_ros.core.perception.timing import MONITOR_NODE, PERCEPTION_NODE, PERCEPTION_NODE_PATH, FrameTiming
 from bevfusion_ros.core.pipeline.postprocess import Segmentation
 
 # causes under which the node counts a LiDAR sweep that produced no output
@@ -56,9 +56,9 @@ def summarise(
     msgs = _messages(outputs, topics)
     frames = [FrameTiming.decode({kv.key: kv.value for kv in m.status[0].values}) for m in msgs[f"{NODE}/timing"]]
     diag: dict[str, str] = {}
-    # /diagnostics also carries the monitor's statuses ("bevfusion monitor: ..."): the perception
-    # node's counters are in its own newest message.
-    own = [m for m in msgs["/diagnostics"] if any(s.name.startswith("bevfusion: ") for s in m.status)]
+    # /diagnostics also carries the monitor's statuses ("bevfusion_monitor: ..."): the perception
+    # node's counters are in its own newest message (diagnostic_updater puts the node's name in front).
+    own = [m for m in msgs["/diagnostics"] if any(s.name.startswith(f"{PERCEPTION_NODE}: ") for s in m.status)]
     if own:
         for s in own[-1].status:
             diag.update({kv.key: kv.value for kv in s.values})
@@ -113,8 +113,8 @@ def monitor_summary(diag_msgs: list[Any], log: Path) -> dict[str, Any]:
     checks: dict[str, dict[str, Any]] = {}
     for m in diag_msgs:
         for s in m.status:
-            if s.name.startswith("bevfusion monitor: "):
-                c = checks.setdefault(s.name[len("bevfusion monitor: ") :], {"OK": 0, "WARN": 0, "ERROR": 0})
+            if s.name.startswith(f"{MONITOR_NODE}: "):
+                c = checks.setdefault(s.name[len(MONITOR_NODE) + 2 :], {"OK": 0, "WARN": 0, "ERROR": 0})
                 c[names.get(int.from_bytes(s.level, "little"), "ERROR")] += 1
                 c["last"] = s.message
     rows = len(log.read_text().splitlines()) if log.is_file() else 0
@@ -168,7 +168,7 @@ def markdown(s: dict[str, Any]) -> str:
             f"host share (conversion, pre/post, publish) p50 {host['p50']:.0f} ms",
         ]
     if "monitor" in s:
-        lines += ["", "Monitor node (`bevfusion monitor:` diagnostics during the run, counts of OK/WARN/ERROR):", ""]
+        lines += ["", "Monitor node (`bevfusion_monitor:` diagnostics during the run, counts of OK/WARN/ERROR):", ""]
         for name, c in s["monitor"]["checks"].items():
             lines.append(f"- {name}: {c['OK']} OK, {c['WARN']} WARN, {c['ERROR']} ERROR; last: {c.get('last', '')}")
         lines.append(f"- {s['monitor']['log_rows']} rows in {s['monitor']['log']}")
