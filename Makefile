@@ -18,7 +18,7 @@ DEMO_RATE ?= 0.2
 
 .PHONY: setup test lint typecheck pytest demo evaluate quantize clean distclean
 
-setup: $(VENV)/.stamp-package
+setup: $(VENV)/.stamp-package $(VENV)/.stamp-trt-bindings
 
 $(VENV)/.stamp-venv:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (the ROS 2 Kilted wheels are cp311)"; exit 2; }
@@ -45,6 +45,13 @@ $(VENV)/.stamp-ros-tools: $(VENV)/.stamp-vision-msgs requirements/ros_tools.txt 
 
 $(ROS_SRC)/UPSTREAM.txt:
 	@echo "error: $(ROS_SRC) is missing: the upstream ROS 2 sources (launch, ros2cli, message_filters, tf2, ...) are expected in ../shared/ros_src beside the checkout (or set ROS_SRC=...)"; exit 2
+
+# The real TensorRT 10.3 and 8.6 Python bindings with stub libraries, importable but not runnable,
+# for the API-contract test of the TensorRT code and its fake (build/trt_bindings, never on the
+# runtime's path; ~2 MB, a few seconds).
+$(VENV)/.stamp-trt-bindings: $(VENV)/.stamp-venv requirements/trt_bindings.txt scripts/install_trt_bindings.py $(wildcard scripts/trt_stubs/*)
+	$(VPY) scripts/install_trt_bindings.py
+	@touch $@
 
 # The build backend comes from the pins too (no isolated build env fetching whatever is newest).
 # Then the package goes into the venv's ament index as a colcon symlink install would put it.

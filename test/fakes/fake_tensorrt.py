@@ -1,8 +1,17 @@
-"""FAKE of the TensorRT 10 Python API (the subset bevfusion_ros calls), for CI without TensorRT.
+"""FAKE of the TensorRT 10.3 Python API (the subset bevfusion_ros calls), for CI without TensorRT.
 
-Installed as ``tensorrt`` by test/fakes/install.py. Names and signatures follow the TensorRT 10.3
-Python API reference (JetPack 6.1/6.2); ``__version__`` can be set to "8.6.2" to exercise the 8.6
-paths. What the fake enforces, because real TensorRT does and our code must get it right:
+Pinned to TensorRT 10.3 (JetPack 6.1/6.2): every public name here is checked against the real 10.3
+bindings by test/core/trt/test_real_bindings.py (names, enum members, keyword names, settable
+properties); names starting with ``_`` and those in that test's FAKE_ONLY are the fake's own.
+``__version__`` can be set to "8.6.2" for the 8.6 paths; 8.6 differs in what the package meets as:
+networks need NetworkDefinitionCreationFlag.EXPLICIT_BATCH, there is no DataType.INT64, no implicit
+INT8 DeprecationWarning. Installed as ``tensorrt`` by test/fakes/install.py.
+
+Behaviour taken from the real bindings (not from documentation): ``IPluginRegistry.load_library``
+returns None instead of raising; ``set_timing_cache`` returns False for another device's cache;
+exceptions raised in a Python calibrator's methods are caught and printed by TensorRT's trampoline
+and read as "no more batches" / "no cache"; setting ``int8_calibrator`` warns (DeprecationWarning) on
+10.1+. What the fake enforces, because real TensorRT does and our code must get it right:
 
 * ``OnnxParser.parse_from_file`` really reads the ONNX file (onnx package); a bad file gives parser
   errors and False. Ops outside ``SUPPORTED_OPS`` fail parsing unless a plugin library was loaded.
@@ -28,6 +37,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+import warnings
 from typing import Any
 
 from fakes.fake_tensorrt_runtime import (  # noqa: F401 - re-exported as the tensorrt namespace
@@ -252,7 +262,7 @@ class INetworkDefinition:
         return self.outputs[index]
 
     @property
-    def has_qdq(self) -> bool:
+    def _has_qdq(self) -> bool:
         return any(layer.type in (LayerType.QUANTIZE, LayerType.DEQUANTIZE) for layer in self.layers)
 
 
@@ -274,14 +284,55 @@ class ParserError:
 _LOADED_PLUGIN_OPS: set[str] = set()
 
 
+class IPluginCreator:
+    def __init__(self) -> None:
+        self._name = ""
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def plugin_version(self) -> str:
+        return "1"
+
+    @property
+    def plugin_namespace(self) -> str:
+        return ""
+
+
 class IPluginRegistry:
-    def load_library(self, path: str) -> Any:
-        if not os.path.isfile(path):
-            msg = f"Cannot load library {path}: No such file"
-            raise RuntimeError(msg)
-        # The fake's plugin library is a text file listing the op types it provides.
-        _LOADED_PLUGIN_OPS.update(op.strip() for op in open(path).read().split() if op.strip())
-        return object()
+    def load_library(self, plugin_path: str) -> Any:
+        """As TensorRT 8.6 and 10: None, never an exception, when the library cannot be loaded or
+        one of its plugins is registered already (a second load of the same library)."""
+        if not os.path.isfile(plugin_path):
+            return None
+        # The fake's plugin library is a text file listing the op types it provides; anything else
+        # is "not a plugin library".
+        data = open(plugin_path, "rb").read()
+        if data.startswith(b"\x7fELF"):  # a real shared object is not a fake plugin library
+            return None
+        try:
+            ops = {op.strip() for op in data.decode().split() if op.strip()}
+        except UnicodeDecodeError:
+            return None
+        if not ops or ops & _LOADED_PLUGIN_OPS:
+            return None
+        _LOADED_PLUGIN_OPS.update(ops)
+        return object()  # a capsule in TensorRT
+
+    @property
+    def plugin_creator_list(self) -> list[IPluginCreator]:
+        return [_creator(op) for op in sorted(_LOADED_PLUGIN_OPS)]
+
+    def get_plugin_creator(self, type: str, version: str, plugin_namespace: str = "") -> IPluginCreator | None:
+        return _creator(type) if type in _LOADED_PLUGIN_OPS and version == "1" else None
+
+
+def _creator(name: str) -> IPluginCreator:
+    creator = IPluginCreator()
+    creator._name = name
+    return creator
 
 
 _REGISTRY = IPluginRegistry()
@@ -387,13 +438,23 @@ class IBuilderConfig:
         self.default_device_type = DeviceType.GPU
         self.DLA_core = -1
         self.profiling_verbosity = ProfilingVerbosity.LAYER_NAMES_ONLY
-        self.int8_calibrator: Any = None
+        self._int8_calibrator: Any = None
         self.pools: dict[MemoryPoolType, int] = {}
         self.profiles: list[IOptimizationProfile] = []
         self.calibration_profile: IOptimizationProfile | None = None
         self.timing_cache: ITimingCache | None = None
         self.builder_optimization_level = 3
         self._device_types: dict[int, DeviceType] = {}
+
+    @property
+    def int8_calibrator(self) -> Any:
+        return self._int8_calibrator
+
+    @int8_calibrator.setter
+    def int8_calibrator(self, calibrator: Any) -> None:
+        if tuple(int(x) for x in __version__.split(".")[:2]) >= (10, 1):  # as TensorRT 10.1+ does
+            warnings.warn("Use explicit quantization instead.", DeprecationWarning, stacklevel=2)
+        self._int8_calibrator = calibrator
 
     def set_flag(self, flag: BuilderFlag) -> None:
         self.flags.add(BuilderFlag(flag))
@@ -436,6 +497,13 @@ class IBuilderConfig:
         return ITimingCache(json.loads(data[len(head) :]))
 
     def set_timing_cache(self, cache: ITimingCache, ignore_mismatch: bool) -> bool:
+        """As TensorRT: False, and the cache not used, when it was made on another device or version."""
+        from fakes.fake_pycuda_driver import DEVICE_PROPERTIES
+
+        here = f"{DEVICE_PROPERTIES['name']} / {__version__}"
+        made = cache.entries.setdefault("__device__", here)
+        if made != here and not ignore_mismatch:
+            return False
         self.timing_cache = cache
         return True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,17 @@ def _profile_problem(network: Any, config: Any) -> str:
     return ""
 
 
+def _trampoline(calib: Any, method: str, *args: Any) -> Any:
+    """As TensorRT's pybind11 trampolines for IInt8Calibrator: an exception raised in the Python
+    method is caught in C++, printed, and turned into "nothing" (no batch, no cache)."""
+    try:
+        return getattr(calib, method)(*args)
+    except Exception as exc:
+        name = {"get_batch": "get_batch()", "read_calibration_cache": "read_calibration_cache()"}.get(method, method)
+        print(f"[ERROR] Exception caught in {name}: {exc}", file=sys.stderr)
+        return None
+
+
 def _calibrate(network: Any, config: Any, log: Any) -> dict[str, float] | None:
     calib = config.int8_calibrator
     if not getattr(calib, "_trt_initialised", False):
@@ -53,7 +65,7 @@ def _calibrate(network: Any, config: Any, log: Any) -> dict[str, float] | None:
     if any(-1 in t.shape for t in network.inputs) and config.calibration_profile is None:
         log(ERROR, "Calibration with dynamic input shapes needs set_calibration_profile()")
         return None
-    cache = calib.read_calibration_cache()
+    cache = _trampoline(calib, "read_calibration_cache")
     if cache:
         lines = bytes(cache).decode().splitlines()
         if not lines or not lines[0].endswith("EntropyCalibration2"):
@@ -70,7 +82,7 @@ def _calibrate(network: Any, config: Any, log: Any) -> dict[str, float] | None:
     amax = dict.fromkeys(names, 0.0)
     batches = 0
     while True:
-        ptrs = calib.get_batch(names)
+        ptrs = _trampoline(calib, "get_batch", names)
         if not ptrs:
             break
         if len(ptrs) != len(names):
@@ -93,7 +105,7 @@ def _calibrate(network: Any, config: Any, log: Any) -> dict[str, float] | None:
     scales = {k: (v / 127.0 if v else 1.0) for k, v in amax.items()}
     header = f"TRT-{trt.__version__.replace('.', '')}00-EntropyCalibration2"
     text = "\n".join([header] + [f"{k}: {struct.pack('>f', v).hex()}" for k, v in scales.items()]) + "\n"
-    calib.write_calibration_cache(memoryview(text.encode()))
+    _trampoline(calib, "write_calibration_cache", memoryview(text.encode()))
     return scales
 
 
@@ -157,7 +169,7 @@ def build(builder: Any, network: Any, config: Any) -> Any:
         if unsupported and trt.BuilderFlag.GPU_FALLBACK not in flags:
             return fail(f"{unsupported[0]}: layer cannot run on DLA and GPU fallback is not enabled")
     scales: dict[str, float] = {}
-    if int8 and not network.has_qdq:
+    if int8 and not network._has_qdq:
         if config.int8_calibrator is None:
             return fail(
                 "Int8 precision has been set for a layer or layer output, but int8 dynamic range has not been set "
@@ -167,7 +179,7 @@ def build(builder: Any, network: Any, config: Any) -> Any:
         if got is None:
             return None
         scales = got
-    if network.has_qdq and not int8:
+    if network._has_qdq and not int8:
         log(WARNING, "network has Q/DQ layers but INT8 is not enabled; they run in float")
     plan = _device_plan(network, config, dla)
     engine_layers = _log_placement(plan, log)

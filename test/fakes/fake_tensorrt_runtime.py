@@ -122,7 +122,7 @@ class ICudaEngine:
         blob = json.dumps(self.header).encode()
         return _trt().IHostMemory(MAGIC + struct.pack("<Q", len(blob)) + blob + self.onnx_bytes)
 
-    def session(self) -> Any:
+    def _ort_session(self) -> Any:
         if self._session is None:
             import onnxruntime as ort
 
@@ -163,7 +163,7 @@ class IExecutionContext:
         return True
 
     @property
-    def all_input_dimensions_specified(self) -> bool:
+    def _all_input_dimensions_specified(self) -> bool:
         return all(-1 not in s or n in self.shapes for n, s, _, m in self.engine._io if m == TensorIOMode.INPUT)
 
     def infer_shapes(self) -> list[str]:
@@ -180,14 +180,14 @@ class IExecutionContext:
         return Dims(t[1])
 
     def _output_shape(self, name: str, declared: list[int]) -> Dims:
-        if not self.all_input_dimensions_specified:
+        if not self._all_input_dimensions_specified:
             return Dims(declared)
         feeds = {
             n: np.zeros(self.get_tensor_shape(n), nptype(d))
             for n, _, d, m in self.engine._io
             if m == TensorIOMode.INPUT
         }
-        out = self.engine.session().run([name], feeds)[0]
+        out = self.engine._ort_session().run([name], feeds)[0]
         return Dims(out.shape)
 
     def set_tensor_address(self, name: str, memory: int) -> bool:
@@ -209,7 +209,7 @@ class IExecutionContext:
         missing = [n for n, *_ in io if n not in self.addresses]
         if missing:
             return self._error(f"3: enqueueV3: tensor address not set for {', '.join(missing)}")
-        if not self.all_input_dimensions_specified:
+        if not self._all_input_dimensions_specified:
             return self._error(f"3: enqueueV3: input shapes not specified for {', '.join(self.infer_shapes())}")
         views: dict[str, tuple[int, tuple[int, ...], Any]] = {}
         for n, _, d, _m in io:
@@ -229,7 +229,7 @@ class IExecutionContext:
                     nbytes = int(np.prod(shape)) * np.dtype(dt).itemsize
                     feeds[n] = fcuda.device_view(addr, nbytes).view(dt).reshape(shape).copy()
             outs = [n for n, _, _, m in io if m == TensorIOMode.OUTPUT]
-            for n, arr in zip(outs, self.engine.session().run(outs, feeds), strict=True):
+            for n, arr in zip(outs, self.engine._ort_session().run(outs, feeds), strict=True):
                 addr, shape, dt = views[n]
                 fcuda.device_view(addr, arr.nbytes)[:] = np.ascontiguousarray(arr, dt).reshape(-1).view(np.uint8)
             STATS["executions"] += 1

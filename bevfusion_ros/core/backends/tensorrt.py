@@ -26,7 +26,7 @@ from bevfusion_ros.core.optional import import_tensorrt
 from bevfusion_ros.core.pipeline.backend import Arrays, Backend
 from bevfusion_ros.core.trt import engine_cache
 from bevfusion_ros.core.trt.build import build_engine, engine_file
-from bevfusion_ros.core.trt.common import make_logger, np_dtype
+from bevfusion_ros.core.trt.common import load_plugins, make_logger, np_dtype
 from bevfusion_ros.core.trt.engine_config import EngineConfig, StageBuild
 
 
@@ -137,6 +137,8 @@ class TensorRTBackend(Backend):
         self.rebuilt = True
 
     def _load(self, trt: Any) -> None:
+        # the plugins a stage needs are registered before its engine is built or deserialised
+        load_plugins(trt, self._engine_config.plugins, [self.stage.plugin] if self.stage.plugin else [])
         reasons = self._stale_reasons()
         if reasons:
             self._rebuild(trt, reasons)
@@ -147,7 +149,6 @@ class TensorRTBackend(Backend):
             raise BackendError(msg)
         data = engine_cache.read_engine(self.engine_path, info)
         logger, records = make_logger(trt)
-        trt.init_libnvinfer_plugins(logger, "")
         self._logger, self._records = logger, records
         self._runtime = trt.Runtime(logger)
         if info.dla_core >= 0:

@@ -12,6 +12,7 @@ import json
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,15 @@ from bevfusion_ros.core.model import ONNX, ModelSpec, Stage, load_model
 from bevfusion_ros.core.optional import import_tensorrt
 from bevfusion_ros.core.trt import engine_cache
 from bevfusion_ros.core.trt.calibrator import collect_stage_inputs, make_entropy_calibrator, stage_batches
-from bevfusion_ros.core.trt.common import enum_name, load_plugins, make_logger, network_flags
+from bevfusion_ros.core.trt.common import (
+    LOG,
+    enum_name,
+    init_plugins,
+    load_plugins,
+    major_version,
+    make_logger,
+    network_flags,
+)
 from bevfusion_ros.core.trt.dla_report import DlaReport, parse_inspector, parse_placement_log
 from bevfusion_ros.core.trt.engine_config import EngineConfig, StageBuild
 
@@ -95,9 +104,17 @@ def build_stage(
 ) -> BuildResult:
     """Build ``onnx_path`` into ``out_dir/<stage>.engine`` (+ sidecar, + ``.dla.json`` on DLA)."""
     sb = sb.on(stage.dla_capable)
+    wide = [t.name for t in (*stage.inputs, *stage.outputs) if t.dtype == "int64"]
+    if wide and major_version(trt) < 10:
+        msg = (
+            f"stage {stage.name}: {', '.join(wide)} are int64, which TensorRT {trt.__version__} has no type for "
+            "(its ONNX parser casts them to int32, so the engine would not match the model YAML): export the "
+            "stage with int32 tensors or build with TensorRT 10"
+        )
+        raise ConfigError(msg)
     logger, records = make_logger(trt, echo="warning")
     start = time.perf_counter()
-    trt.init_libnvinfer_plugins(logger, "")
+    init_plugins(trt)
     builder = trt.Builder(logger)
     if sb.dla_core >= 0 and sb.dla_core >= builder.num_DLA_cores:
         msg = (
@@ -130,7 +147,7 @@ def build_stage(
         if calibrator is None:
             msg = f"stage {stage.name}: int8_source calibrator needs calibration frames or a calibration cache"
             raise ConfigError(msg)
-        config.int8_calibrator = calibrator
+        _set_calibrator(trt, config, calibrator)
         if profile is not None:
             config.set_calibration_profile(profile)
     network_layers: tuple[tuple[str, str, bool], ...] = ()
@@ -143,8 +160,15 @@ def build_stage(
     if timing_cache is not None:
         data = timing_cache.read_bytes() if timing_cache.is_file() else b""
         cache = config.create_timing_cache(data)
-        config.set_timing_cache(cache, False)
+        if not config.set_timing_cache(cache, False):  # made on another device or TensorRT version
+            LOG.warning(
+                "timing cache %s does not fit this device or TensorRT version: starting a new one", timing_cache
+            )
+            cache = config.create_timing_cache(b"")
+            config.set_timing_cache(cache, False)
     serialized = builder.build_serialized_network(network, config)
+    if calibrator is not None and hasattr(calibrator, "raise_if_failed"):
+        calibrator.raise_if_failed(stage.name)  # TensorRT swallowed it: an engine on partial scales
     if serialized is None:
         msg = f"stage {stage.name}: TensorRT could not build the engine ({sb.variant()}): {records.text()}"
         raise BackendError(msg)
@@ -185,6 +209,20 @@ def build_stage(
         path.with_name(path.name + ".dla.json").write_text(report.to_json())
     warnings = tuple(m for s, m in records if s == "warning")
     return BuildResult(stage.name, path, info, report, seconds, warnings)
+
+
+def _set_calibrator(trt: Any, config: Any, calibrator: Any) -> None:
+    """Implicit INT8 (a calibrator) is deprecated since TensorRT 10.1, which says so with a
+    DeprecationWarning; under ``-W error`` that would stop the build. The package's path forward is
+    explicit Q/DQ (int8_source qdq, the ModelOpt ONNX files) wherever TensorRT supports it; the
+    calibrator stays only for DLA stages, which need it. The warning is logged, not raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        config.int8_calibrator = calibrator
+    for w in caught:
+        LOG.warning(
+            "TensorRT %s: int8_calibrator is deprecated (%s); kept for DLA stages only", trt.__version__, w.message
+        )
 
 
 def _inspect(trt: Any, logger: Any, serialized: bytes, sb: StageBuild) -> tuple[dict[str, Any], ...]:
@@ -320,7 +358,7 @@ def build_all(
             )
             print(f"calibration: {n} frames")
         with ctx.active():
-            load_plugins(trt, cfg.plugins)
+            load_plugins(trt, cfg.plugins, sorted({s.plugin for s in stages if s.plugin}))
             dev = (ctx.name, ctx.compute_capability)
             for stage in tqdm(stages, f"building {cfg.variant} engines", unit="stage", disable=not show):
                 batches = stage_batches(tmp / stage.name) if stage in need else None

@@ -67,6 +67,12 @@ def make_entropy_calibrator(
 
     Call it inside an active CUDA context; ``batches`` may be None when a cache is expected (a build
     without frames then fails in TensorRT with a clear calibration error instead of guessing scales).
+
+    TensorRT catches every exception raised in these methods, prints it and carries on as if the
+    batches had ended (or there were no cache): an engine calibrated on the batches before the error,
+    whose scales it would then write to the cache. So the methods catch their own errors: the first
+    is kept in ``error`` (check it after the build: ``raise_if_failed``), batches end, and no cache is
+    written once anything failed.
     """
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc]
@@ -79,11 +85,21 @@ def make_entropy_calibrator(
             self.batches_used = 0
             self.cache_read = False
             self.cache_written = False
+            self.error: BaseException | None = None
 
         def get_batch_size(self) -> int:
             return 1
 
         def get_batch(self, names: list[str], *_: Any) -> list[int] | None:
+            if self.error is not None:
+                return None
+            try:
+                return self._next_batch(names)
+            except Exception as exc:  # TensorRT would print it and calibrate on what it had
+                self.error = exc
+                return None
+
+        def _next_batch(self, names: list[str]) -> list[int] | None:
             try:
                 feeds = next(self._iter)
             except StopIteration:
@@ -112,16 +128,34 @@ def make_entropy_calibrator(
             return ptrs
 
         def read_calibration_cache(self) -> bytes | None:
-            if cache_path is not None and cache_path.is_file() and cache_path.stat().st_size > 0:
-                self.cache_read = True
-                return cache_path.read_bytes()
+            try:
+                if cache_path is not None and cache_path.is_file() and cache_path.stat().st_size > 0:
+                    data = cache_path.read_bytes()
+                    self.cache_read = True
+                    return data
+            except OSError as exc:
+                self.error = exc
             return None
 
         def write_calibration_cache(self, cache: Any) -> None:
-            if cache_path is not None:
+            if cache_path is None or self.error is not None:  # never keep scales of a failed calibration
+                return
+            try:
                 cache_path.parent.mkdir(parents=True, exist_ok=True)
-                cache_path.write_bytes(bytes(cache))
+                tmp = cache_path.with_suffix(cache_path.suffix + ".tmp")
+                tmp.write_bytes(bytes(cache))
+                tmp.replace(cache_path)
                 self.cache_written = True
+            except OSError as exc:
+                self.error = exc
+
+        def raise_if_failed(self, stage: str) -> None:
+            if self.error is not None:
+                msg = (
+                    f"stage {stage}: INT8 calibration failed after {self.batches_used} batch(es): {self.error}; "
+                    "no engine and no calibration cache were written"
+                )
+                raise BackendError(msg) from self.error
 
         def free(self) -> None:
             for b in self._device.values():

@@ -2,12 +2,12 @@
 names TensorRT's own reason), version-dependent details, dtypes, plugin loading from configured paths.
 
 Written against the TensorRT 10 Python API; 8.6 differs only where noted (network creation flag,
-plugin loading). ``tensorrt`` is imported by the caller through core.optional, never at module import.
+no int64). ``tensorrt`` is imported by the caller through core.optional, never at module import.
+Checked against the real 10.3 and 8.6 bindings by test/core/trt/test_real_bindings.py.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,8 +78,34 @@ def np_dtype(trt: Any, dtype: Any) -> np.dtype[Any]:
     return dt
 
 
-def load_plugins(trt: Any, paths: Sequence[Path | str]) -> list[str]:
-    """Load plugin libraries from the configured absolute paths only (never a search path)."""
+# What TensorRT keeps for the life of the process: the logger its plugin library logs through (it
+# holds a raw pointer: a logger freed after one build would be used after free) and the handles of
+# the plugin libraries loaded (a library loads once per process).
+_PROCESS: dict[str, Any] = {}
+_LOADED_LIBRARIES: dict[str, Any] = {}
+
+
+def init_plugins(trt: Any) -> TrtLogRecords:
+    """TensorRT's bundled plugins, registered once per process through one logger that lives as long
+    as the process; returns what that logger has recorded."""
+    if "logger" not in _PROCESS:
+        logger, records = make_logger(trt)
+        trt.init_libnvinfer_plugins(logger, "")
+        _PROCESS.update(logger=logger, records=records)
+    kept: TrtLogRecords = _PROCESS["records"]
+    return kept
+
+
+def load_plugins(trt: Any, paths: Sequence[Path | str], required: Sequence[str] = ()) -> list[str]:
+    """Load plugin libraries from the configured absolute paths only (never a search path), then check
+    that every plugin in ``required`` (the model's stages name them) is registered.
+
+    ``IPluginRegistry.load_library`` (8.6 and 10) never raises: it returns None when the library
+    cannot be loaded, is not a plugin library, or registers a plugin that is registered already;
+    a library this process loaded before is not loaded again.
+    """
+    records = init_plugins(trt)
+    registry = trt.get_plugin_registry()
     loaded = []
     for raw in paths:
         path = Path(raw)
@@ -89,14 +115,23 @@ def load_plugins(trt: Any, paths: Sequence[Path | str]) -> list[str]:
         if not path.is_file():
             msg = f"plugin library {path} does not exist"
             raise ConfigError(msg)
-        try:
-            registry = trt.get_plugin_registry()
-            if hasattr(registry, "load_library"):  # TensorRT >= 10
-                registry.load_library(str(path))
-            else:  # 8.6: the library registers its creators when loaded
-                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
-        except (OSError, RuntimeError) as exc:
-            msg = f"cannot load TensorRT plugin library {path}: {exc}"
-            raise BackendError(msg) from None
+        if str(path) not in _LOADED_LIBRARIES:
+            handle = registry.load_library(str(path))
+            if handle is None:
+                msg = (
+                    f"TensorRT could not load the plugin library {path} (not a TensorRT plugin library, a "
+                    f"dependency of it missing, or a plugin in it registered already): {records.text()}"
+                )
+                raise BackendError(msg)
+            _LOADED_LIBRARIES[str(path)] = handle
         loaded.append(str(path))
+    registered = {str(c.name) for c in registry.plugin_creator_list}
+    missing = sorted(set(required) - registered)
+    if missing:
+        msg = (
+            f"TensorRT plugin(s) {', '.join(missing)} are not registered after loading "
+            f"{', '.join(loaded) or 'no plugin library'}: list the library that provides them under the engine "
+            "config's plugins"
+        )
+        raise BackendError(msg)
     return loaded

@@ -163,3 +163,27 @@ def test_enqueue_runs_on_the_callers_stream_only_when_it_is_waited_for(trt_fakes
 def test_tensorrt_backend_needs_an_engine_dir(spec) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="needs engine_dir"):
         create_backend("tensorrt", spec, spec.stage("fuser"))
+
+
+def test_a_stage_that_names_a_plugin_loads_it_at_activate(trt_fakes, spec, one_engine: Path) -> None:  # type: ignore[no-untyped-def]
+    """The node's backend, not only build-engines, loads the engine config's plugin libraries and
+    refuses a stage whose plugin none of them registers (before TensorRT fails to deserialise)."""
+    from dataclasses import replace
+
+    from bevfusion_ros.core.model import ModelSpec
+    from bevfusion_ros.core.trt.engine_config import EngineConfig
+
+    stages = tuple(replace(s, plugin="SparseConvolution") if s.name == "head.bbox" else s for s in spec.stages)
+    sparse: ModelSpec = replace(spec, stages=stages)
+    lib = one_engine.parent / "libsparse_plugin.so"
+    lib.write_text("SparseConvolution\n")
+    without = EngineConfig("", Path(), StageBuild(precision="fp16"), {})
+    with pytest.raises(BackendError, match="SparseConvolution are not registered after loading no plugin library"):
+        create_backend(
+            "tensorrt", sparse, sparse.stage("head.bbox"), engine_dir=one_engine.parent, engine_config=without
+        ).activate()
+    cfg = replace(without, plugins=(lib,))
+    b = create_backend("tensorrt", sparse, sparse.stage("head.bbox"), engine_dir=one_engine.parent, engine_config=cfg)
+    with b:
+        assert b.infer(_feeds())["heatmap"].shape == (1, 10, 128, 128)
+    assert "SparseConvolution" in {c.name for c in trt_fakes.trt.get_plugin_registry().plugin_creator_list}

@@ -5,6 +5,7 @@ report, profiles for dynamic inputs, timing cache, TensorRT 8.6 network creation
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,17 @@ def test_timing_cache_is_reused_by_the_next_build(trt_fakes, ctx, spec, tmp_path
     r = _build(trt_fakes.trt, spec, "head.bbox", StageBuild(), tmp_path / "b", timing_cache=cache)
     assert r.engine.is_file()
     entries = json.loads(cache.read_bytes().split(b"\n", 1)[1])
-    assert len(entries) == 17  # 11 Conv + 6 Relu, one entry each, not duplicated by the second build
+    # 11 Conv + 6 Relu, one entry each, not duplicated by the second build; and the device it was made on
+    assert len(entries) == 17 + 1
+
+
+def test_a_timing_cache_from_another_device_is_replaced(trt_fakes, ctx, spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """set_timing_cache returns False on a device or version mismatch (TensorRT then uses no cache)."""
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"FAKETIMINGCACHE\n" + json.dumps({"__device__": "Orin / 8.6.2", "Conv:x:GPU": "t"}).encode())
+    _build(trt_fakes.trt, spec, "head.bbox", StageBuild(), tmp_path / "a", timing_cache=cache)  # and a warning
+    entries = json.loads(cache.read_bytes().split(b"\n", 1)[1])
+    assert "Conv:x:GPU" not in entries and len(entries) == 17 + 1  # a new cache for this device
 
 
 def test_qdq_int8_builds_from_modelopt_onnx_and_refuses_float_files(trt_fakes, ctx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -104,7 +115,9 @@ def test_calibrator_feeds_batches_then_cache_skips_them(trt_fakes, ctx, spec, tm
     cache = tmp_path / "cal" / "camera.vtransform.cache"
     sb = StageBuild(precision="int8", int8_source="calibrator")
     cal = make_entropy_calibrator(trt_fakes.trt, iter(batches), cache)
-    _build(trt_fakes.trt, spec, "camera.vtransform", sb, tmp_path, calibrator=cal, calibration_cache=cache)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # TensorRT 10.1+'s DeprecationWarning for int8_calibrator is logged
+        _build(trt_fakes.trt, spec, "camera.vtransform", sb, tmp_path, calibrator=cal, calibration_cache=cache)
     assert cal.batches_used == 4 and trt_fakes.build_stats["calibration_batches"] == 4 and cal.cache_written
     lines = cache.read_text().splitlines()
     assert lines[0].endswith("EntropyCalibration2") and lines[1].startswith("camera_bev: ")
@@ -113,6 +126,23 @@ def test_calibrator_feeds_batches_then_cache_skips_them(trt_fakes, ctx, spec, tm
     again = make_entropy_calibrator(trt_fakes.trt, iter(batches), cache)
     _build(trt_fakes.trt, spec, "camera.vtransform", sb, tmp_path, calibrator=again, calibration_cache=cache)
     assert again.cache_read and again.batches_used == 0 and trt_fakes.build_stats["calibration_batches"] == 4
+
+
+def test_a_failing_calibration_batch_is_one_error_not_a_partial_cache(trt_fakes, ctx, spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """TensorRT swallows an exception raised in get_batch and calibrates on the batches before it."""
+    rng = np.random.default_rng(0)
+
+    def batches():  # type: ignore[no-untyped-def]
+        yield {"camera_bev": rng.standard_normal((1, 32, 128, 128), np.float32)}
+        yield {"camera_bev": rng.standard_normal((1, 32, 128, 128), np.float32)}
+        raise BackendError("cuMemcpyHtoDAsync failed: an illegal memory access")
+
+    cache = tmp_path / "cal" / "camera.vtransform.cache"
+    sb = StageBuild(precision="int8", int8_source="calibrator")
+    cal = make_entropy_calibrator(trt_fakes.trt, batches(), cache)
+    with pytest.raises(BackendError, match=r"calibration failed after 2 batch\(es\): cuMemcpyHtoDAsync failed"):
+        _build(trt_fakes.trt, spec, "camera.vtransform", sb, tmp_path, calibrator=cal, calibration_cache=cache)
+    assert not cache.exists() and not list(tmp_path.glob("*.engine"))
 
 
 def test_calibrator_stage_without_batches_or_cache_fails_with_tensorrt_reason(
@@ -211,5 +241,45 @@ def test_unparseable_onnx_and_plugin_paths_fail_clearly(trt_fakes, ctx, spec, tm
     with pytest.raises(ConfigError, match="does not exist"):
         load_plugins(trt_fakes.trt, [tmp_path / "libmissing.so"])
     lib = tmp_path / "libfake_plugin.so"
-    lib.write_text("GridSample\n")
-    assert load_plugins(trt_fakes.trt, [lib]) == [str(lib)]
+    lib.write_text("SparseConv3d\n")
+    assert load_plugins(trt_fakes.trt, [lib], required=["SparseConv3d"]) == [str(lib)]
+    # loaded once per process: TensorRT's load_library would return None for a second load
+    assert load_plugins(trt_fakes.trt, [lib], required=["SparseConv3d"]) == [str(lib)]
+    # load_library returns None (never raises) for a library it cannot load: one clear error
+    broken = tmp_path / "libbroken.so"
+    broken.write_bytes(b"\x7fELF\xff\xfe")
+    with pytest.raises(BackendError, match=r"could not load the plugin library .*libbroken.so"):
+        load_plugins(trt_fakes.trt, [broken])
+    # a plugin the model names that no configured library provides
+    with pytest.raises(BackendError, match="SubmConv3d are not registered after loading"):
+        load_plugins(trt_fakes.trt, [lib], required=["SparseConv3d", "SubmConv3d"])
+
+
+def test_int64_tensors_are_refused_on_tensorrt_8_6(tmp_path: Path) -> None:
+    """8.6 has no DataType.INT64 (test_real_bindings shows it): its parser casts to int32."""
+    from fakes.install import fakes
+
+    from bevfusion_ros.core.model import Stage, TensorSpec
+
+    _dynamic_onnx(tmp_path / "dyn.onnx")
+    stage = Stage("ids", "onnx", (TensorSpec("points", (8, 4)),), (TensorSpec("ids", (8,), "int64"),), "dyn.onnx")
+    with fakes(trt_version="8.6.2") as f:
+        c = cuda.CudaContext(0)
+        with c.active(), pytest.raises(ConfigError, match=r"ids are int64, which TensorRT 8\.6\.2 has no type for"):
+            build_stage(f.trt, stage, tmp_path / "dyn.onnx", StageBuild(), tmp_path, DEVICE)
+        c.release()
+
+
+def test_one_logger_for_the_plugin_library_per_process(trt_fakes, ctx, spec, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """init_libnvinfer_plugins keeps a raw pointer to its logger: one logger, kept for the process,
+    however many builds and backends follow (a per-build logger would be freed under it)."""
+    from bevfusion_ros.core.trt import common
+
+    given: list[object] = []
+    monkeypatch.setattr(common, "_PROCESS", {})
+    monkeypatch.setattr(
+        trt_fakes.trt, "init_libnvinfer_plugins", lambda logger, namespace: given.append(logger) or True
+    )
+    _build(trt_fakes.trt, spec, "head.bbox", StageBuild(), tmp_path / "a")
+    _build(trt_fakes.trt, spec, "head.bbox", StageBuild(), tmp_path / "b")
+    assert len(given) == 1 and common._PROCESS["logger"] is given[0]
