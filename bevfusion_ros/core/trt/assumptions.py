@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bevfusion_ros.core.cuda import driver as cuda
-from bevfusion_ros.core.trt.common import make_logger, network_flags
+from bevfusion_ros.core.trt.common import make_logger, network_flags, parse_onnx
 from bevfusion_ros.core.trt.dla_report import parse_placement_log
 
 Result = tuple[bool | None, str]
@@ -53,12 +53,7 @@ def tiny_onnx(path: Path) -> Path:
 
 def _network(trt: Any, logger: Any, onnx_path: Path) -> tuple[Any, Any, Any]:
     builder = trt.Builder(logger)
-    network = builder.create_network(network_flags(trt))
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        msg = f"the check's own network does not parse: {errors}"
-        raise RuntimeError(msg)
+    network = parse_onnx(trt, builder, logger, onnx_path, "the check's own network")
     return builder, network, builder.create_builder_config()
 
 

@@ -33,7 +33,7 @@ from bevfusion_ros.core.trt.common import (
     load_plugins,
     major_version,
     make_logger,
-    network_flags,
+    parse_onnx,
 )
 from bevfusion_ros.core.trt.dla_report import DlaReport, parse_inspector, parse_placement_log
 from bevfusion_ros.core.trt.engine_config import EngineConfig, StageBuild
@@ -122,12 +122,7 @@ def build_stage(
             "use dla_core -1 for GPU only"
         )
         raise ConfigError(msg)
-    network = builder.create_network(network_flags(trt))
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        msg = f"stage {stage.name}: TensorRT cannot parse {onnx_path}: {errors}"
-        raise BackendError(msg)
+    network = parse_onnx(trt, builder, logger, onnx_path, f"stage {stage.name}")
     qdq = _qdq_layers(trt, network)
     if sb.uses_int8 and not sb.calibrated and not qdq:
         msg = (

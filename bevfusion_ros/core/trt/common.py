@@ -57,6 +57,17 @@ def make_logger(trt: Any, echo: str = "warning") -> tuple[Any, TrtLogRecords]:
     return RecordingLogger(), records
 
 
+def parse_onnx(trt: Any, builder: Any, logger: Any, onnx_path: Path, what: str) -> Any:
+    """A network of ``builder`` parsed from ``onnx_path``; BackendError with the parser's errors."""
+    network = builder.create_network(network_flags(trt))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        msg = f"{what}: TensorRT cannot parse {onnx_path}: {errors}"
+        raise BackendError(msg)
+    return network
+
+
 def enum_name(value: Any) -> str:
     """``BuilderFlag.FP16`` -> "FP16" (pybind11 enums have ``.name``)."""
     return str(getattr(value, "name", str(value).split(".")[-1]))
