@@ -1,0 +1,79 @@
+"""CPU benchmark of the real-export LiDAR front ends (core/pipeline/voxels.py) on the real nuScenes
+sweep densified to ~300k points (10 copies, each jittered, as 10 sweeps would be), each against a
+memcpy of the bytes it reads and writes. Goal: voxelize and scatter within 10x of that memcpy.
+
+    .venv/bin/python benchmarks/voxels.py [--frame ../shared/data/nuscenes_frame] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bevfusion_ros.core.pipeline.voxels import VoxelGrid, pillar_features, scatter, voxelize
+from bevfusion_ros.tools.data.nuscenes_frame import load_frame
+
+REPO = Path(__file__).resolve().parents[1]
+# CUDA-BEVFusion's VoxelNet grid and caps; PointPillars' 0.2 m pillars over the same range
+VOXELNET = VoxelGrid((-54.0, -54.0, -5.0, 54.0, 54.0, 3.0), (0.075, 0.075, 0.2))
+PILLARS = VoxelGrid((-51.2, -51.2, -5.0, 51.2, 51.2, 3.0), (0.2, 0.2, 8.0))
+
+
+def median_ms(fn: Any, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def memcpy_ms(nbytes: int, repeats: int) -> float:
+    src = np.ones(max(nbytes // 4, 1), np.float32)
+    dst = np.empty_like(src)
+    return median_ms(lambda: np.copyto(dst, src), repeats)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frame", type=Path, default=REPO.parent / "shared" / "data" / "nuscenes_frame")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    sweep = np.asarray(load_frame(args.frame, decode_images=False).points, np.float32)[:, :4]
+    rng = np.random.default_rng(0)
+    jitter = np.float32([1, 1, 1, 0])  # positions move a little between sweeps, intensities do not
+    pts = np.concatenate([sweep + rng.normal(0, 0.05, sweep.shape).astype(np.float32) * jitter for _ in range(10)])
+    dt = np.repeat(np.arange(10, dtype=np.float32) * 0.05, len(sweep))[:, None]
+    pts5 = np.concatenate([pts, dt], axis=1)  # x, y, z, intensity, time lag
+    print(f"{len(pts5)} points ({len(sweep)} per sweep x 10), {pts5.nbytes / 1e6:.1f} MB")
+    rows = []
+    vox = voxelize(pts5, VOXELNET, 10, 160000, "mean")
+    ms = median_ms(lambda: voxelize(pts5, VOXELNET, 10, 160000, "mean"), args.repeats)
+    moved = pts5.nbytes + vox.features.nbytes + vox.coords.nbytes
+    rows.append(("voxelize mean (VoxelNet 0.075 m)", ms, moved, f"{len(vox.coords)} voxels"))
+    pil = voxelize(pts5, PILLARS, 32, 40000, "none")
+    ms = median_ms(lambda: voxelize(pts5, PILLARS, 32, 40000, "none"), args.repeats)
+    moved = pts5.nbytes + pil.features.nbytes + pil.coords.nbytes
+    rows.append(("voxelize none (pillars 0.2 m, 32 points)", ms, moved, f"{len(pil.coords)} pillars"))
+    feats = pillar_features(pil, PILLARS)
+    ms = median_ms(lambda: pillar_features(pil, PILLARS), args.repeats)
+    rows.append(("pillar features", ms, pil.features.nbytes + feats.nbytes, f"{feats.shape}"))
+    learned = rng.standard_normal((len(pil.coords), 64)).astype(np.float32)
+    bev = scatter(learned, pil.coords, PILLARS)
+    ms = median_ms(lambda: scatter(learned, pil.coords, PILLARS), args.repeats)
+    rows.append(("scatter 64 channels", ms, learned.nbytes + bev.nbytes, f"{bev.shape}"))
+    print(f"{'step':44s} {'ms':>8s} {'memcpy ms':>10s} {'ratio':>6s}  result")
+    for name, took, nbytes, what in rows:
+        copy = memcpy_ms(nbytes, args.repeats)
+        print(f"{name:44s} {took:8.1f} {copy:10.2f} {took / copy:6.1f}  {what}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
