@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from timing import median_ms  # benchmarks/, the script's own folder
 
 from bevfusion_ros.core.cuda import driver as cuda
 from bevfusion_ros.core.cuda.kernels import CudaBevPool, CudaImagePreprocessor, CudaPillarizer, StandInEngine
@@ -31,16 +32,6 @@ from bevfusion_ros.core.sensors.camera import CameraIntrinsics
 from bevfusion_ros.core.sensors.rig import CameraRig
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _median_ms(fn: Any, n: int) -> float:
-    fn()
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def _gpu_ms(launch: Any, s: cuda.Stream, n: int) -> float:
@@ -91,7 +82,7 @@ def main() -> None:
     with ctx.active():
         s = cuda.Stream()
         pre = ImagePreprocessor(spec.image)
-        res["numpy_image_ms"] = _median_ms(lambda: pre(images, 6), 20)
+        res["numpy_image_ms"] = median_ms(lambda: pre(images, 6), 20)
         k_img = CudaImagePreprocessor(spec.image)
         pinned = [cuda.HostBuffer(im.shape, np.uint8) for im in images]
         for p, im in zip(pinned, images, strict=True):
@@ -111,7 +102,7 @@ def main() -> None:
         res["cuda_image_ms"] = _gpu_ms(launch_img, s, 50)
         res["h2d_images_ms"] = _gpu_ms(up, s, 20)
         res["image_mb"] = sum(im.nbytes for im in images) / 1e6
-        res["numpy_pillar_ms"] = _median_ms(lambda: pillarize(crop_points(points, spec.lidar), spec.lidar), 20)
+        res["numpy_pillar_ms"] = median_ms(lambda: pillarize(crop_points(points, spec.lidar), spec.lidar), 20)
         k_pil = CudaPillarizer(spec.lidar)
         p_pin = cuda.HostBuffer(points.shape, np.float32)
         np.copyto(p_pin.array, points)
@@ -126,7 +117,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         feat = rng.random((1, 6, 32, 16, 44), np.float32)
         depth = rng.random((1, 6, 48, 16, 44), np.float32)
-        res["numpy_bevpool_ms"] = _median_ms(lambda: index(feat, depth), 20)
+        res["numpy_bevpool_ms"] = median_ms(lambda: index(feat, depth), 20)
         k_bev = CudaBevPool(index, 32, s)
         f_pin, d_pin = cuda.HostBuffer(feat.shape, np.float32), cuda.HostBuffer(depth.shape, np.float32)
         np.copyto(f_pin.array, feat)

@@ -8,12 +8,10 @@ memcpy of the bytes it reads and writes. Goal: voxelize and scatter within 10x o
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from timing import median_ms  # benchmarks/, the script's own folder
 
 from bevfusion_ros.core.pipeline.voxels import VoxelGrid, pillar_features, scatter, voxelize
 from bevfusion_ros.tools.data.nuscenes_frame import load_frame
@@ -22,16 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 # CUDA-BEVFusion's VoxelNet grid and caps; PointPillars' 0.2 m pillars over the same range
 VOXELNET = VoxelGrid((-54.0, -54.0, -5.0, 54.0, 54.0, 3.0), (0.075, 0.075, 0.2))
 PILLARS = VoxelGrid((-51.2, -51.2, -5.0, 51.2, 51.2, 3.0), (0.2, 0.2, 8.0))
-
-
-def median_ms(fn: Any, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def memcpy_ms(nbytes: int, repeats: int) -> float:
