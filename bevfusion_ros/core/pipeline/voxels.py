@@ -79,39 +79,38 @@ def voxelize(points: npt.ArrayLike, grid: VoxelGrid, max_points: int, max_voxels
     scaled = np.where(finite[:, None], (p[:, :3] - lo) / size, -1.0)
     cell = np.floor(np.clip(scaled, -1.0, np.asarray([nx, ny, nz], np.float32))).astype(np.int64)  # x, y, z
     inside = finite & (cell >= 0).all(axis=1) & (cell[:, 0] < nx) & (cell[:, 1] < ny) & (cell[:, 2] < nz)
-    index = np.flatnonzero(inside)  # input order is kept throughout
+    index = np.flatnonzero(inside)
     key = (cell[index, 2] * ny + cell[index, 1]) * nx + cell[index, 0]
-    # voxels numbered by the first appearance of one of their points
-    unique_keys, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    voxel_of_key = np.empty_like(order)
-    voxel_of_key[order] = np.arange(order.size)
-    voxel = voxel_of_key[inverse]  # per inside point, its voxel number
+    # One stable sort does it all: runs of equal keys are the voxels, the first of a run is the
+    # voxel's first point in input order, and a point's place in its run is its rank in the voxel.
+    perm = np.argsort(key, kind="stable")
+    sorted_key = key[perm]
+    starts = run_starts(sorted_key) if sorted_key.size else np.zeros(0, np.int64)
+    lengths = np.diff(np.r_[starts, sorted_key.size])
+    order = np.argsort(perm[starts], kind="stable")  # voxels numbered by their first point's position
+    voxel_of_run = np.empty_like(order)
+    voxel_of_run[order] = np.arange(order.size)
+    voxel = np.repeat(voxel_of_run, lengths)  # per sorted point
+    rank = np.arange(sorted_key.size) - np.repeat(starts, lengths)
     kept_voxels = min(order.size, max_voxels)
-    # each point's rank among its voxel's points, in input order
-    by_voxel = np.argsort(voxel, kind="stable")
-    sorted_voxel = voxel[by_voxel]
-    starts = run_starts(sorted_voxel) if sorted_voxel.size else np.zeros(0, np.int64)
-    run_start = np.repeat(starts, np.diff(np.r_[starts, sorted_voxel.size]))
-    rank = np.empty_like(by_voxel)
-    rank[by_voxel] = np.arange(by_voxel.size) - run_start
-    keep = (voxel < kept_voxels) & (rank < max_points)
-    v, r, rows = voxel[keep], rank[keep], index[keep]
+    in_kept = voxel < kept_voxels
+    keep = in_kept & (rank < max_points)
+    v, r, rows = voxel[keep], rank[keep], index[perm[keep]]
     num_points = np.bincount(v, minlength=kept_voxels).astype(np.int32)
     c = p.shape[1]
     if reduce == "mean":
-        sums = np.zeros((kept_voxels, c), np.float64)
-        np.add.at(sums, v, p[rows])
-        features = (sums / np.maximum(num_points, 1)[:, None]).astype(np.float32)
+        sums = np.stack([np.bincount(v, p[rows, j], minlength=kept_voxels) for j in range(c)], axis=1)
+        features = (sums / np.maximum(num_points, 1)[:, None]).astype(np.float32).reshape(kept_voxels, c)
     else:
         features = np.zeros((kept_voxels, max_points, c), np.float32)
         features[v, r] = p[rows]
+    unique_keys = sorted_key[starts]
     k = unique_keys[order[:kept_voxels]]
     coords = np.zeros((kept_voxels, 4), np.int32)
     coords[:, 1], rest = np.divmod(k, ny * nx)
     coords[:, 2], coords[:, 3] = np.divmod(rest, nx)
     dropped_voxels = int(order.size - kept_voxels)
-    dropped_points = int(np.count_nonzero((voxel < kept_voxels) & (rank >= max_points)))
+    dropped_points = int(np.count_nonzero(in_kept & (rank >= max_points)))
     return Voxels(features, num_points, coords, dropped_voxels, dropped_points)
 
 
