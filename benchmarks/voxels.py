@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from timing import median_ms  # benchmarks/, the script's own folder
 
-from bevfusion_ros.core.pipeline.voxels import VoxelGrid, pillar_features, scatter, voxelize
+from bevfusion_ros.core.model import VoxelGrid
+from bevfusion_ros.core.pipeline.voxels import pillar_features, scatter, voxelize
 from bevfusion_ros.tools.data.nuscenes_frame import load_frame
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,11 +26,18 @@ class StageKind(StrEnum):
     BEVPOOL = "bevpool"
     PILLARIZE = "pillarize"
     VOXELIZE = "voxelize"
+    PILLAR_FEATURES = "pillar_features"
+    SCATTER = "scatter"
 
     @property
     def runtime(self) -> bool:
         """Implemented by the runtime (host or CUDA pre-processing), not by a model file."""
         return self is not StageKind.ONNX
+
+    @property
+    def voxel_based(self) -> bool:
+        """A real export's LiDAR front end (core/pipeline/voxels.py), configured by its stage keys."""
+        return self in (StageKind.VOXELIZE, StageKind.PILLAR_FEATURES, StageKind.SCATTER)
 
     @property
     def sensor_fed(self) -> bool:
@@ -116,6 +123,41 @@ class TensorSpec:
         return all(w == -1 or not isinstance(g, int) or g == w for w, g in zip(self.shape, shape, strict=True))
 
 
+REDUCE = ("mean", "none")
+
+
+@dataclass(frozen=True)
+class VoxelGrid:
+    point_cloud_range: tuple[float, float, float, float, float, float]
+    voxel_size: tuple[float, float, float]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(nz, ny, nx): cells per axis, rounded as mmcv does."""
+        r, v = self.point_cloud_range, self.voxel_size
+        return tuple(round((r[i + 3] - r[i]) / v[i]) for i in (2, 1, 0))  # type: ignore[return-value]
+
+    def validate(self, where: str) -> None:
+        r, v = self.point_cloud_range, self.voxel_size
+        if any(s <= 0 for s in v):
+            msg = f"{where}.voxel_size must be positive, got {list(v)}"
+            raise ConfigError(msg)
+        if any(r[i + 3] <= r[i] for i in range(3)):
+            msg = f"{where}.point_cloud_range must be [xmin, ymin, zmin, xmax, ymax, zmax], min < max; got {list(r)}"
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class VoxelStageConfig:
+    """The keys of a voxelize / pillar_features / scatter stage (a real export's LiDAR front end)."""
+
+    grid: VoxelGrid
+    max_points: int = 0  # voxelize: points kept per voxel
+    max_voxels: int = 0  # voxelize: voxels kept per sweep
+    reduce: str = "mean"  # voxelize: mean -> [M, C]; none -> [M, max_points, C]
+    with_distance: bool = False  # pillar_features: the point's distance as an extra feature
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -127,6 +169,7 @@ class Stage:
     # such a stage cannot run in ONNX Runtime and the runtime says so at load.
     plugin: str = ""
     dla_capable: bool = True
+    voxels: VoxelStageConfig | None = None  # the keys of a voxel-based stage
 
 
 @dataclass(frozen=True)
@@ -258,7 +301,40 @@ def _grid(raw: Any, where: str) -> Grid:
     return g
 
 
-def _stage(name: str, raw: Any, directory: Path, check_files: bool) -> Stage:
+_VOXEL_KEYS = {
+    StageKind.VOXELIZE: ("point_cloud_range", "voxel_size", "max_points", "max_voxels", "reduce"),
+    StageKind.PILLAR_FEATURES: ("point_cloud_range", "voxel_size", "with_distance"),
+    StageKind.SCATTER: ("point_cloud_range", "voxel_size"),
+}
+_STAGE_KEYS = ("kind", "inputs", "outputs", "file", "plugin", "dla")
+
+
+def _voxel_config(kind: StageKind, raw: Mapping[str, Any], where: str, lidar: LidarConfig) -> VoxelStageConfig:
+    allowed = _VOXEL_KEYS[kind]
+    unknown = sorted(set(raw) - set(allowed) - set(_STAGE_KEYS))
+    if unknown:
+        msg = f"{where}: unknown key(s) {', '.join(unknown)} for a {kind.value} stage; allowed: {', '.join(allowed)}"
+        raise ConfigError(msg)
+    rng = raw.get("point_cloud_range", list(lidar.point_cloud_range))
+    grid = VoxelGrid(
+        _floats(rng, 6, f"{where}.point_cloud_range"),  # type: ignore[arg-type]
+        _floats(_get(raw, "voxel_size", where), 3, f"{where}.voxel_size"),  # type: ignore[arg-type]
+    )
+    grid.validate(where)
+    if kind is not StageKind.VOXELIZE:
+        return VoxelStageConfig(grid, with_distance=bool(raw.get("with_distance", False)))
+    limits = {}
+    for key in ("max_points", "max_voxels"):
+        value = _get(raw, key, where, int)
+        if value < 1:
+            msg = f"{where}.{key} must be >= 1, got {value}"
+            raise ConfigError(msg)
+        limits[key] = value
+    reduce = _choice(raw.get("reduce", "mean"), REDUCE, f"{where}.reduce")
+    return VoxelStageConfig(grid, limits["max_points"], limits["max_voxels"], reduce)
+
+
+def _stage(name: str, raw: Any, directory: Path, check_files: bool, lidar: LidarConfig) -> Stage:
     where = f"stages.{name}"
     if not isinstance(raw, Mapping):
         msg = f"{where} must be a mapping"
@@ -274,7 +350,9 @@ def _stage(name: str, raw: Any, directory: Path, check_files: bool) -> Stage:
         if check_files and not (directory / file).is_file():
             msg = f"{where}.file: {directory / file} does not exist"
             raise ConfigError(msg)
-    return Stage(name, kind, inputs, outputs, file, str(raw.get("plugin", "") or ""), bool(raw.get("dla", True)))
+    voxels = _voxel_config(kind, raw, where, lidar) if kind.voxel_based else None
+    plugin = str(raw.get("plugin", "") or "")
+    return Stage(name, kind, inputs, outputs, file, plugin, bool(raw.get("dla", True)), voxels)
 
 
 def _check_graph(stages: Sequence[Stage]) -> None:
@@ -380,7 +458,7 @@ def parse_model(raw: Mapping[str, Any], directory: Path, check_files: bool = Tru
         )
 
     raw_stages = _get(raw, "stages", "model", dict)
-    stages = tuple(_stage(k, v, directory, check_files) for k, v in raw_stages.items())
+    stages = tuple(_stage(k, v, directory, check_files, lidar) for k, v in raw_stages.items())
     _check_graph(stages)
     spec = ModelSpec(name, directory, cams, classes, image, camera_bev, lidar, post, map_cfg, stages)
     _check_consistency(spec)
@@ -425,9 +503,41 @@ def _check_consistency(spec: ModelSpec) -> None:
                     f"got {list(out.shape)}"
                 )
                 raise ConfigError(msg)
+        if s.kind.voxel_based:
+            _check_voxel_stage(s)
     if spec.map is not None and len(spec.map.classes) != _map_channels(spec):
         msg = f"map.classes names {len(spec.map.classes)} classes but the map head outputs {_map_channels(spec)}"
         raise ConfigError(msg)
+
+
+def _check_voxel_stage(s: Stage) -> None:
+    """The tensors of a voxel-based stage, in order, as core/pipeline/voxels.py produces them."""
+    cfg = s.voxels
+    assert cfg is not None
+    where = f"stages.{s.name}"
+    coords_ok = s.outputs[-1].shape == (-1, 4) and s.outputs[-1].dtype == "int32" if s.outputs else False
+    if s.kind is StageKind.VOXELIZE:
+        feat_rank = 2 if cfg.reduce == "mean" else 3
+        if len(s.outputs) not in (2, 3) or not coords_ok or len(s.outputs[0].shape) != feat_rank:
+            shape = "[-1, C]" if cfg.reduce == "mean" else f"[-1, {cfg.max_points}, C]"
+            msg = (
+                f"{where}.outputs must be features {shape}, optionally num_points [-1] int32, then coords "
+                f"[-1, 4] int32 (batch, z, y, x)"
+            )
+            raise ConfigError(msg)
+        if cfg.reduce == "none" and s.outputs[0].shape[1] != cfg.max_points:
+            msg = f"{where}.outputs.{s.outputs[0].name} must be [-1, max_points={cfg.max_points}, C]"
+            raise ConfigError(msg)
+    elif s.kind is StageKind.PILLAR_FEATURES:
+        if len(s.inputs) != 3 or len(s.outputs) != 1:
+            msg = f"{where} takes the voxelize outputs (points [-1, P, C], num_points, coords) and gives one tensor"
+            raise ConfigError(msg)
+    else:
+        _, ny, nx = cfg.grid.shape
+        out = s.outputs[0] if len(s.outputs) == 1 else None
+        if len(s.inputs) != 2 or out is None or out.shape[0] != 1 or out.shape[2:] != (ny, nx):
+            msg = f"{where} takes features [-1, C] and coords [-1, 4] and gives [1, C, {ny}, {nx}] (its voxel grid)"
+            raise ConfigError(msg)
 
 
 def _map_channels(spec: ModelSpec) -> int:

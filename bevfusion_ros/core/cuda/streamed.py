@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from bevfusion_ros.core.cuda import driver as cuda
 from bevfusion_ros.core.cuda.kernels import CudaBevPool, CudaImagePreprocessor, CudaPillarizer
-from bevfusion_ros.core.errors import InputError
+from bevfusion_ros.core.errors import ConfigError, InputError
 from bevfusion_ros.core.model import ONNX, ModelSpec, StageKind
 from bevfusion_ros.core.optional import import_pycuda_driver
 from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
@@ -71,6 +71,13 @@ class StreamedPipeline:
         max_points: int | None = None,
     ) -> None:
         """Build inside an active CUDA context; use only from the thread that holds it."""
+        voxel_stages = [s.name for s in spec.stages if s.kind.voxel_based]
+        if voxel_stages:
+            msg = (
+                f"gpu_pipeline has no CUDA kernels yet for the voxel-based stages {', '.join(voxel_stages)}: "
+                "set gpu_pipeline off (the host runs them in numpy)"
+            )
+            raise ConfigError(msg)
         self.spec = spec
         self.engines = engines
         self.pipelined = pipelined

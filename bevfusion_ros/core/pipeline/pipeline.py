@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from bevfusion_ros.core.errors import CalibrationError, ConfigError, InputError
+from bevfusion_ros.core.errors import CalibrationError, InputError
 from bevfusion_ros.core.model import ONNX, ModelSpec, Stage, StageKind
 from bevfusion_ros.core.pipeline.backend import Backend, create_backend
 from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
 from bevfusion_ros.core.pipeline.detections import Detections
 from bevfusion_ros.core.pipeline.postprocess import Segmentation, decode_heads
 from bevfusion_ros.core.pipeline.preprocess import ImagePreprocessor, crop_points, pillarize
+from bevfusion_ros.core.pipeline.voxels import Voxels, pillar_features, scatter, voxelize
 from bevfusion_ros.core.sensors.rig import CameraRig
 
 Tensors = dict[str, npt.NDArray[np.generic]]
@@ -52,13 +53,6 @@ class Pipeline:
         **backend_options: object,
     ) -> None:
         self.spec = spec
-        for s in spec.stages:
-            if s.kind is StageKind.VOXELIZE:
-                msg = (
-                    f"stage {s.name}: sparse voxelisation feeds a TensorRT sparse-convolution plugin and is not "
-                    "part of the numpy runtime; use a model with a pillarize stage"
-                )
-                raise ConfigError(msg)
         self.preprocessor = ImagePreprocessor(spec.image, input_order=image_order)
         if isinstance(backend, str):
             name = backend
@@ -105,6 +99,26 @@ class Pipeline:
         self.rig = rig
         self._image_sizes = sizes
 
+    def _voxel_stage(self, stage: Stage, points: npt.ArrayLike, tensors: Tensors) -> tuple[Tensors, int]:
+        """voxelize (sweep -> features, num_points, coords), pillar_features and scatter, by position:
+        outputs and inputs are named in the model YAML, in that order."""
+        cfg = stage.voxels
+        assert cfg is not None  # the model loader sets it for every voxel-based stage
+        names = [t.name for t in stage.outputs]
+        if stage.kind is StageKind.VOXELIZE:
+            cropped = crop_points(points, self.spec.lidar)
+            vox = voxelize(cropped, cfg.grid, cfg.max_points, cfg.max_voxels, cfg.reduce)
+            # (features, coords) as CUDA-BEVFusion's voxelisation hands them on, or with num_points between
+            values = (vox.features, vox.coords) if len(names) == 2 else (vox.features, vox.num_points, vox.coords)
+            out = {t.name: v.astype(t.dtype, copy=False) for t, v in zip(stage.outputs, values, strict=True)}
+            return out, int(cropped.shape[0])
+        ins = [tensors[t.name] for t in stage.inputs]
+        if stage.kind is StageKind.PILLAR_FEATURES:
+            features, num_points, coords = ins
+            vox = Voxels(np.asarray(features, np.float32), np.asarray(num_points, np.int32), np.asarray(coords), 0, 0)
+            return {names[0]: pillar_features(vox, cfg.grid, cfg.with_distance)}, 0
+        return {names[0]: scatter(ins[0], ins[1], cfg.grid)}, 0
+
     def _check_images(self, images: Sequence[npt.NDArray[np.uint8] | None]) -> None:
         if len(images) != len(self.spec.cameras):
             msg = f"expected {len(self.spec.cameras)} camera images ({', '.join(self.spec.cameras)}), got {len(images)}"
@@ -137,6 +151,9 @@ class Pipeline:
                 cropped = crop_points(points, self.spec.lidar)
                 points_used = int(cropped.shape[0])
                 out = {stage.outputs[0].name: pillarize(cropped, self.spec.lidar)}
+            elif stage.kind.voxel_based:
+                out, used = self._voxel_stage(stage, points, tensors)
+                points_used = used if stage.kind is StageKind.VOXELIZE else points_used
             elif stage.kind is StageKind.BEVPOOL:
                 feat, depth = (np.asarray(tensors[t.name], np.float32) for t in stage.inputs)
                 masked = [i for i, img in enumerate(images) if img is None]

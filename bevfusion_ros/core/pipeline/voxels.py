@@ -20,34 +20,11 @@ import numpy as np
 import numpy.typing as npt
 
 from bevfusion_ros.core.errors import ConfigError, InputError
+from bevfusion_ros.core.model import REDUCE, VoxelGrid
 from bevfusion_ros.core.pipeline.preprocess import run_starts
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
-REDUCE = ("mean", "none")
-
-
-@dataclass(frozen=True)
-class VoxelGrid:
-    point_cloud_range: tuple[float, float, float, float, float, float]
-    voxel_size: tuple[float, float, float]
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(nz, ny, nx): cells per axis, rounded as mmcv does."""
-        r, v = self.point_cloud_range, self.voxel_size
-        return tuple(round((r[i + 3] - r[i]) / v[i]) for i in (2, 1, 0))  # type: ignore[return-value]
-
-    def validate(self, where: str) -> None:
-        r, v = self.point_cloud_range, self.voxel_size
-        if any(s <= 0 for s in v):
-            msg = f"{where}.voxel_size must be positive, got {list(v)}"
-            raise ConfigError(msg)
-        if any(r[i + 3] <= r[i] for i in range(3)):
-            msg = (
-                f"{where}.point_cloud_range must be [xmin, ymin, zmin, xmax, ymax, zmax] with min < max, got {list(r)}"
-            )
-            raise ConfigError(msg)
 
 
 @dataclass(frozen=True)

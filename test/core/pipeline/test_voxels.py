@@ -5,13 +5,15 @@ grids (caps hit on purpose), the empty and all-outside cases, and the real nuSce
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from bevfusion_ros.core.errors import ConfigError, InputError
-from bevfusion_ros.core.pipeline.voxels import VoxelGrid, pillar_features, scatter, voxelize
+from bevfusion_ros.core.model import VoxelGrid
+from bevfusion_ros.core.pipeline.voxels import pillar_features, scatter, voxelize
 
 SMALL = VoxelGrid((-4.0, -4.0, -2.0, 4.0, 4.0, 2.0), (1.0, 1.0, 1.0))  # 4 x 8 x 8 cells
 PILLARS = VoxelGrid((-4.0, -4.0, -2.0, 4.0, 4.0, 2.0), (0.5, 0.5, 4.0))  # 1 x 16 x 16
@@ -142,3 +144,111 @@ def test_scatter_puts_each_pillar_at_its_cell() -> None:
     assert scatter(np.zeros((0, 3), np.float32), np.zeros((0, 4), np.int32), PILLARS).shape == (1, 3, 16, 16)
     with pytest.raises(InputError, match=r"features \[M, C\] and coords \[M, 4\]"):
         scatter(feats, vox.coords[:, :3], PILLARS)
+
+
+# -- a PointPillars branch in a whole model ------------------------------------------------------------
+
+REFERENCE = Path(__file__).resolve().parents[3] / "engines" / "reference"
+GRID = {"voxel_size": [0.4, 0.4, 8.0]}  # the reference model's 256 x 256 LiDAR grid
+PILLAR_POINTS = {"shape": [-1, 16, 4]}
+NUM_POINTS = {"shape": [-1], "dtype": "int32"}
+COORDS = {"shape": [-1, 4], "dtype": "int32"}
+
+
+def _pfn_onnx(path: Path) -> None:
+    """A PillarFeatureNet as exported: a linear layer per point, then the max over the pillar's points."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(1).standard_normal((9, 5)).astype(np.float32) * 0.1, "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["pillar_point_features", "w"], ["lin"]),
+            helper.make_node("ReduceMax", ["lin"], ["pillar_features"], axes=[1], keepdims=0),
+        ],
+        "pfn",
+        [helper.make_tensor_value_info("pillar_point_features", TensorProto.FLOAT, ["M", 16, 9])],
+        [helper.make_tensor_value_info("pillar_features", TensorProto.FLOAT, ["M", 5])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def pointpillars_yaml(tmp_path: Path, **voxelize: Any) -> Path:
+    """The reference model with its hand-made pillar statistics replaced by a PointPillars branch."""
+    import yaml
+
+    raw = yaml.safe_load((REFERENCE / "model.yaml").read_text())
+    branch = {
+        "lidar.voxelize": {
+            "kind": "voxelize", **GRID, "max_points": 16, "max_voxels": 30000, "reduce": "none", **voxelize,
+            "inputs": {},
+            "outputs": {"pillar_points": PILLAR_POINTS, "pillar_num_points": NUM_POINTS, "pillar_coords": COORDS},
+        },
+        "lidar.pillar_features": {
+            "kind": "pillar_features", **GRID,
+            "inputs": {"pillar_points": PILLAR_POINTS, "pillar_num_points": NUM_POINTS, "pillar_coords": COORDS},
+            "outputs": {"pillar_point_features": {"shape": [-1, 16, 9]}},
+        },
+        "lidar.pfn": {
+            "file": "pfn.onnx",
+            "inputs": {"pillar_point_features": {"shape": [-1, 16, 9]}},
+            "outputs": {"pillar_features": {"shape": [-1, 5]}},
+        },
+        "lidar.scatter": {
+            "kind": "scatter", **GRID,
+            "inputs": {"pillar_features": {"shape": [-1, 5]}, "pillar_coords": COORDS},
+            "outputs": {"lidar_pillars": {"shape": [1, 5, 256, 256]}},
+        },
+    }  # fmt: skip
+    stages: dict[str, Any] = {}
+    for name, stage in raw["stages"].items():
+        stages.update(branch if name == "lidar.pillarize" else {name: stage})
+    raw["stages"] = stages
+    for f in REFERENCE.glob("*.onnx"):
+        (tmp_path / f.name).symlink_to(f)
+    _pfn_onnx(tmp_path / "pfn.onnx")
+    path = tmp_path / "model.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_a_pointpillars_branch_runs_in_the_pipeline(tmp_path: Path, frame, rig) -> None:  # type: ignore[no-untyped-def]
+    from bevfusion_ros.core.model import load_model
+    from bevfusion_ros.core.pipeline.pipeline import Pipeline
+
+    spec = load_model(pointpillars_yaml(tmp_path))
+    branch = ("lidar.voxelize", "lidar.pillar_features", "lidar.pfn", "lidar.scatter")
+    assert [spec.stage(n).kind.value for n in branch] == ["voxelize", "pillar_features", "onnx", "scatter"]
+    with Pipeline(spec, "onnxruntime") as pipe:
+        pipe.set_calibration(rig)
+        result = pipe([c.image_bgr for c in frame.cameras], frame.points, keep_tensors=True)
+    t = result.tensors
+    m = len(t["pillar_coords"])
+    assert t["pillar_points"].shape == (m, 16, 4) and t["pillar_point_features"].shape == (m, 16, 9)
+    assert t["pillar_features"].shape == (m, 5) and t["lidar_pillars"].shape == (1, 5, 256, 256)
+    _, _, y, x = t["pillar_coords"].T
+    np.testing.assert_array_equal(t["lidar_pillars"][0][:, y, x].T, t["pillar_features"])  # scattered in place
+    assert 1000 < m <= 30000 and result.points_used > 0
+    assert {"lidar.voxelize", "lidar.pillar_features", "lidar.scatter"} <= set(result.timings_ms)
+
+
+@pytest.mark.parametrize(
+    ("keys", "fragment"),
+    [
+        ({"reduce": "max"}, "stages.lidar.voxelize.reduce is 'max'; allowed: mean, none"),
+        ({"max_voxels": 0}, "stages.lidar.voxelize.max_voxels must be >= 1"),
+        ({"voxel_size": [0.4, 0.4]}, "stages.lidar.voxelize.voxel_size must be a list of 3 numbers"),
+        ({"max_pillars": 5}, "unknown key(s) max_pillars for a voxelize stage; allowed: point_cloud_range"),
+        ({"max_points": 8}, "stages.lidar.voxelize.outputs.pillar_points must be [-1, max_points=8, C]"),
+        ({"reduce": "mean"}, "stages.lidar.voxelize.outputs must be features [-1, C], optionally num_points"),
+    ],
+)
+def test_voxel_stage_keys_are_validated_at_load(tmp_path: Path, keys: dict[str, Any], fragment: str) -> None:
+    from bevfusion_ros.core.model import load_model
+
+    with pytest.raises(ConfigError) as err:
+        load_model(pointpillars_yaml(tmp_path, **keys))
+    assert fragment in str(err.value)
