@@ -16,11 +16,6 @@ if TYPE_CHECKING:  # diagnostic_updater has no type information
     from rclpy.node import Node
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
-LEVEL_NAMES = {
-    int.from_bytes(OK, "little"): "OK",
-    int.from_bytes(WARN, "little"): "WARN",
-    int.from_bytes(ERROR, "little"): "ERROR",
-}
 # declared on the node by Updater; refused as overrides (the nodes' own period parameter is the one knob)
 UPDATER_PARAMETERS = ("diagnostic_updater.period", "diagnostic_updater.use_fqn")
 

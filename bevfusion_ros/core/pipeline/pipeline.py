@@ -1,5 +1,6 @@
 """The stage-graph runtime: walks the model YAML's stages in order, runs ONNX stages in a backend and
-runtime stages (image pre-processing, bevpool, pillarize) in numpy, and times every stage.
+runtime stages (image pre-processing, bevpool, and the LiDAR front ends: pillarize, or voxelize /
+pillar_features / scatter of real exports) in numpy, and times every stage.
 
 Calibration-dependent precompute (image transforms, bevpool indices) happens in ``set_calibration``
 once, not per frame. One ``Pipeline`` is not thread-safe; the node runs it from its one inference thread.
