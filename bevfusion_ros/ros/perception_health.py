@@ -18,7 +18,14 @@ from bevfusion_ros.ros import diagnostics
 if TYPE_CHECKING:  # the node imports this module
     from bevfusion_ros.ros.perception_node import PerceptionNode
 
-INPUT_PROBLEMS = ("bad_image", "bad_camera_info", "bad_header", "zero_stamp", "frame_dropped_MessageError")
+INPUT_PROBLEMS = (
+    "bad_image",
+    "bad_camera_info",
+    "bad_header",
+    "zero_stamp",
+    "frame_dropped_MessageError",
+    "lidar_capped",  # frames whose sweep had more voxels or points per voxel than the model's caps
+)
 OUTPUT_RATE = "output rate"
 # FrequencyStatus counts over this many Updater periods
 OUTPUT_RATE_WINDOW = 5

@@ -267,6 +267,9 @@ class PerceptionNode(LifecycleNode):
     def _publish_all(self, done: list[tuple[Tag, FrameResult]]) -> None:
         assert self.outputs is not None and self.cfg is not None and self.pipeline is not None
         for (frame, offered, masked, host_in), result in done:
+            if result.lidar_dropped:  # the model's voxel caps cut the sweep (as in training, but worth knowing)
+                cut = ", ".join(f"{k} {n}" for k, n in result.lidar_dropped.items())
+                self.problem("lidar_capped", f"the voxelize caps dropped part of the sweep: {cut}")
             t1 = time.perf_counter()
             self.outputs.publish(frame, result, self.cfg.lidar_frame or frame.lidar.header.frame_id)
             host_ms = host_in + (time.perf_counter() - t1) * 1e3 + runtime_ms(self.pipeline.spec, result.timings_ms)

@@ -436,3 +436,32 @@ def test_an_unknown_parameter_is_refused_with_the_known_names() -> None:
         log = stop(proc)
     assert proc.returncode == 2, log
     assert "unknown parameter(s) no_such_param; known:" in log and "sync_policy" in log, log
+
+
+def test_voxel_caps_that_cut_a_sweep_are_counted_and_logged(ros_node, tmp_path, frame_dir, spec) -> None:  # type: ignore[no-untyped-def]
+    """A PointPillars-branch model whose max_voxels is below what the real sweep fills: the frame is
+    still processed, and the cut is one rate-limited warning and a count in the inputs diagnostics."""
+    from model_variants import pointpillars_yaml
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    model = pointpillars_yaml(model_dir, max_voxels=500)
+    bag = write_bag(load_frame(frame_dir), tmp_path / "real", 2, show_progress=False)
+    proc = start_node(
+        f"calibration_file:={bag / 'calibration.yaml'}", f"model:={model}", "camera_wait:=1.0",
+        "qos_reliability:=reliable", "diagnostics_period:=0.2",
+    )  # fmt: skip
+    try:
+        out = Outputs(ros_node, spec.map.classes)
+        out.wait(lambda: out.n("labels") > 0, 60, proc, "the node to become active")
+        play(bag, 0.05)
+        out.wait(
+            lambda: out.n(f"{NODE}/detections") >= 1
+            and out.n("/diagnostics") >= 1
+            and int(diag_values(out).get("lidar_capped", 0)) >= 1,
+            90, proc, "a frame out and the cut counted",
+        )  # fmt: skip
+    finally:
+        log = stop(proc)
+    assert "lidar_capped: the voxelize caps dropped part of the sweep: lidar.voxelize.voxels_over_max_voxels" in log
+    assert log.count("lidar_capped:") == 1, log  # once per 10 s, however many frames

@@ -36,6 +36,9 @@ class FrameResult:
     timings_ms: dict[str, float]  # per stage, plus "postprocess" and "total"
     points_used: int
     tensors: Tensors = field(default_factory=dict)  # every intermediate tensor when keep_tensors=True
+    # what a voxelize stage's caps cut off this frame (mmcv drops them too): voxels beyond max_voxels,
+    # points beyond max_points in a kept voxel; empty when nothing was lost
+    lidar_dropped: dict[str, int] = field(default_factory=dict)
 
 
 def runtime_ms(spec: ModelSpec, timings_ms: Mapping[str, float]) -> float:
@@ -100,15 +103,20 @@ class Pipeline:
         self.rig = rig
         self._image_sizes = sizes
 
-    def _voxel_stage(self, stage: Stage, points: npt.ArrayLike, tensors: Tensors) -> tuple[Tensors, int]:
+    def _voxel_stage(
+        self, stage: Stage, points: npt.ArrayLike, tensors: Tensors, dropped: dict[str, int]
+    ) -> tuple[Tensors, int]:
         """voxelize (sweep -> features, num_points, coords), pillar_features and scatter, by position:
-        outputs and inputs are named in the model YAML, in that order."""
+        outputs and inputs are named in the model YAML, in that order. What voxelize's caps cut off
+        goes into ``dropped``."""
         cfg = stage.voxels
         assert cfg is not None  # the model loader sets it for every voxel-based stage
         names = [t.name for t in stage.outputs]
         if stage.kind is StageKind.VOXELIZE:
             cropped = crop_points(points, self.spec.lidar)
             vox = voxelize(cropped, cfg.grid, cfg.max_points, cfg.max_voxels, cfg.reduce)
+            caps = {"voxels_over_max_voxels": vox.dropped_voxels, "points_over_max_points": vox.dropped_points}
+            dropped.update({f"{stage.name}.{key}": n for key, n in caps.items() if n})
             # (features, coords) as CUDA-BEVFusion's voxelisation hands them on, or with num_points between
             values = (vox.features, vox.coords) if len(names) == 2 else (vox.features, vox.num_points, vox.coords)
             out = {t.name: v.astype(t.dtype, copy=False) for t, v in zip(stage.outputs, values, strict=True)}
@@ -142,6 +150,7 @@ class Pipeline:
         self._check_images(images)
         timings: dict[str, float] = {}
         tensors: Tensors = {}
+        dropped: dict[str, int] = {}
         start = time.perf_counter()
         points_used = 0
         for stage in self.spec.stages:
@@ -153,7 +162,7 @@ class Pipeline:
                 points_used = int(cropped.shape[0])
                 out = {stage.outputs[0].name: pillarize(cropped, self.spec.lidar)}
             elif stage.kind.voxel_based:
-                out, used = self._voxel_stage(stage, points, tensors)
+                out, used = self._voxel_stage(stage, points, tensors, dropped)
                 points_used = used if stage.kind is StageKind.VOXELIZE else points_used
             elif stage.kind is StageKind.BEVPOOL:
                 feat, depth = (np.asarray(tensors[t.name], np.float32) for t in stage.inputs)
@@ -171,4 +180,4 @@ class Pipeline:
         dets, seg = decode_heads(self.spec, tensors)
         timings["postprocess"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - start) * 1e3
-        return FrameResult(dets, seg, timings, points_used, tensors if keep_tensors else {})
+        return FrameResult(dets, seg, timings, points_used, tensors if keep_tensors else {}, dropped)
