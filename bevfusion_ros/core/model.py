@@ -310,11 +310,6 @@ _STAGE_KEYS = ("kind", "inputs", "outputs", "file", "plugin", "dla")
 
 
 def _voxel_config(kind: StageKind, raw: Mapping[str, Any], where: str, lidar: LidarConfig) -> VoxelStageConfig:
-    allowed = _VOXEL_KEYS[kind]
-    unknown = sorted(set(raw) - set(allowed) - set(_STAGE_KEYS))
-    if unknown:
-        msg = f"{where}: unknown key(s) {', '.join(unknown)} for a {kind.value} stage; allowed: {', '.join(allowed)}"
-        raise ConfigError(msg)
     rng = raw.get("point_cloud_range", list(lidar.point_cloud_range))
     grid = VoxelGrid(
         _floats(rng, 6, f"{where}.point_cloud_range"),  # type: ignore[arg-type]
@@ -340,6 +335,11 @@ def _stage(name: str, raw: Any, directory: Path, check_files: bool, lidar: Lidar
         msg = f"{where} must be a mapping"
         raise ConfigError(msg)
     kind = StageKind(_choice(raw.get("kind", ONNX.value), [k.value for k in StageKind], f"{where}.kind"))
+    allowed = (*_STAGE_KEYS, *_VOXEL_KEYS.get(kind, ()))
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:  # a misspelt key would otherwise be ignored without a word
+        msg = f"{where}: unknown key(s) {', '.join(unknown)} for a {kind.value} stage; allowed: {', '.join(allowed)}"
+        raise ConfigError(msg)
     ins = _get(raw, "inputs", where, dict)
     outs = _get(raw, "outputs", where, dict)
     inputs = tuple(TensorSpec.parse(k, v, f"{where}.inputs.{k}") for k, v in ins.items())

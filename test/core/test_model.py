@@ -58,6 +58,7 @@ def test_cuda_bevfusion_example_describes_the_real_split() -> None:
         ),
         (lambda d: d["stages"]["head.bbox"]["outputs"]["heatmap"].update(dtype="float64"), "dtype"),
         (lambda d: d["stages"]["camera.backbone"].update(kind="tensorflow"), "kind"),
+        (lambda d: d["stages"]["fuser"].update(plugins="libx.so"), "plugins for a onnx stage; allowed: kind, inputs"),
         (lambda d: d["map"].update(classes=["drivable_area"]), "map.classes"),
     ],
 )

@@ -162,7 +162,7 @@ def build_stage(
             cache = config.create_timing_cache(b"")
             config.set_timing_cache(cache, False)
     serialized = builder.build_serialized_network(network, config)
-    if calibrator is not None and hasattr(calibrator, "raise_if_failed"):
+    if calibrator is not None:
         calibrator.raise_if_failed(stage.name)  # TensorRT swallowed it: an engine on partial scales
     if serialized is None:
         msg = f"stage {stage.name}: TensorRT could not build the engine ({sb.variant()}): {records.text()}"

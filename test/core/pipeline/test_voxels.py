@@ -193,7 +193,7 @@ def test_the_caps_are_reported_per_frame(tmp_path: Path, frame, rig) -> None:  #
         ({"reduce": "max"}, "stages.lidar.voxelize.reduce is 'max'; allowed: mean, none"),
         ({"max_voxels": 0}, "stages.lidar.voxelize.max_voxels must be >= 1"),
         ({"voxel_size": [0.4, 0.4]}, "stages.lidar.voxelize.voxel_size must be a list of 3 numbers"),
-        ({"max_pillars": 5}, "unknown key(s) max_pillars for a voxelize stage; allowed: point_cloud_range"),
+        ({"max_pillars": 5}, "unknown key(s) max_pillars for a voxelize stage; allowed: kind, inputs, outputs"),
         ({"max_points": 8}, "stages.lidar.voxelize.outputs.pillar_points must be [-1, max_points=8, C]"),
         ({"reduce": "mean"}, "stages.lidar.voxelize.outputs must be features [-1, C], optionally num_points"),
     ],
