@@ -16,7 +16,7 @@ DEMO_FRAMES ?= 20
 DEMO_SCENES ?= 50
 DEMO_RATE ?= 0.2
 
-.PHONY: setup test lint typecheck pytest demo evaluate quantize clean distclean
+.PHONY: setup test lint typecheck pytest demo evaluate quantize sparse-golden clean distclean
 
 setup: $(VENV)/.stamp-package $(VENV)/.stamp-trt-bindings
 
@@ -116,8 +116,20 @@ quantize: setup $(QVENV)/.stamp
 	$(VENV)/bin/bevfusion-ros eval-scenes --frame $(FRAME_DIR) --scenes 100 --out build/eval_fp32
 	$(VENV)/bin/bevfusion-ros eval-scenes --frame $(FRAME_DIR) --scenes 100 --model engines/reference/model.int8.yaml --out build/eval_int8
 
+# The PyTorch sparse-convolution layers (training/sparse_conv.py) in their own CPU torch venv (not part
+# of make test): re-exports the encoder and its golden outputs, test/data/sparse_encoder_golden.*,
+# which CI holds ONNX Runtime with the CPU plugin ops to.
+TVENV := .venv-train
+$(TVENV)/.stamp: requirements/train.txt
+	$(PYTHON) -m venv $(TVENV)
+	$(TVENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements/train.txt
+	@touch $@
+
+sparse-golden: $(TVENV)/.stamp
+	PYTHONPATH=$(CURDIR) $(TVENV)/bin/python -m training.sparse_conv --frame $(FRAME_DIR) --out test/data/sparse_encoder_golden
+
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
 
 distclean: clean
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) $(QVENV) $(TVENV) *.egg-info

@@ -27,7 +27,7 @@ setup(
     extras_require={
         "bags": ["rosbags", "opencv-python-headless"],
         # the reference backend (on a Jetson: NVIDIA's onnxruntime-gpu wheel for JetPack)
-        "onnx": ["onnxruntime"],
+        "onnx": ["onnxruntime", "onnx"],  # onnx: cutting a graph with TensorRT-plugin ops
         "viz": ["matplotlib"],
         # the monitor's power/load/temperature source on a desktop or datacenter NVIDIA GPU
         "nvml": ["nvidia-ml-py"],

@@ -1,6 +1,8 @@
-"""CPU benchmark of the real-export LiDAR front ends (core/pipeline/voxels.py) on the real nuScenes
-sweep densified to ~300k points (10 copies, each jittered, as 10 sweeps would be), each against a
-memcpy of the bytes it reads and writes. Goal: voxelize and scatter within 10x of that memcpy.
+"""CPU benchmark of the real-export LiDAR front ends (core/pipeline/voxels.py) and the sparse-
+convolution CPU ops (core/pipeline/sparse_conv.py, a VoxelNet encoder's first submanifold layer
+and first strided layer) on the real nuScenes sweep densified to ~300k points (10 copies, each
+jittered, as 10 sweeps would be), each against a memcpy of the bytes it reads and writes. Goal:
+voxelize and scatter within 10x of that memcpy.
 
     .venv/bin/python benchmarks/voxels.py [--frame ../shared/data/nuscenes_frame] [--repeats 5]
 """
@@ -14,6 +16,7 @@ import numpy as np
 from timing import median_ms  # benchmarks/, the script's own folder
 
 from bevfusion_ros.core.model import VoxelGrid
+from bevfusion_ros.core.pipeline.sparse_conv import SparseConvGeometry, implicit_gemm, rule_book
 from bevfusion_ros.core.pipeline.voxels import pillar_features, scatter, voxelize
 from bevfusion_ros.tools.data.nuscenes_frame import load_frame
 
@@ -27,6 +30,28 @@ def memcpy_ms(nbytes: int, repeats: int) -> float:
     src = np.ones(max(nbytes // 4, 1), np.float32)
     dst = np.empty_like(src)
     return median_ms(lambda: np.copyto(dst, src), repeats)
+
+
+def sparse_rows(features: np.ndarray, coords: np.ndarray, repeats: int) -> list[tuple[str, float, int, str]]:
+    """mmdet3d SparseEncoder's conv_input (submanifold 3x3x3, C -> 16) and first down-sampling layer
+    (3x3x3 stride 2, 16 -> 32) on the VoxelNet voxels: the rule book, then the implicit GEMM."""
+    rng = np.random.default_rng(1)
+    rows = []
+    subm = SparseConvGeometry(VOXELNET.shape, (3, 3, 3), padding=(1, 1, 1), subm=True)
+    down = SparseConvGeometry(VOXELNET.shape, (3, 3, 3), (2, 2, 2), (1, 1, 1))
+    x = features
+    for name, geometry, c_out in (("submanifold 3x3x3", subm, 16), ("strided 3x3x3 /2", down, 32)):
+        book = rule_book(coords, geometry)
+        ms = median_ms(lambda g=geometry: rule_book(coords, g), repeats)
+        moved = coords.nbytes + book.out_indices.nbytes + book.pair_fwd.nbytes
+        rows.append((f"sparse rule book, {name}", ms, moved, f"{len(book.out_indices)} sites"))
+        w = rng.standard_normal((c_out, *geometry.ksize, x.shape[1])).astype(np.float32)
+        out = implicit_gemm(x, w, book.pair_fwd)
+        ms = median_ms(lambda xx=x, ww=w, b=book: implicit_gemm(xx, ww, b.pair_fwd), repeats)
+        moved = x.nbytes + w.nbytes + book.pair_fwd.nbytes + out.nbytes
+        rows.append((f"implicit GEMM, {name} {x.shape[1]}->{c_out}", ms, moved, f"{out.shape}"))
+        x = out
+    return rows
 
 
 def main() -> int:
@@ -57,6 +82,7 @@ def main() -> int:
     bev = scatter(learned, pil.coords, PILLARS)
     ms = median_ms(lambda: scatter(learned, pil.coords, PILLARS), args.repeats)
     rows.append(("scatter 64 channels", ms, learned.nbytes + bev.nbytes, f"{bev.shape}"))
+    rows += sparse_rows(vox.features, vox.coords, args.repeats)
     print(f"{'step':44s} {'ms':>8s} {'memcpy ms':>10s} {'ratio':>6s}  result")
     for name, took, nbytes, what in rows:
         copy = memcpy_ms(nbytes, args.repeats)

@@ -165,9 +165,9 @@ class Stage:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     file: str = ""
-    # A stage that needs a TensorRT plugin (e.g. a sparse-convolution LiDAR backbone) names it here;
-    # such a stage cannot run in ONNX Runtime and the runtime says so at load.
-    plugin: str = ""
+    # The TensorRT plugin creators a stage's graph needs (a sparse-convolution LiDAR encoder's ops);
+    # ONNX Runtime runs those ops from the package's CPU implementations (core/backends/onnxruntime).
+    plugins: tuple[str, ...] = ()
     dla_capable: bool = True
     voxels: VoxelStageConfig | None = None  # the keys of a voxel-based stage
 
@@ -351,8 +351,17 @@ def _stage(name: str, raw: Any, directory: Path, check_files: bool, lidar: Lidar
             msg = f"{where}.file: {directory / file} does not exist"
             raise ConfigError(msg)
     voxels = _voxel_config(kind, raw, where, lidar) if kind.voxel_based else None
-    plugin = str(raw.get("plugin", "") or "")
-    return Stage(name, kind, inputs, outputs, file, plugin, bool(raw.get("dla", True)), voxels)
+    return Stage(
+        name, kind, inputs, outputs, file, _plugins(raw.get("plugin"), where), bool(raw.get("dla", True)), voxels
+    )
+
+
+def _plugins(raw: Any, where: str) -> tuple[str, ...]:
+    names = [raw] if isinstance(raw, str) else raw or []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        msg = f"{where}.plugin must be a TensorRT plugin name or a list of them, got {raw!r}"
+        raise ConfigError(msg)
+    return tuple(names)
 
 
 def _check_graph(stages: Sequence[Stage]) -> None:

@@ -65,3 +65,16 @@ def import_pynvml() -> ModuleType:
         msg = f"the nvml source needs nvidia-ml-py (pip install nvidia-ml-py): {exc}"
         raise DependencyError(msg) from exc
     return pynvml  # type: ignore[no-any-return]
+
+
+def import_onnx() -> ModuleType:
+    """The ``onnx`` package, to read a graph whose plugin ops ONNX Runtime cannot run by itself."""
+    try:
+        import onnx
+    except ImportError as exc:
+        msg = (
+            "a stage with TensorRT-plugin ops runs in ONNX Runtime only with the onnx package, which splits "
+            f"its graph (pip install onnx): {exc}"
+        )
+        raise DependencyError(msg) from exc
+    return onnx

@@ -33,7 +33,7 @@ def test_cuda_bevfusion_example_describes_the_real_split() -> None:
     vox = spec.stage("lidar.voxelize").voxels
     assert vox is not None and vox.grid.shape == (40, 1440, 1440) and (vox.max_points, vox.max_voxels) == (10, 160000)
     lidar = spec.stage("lidar.backbone")
-    assert lidar.plugin  # sparse convolution needs a TensorRT plugin
+    assert lidar.plugins == ("GetIndicePairsImplicitGemm", "ImplicitGemm")  # Autoware's sparse-conv plugins
     assert spec.tensor("camera_depth_weights").shape[2] == 118
 
 

@@ -84,6 +84,10 @@ SUPPORTED_OPS = {
     "Transpose",
     "Clip",
     "Cast",
+    # a sparse encoder's dense() and a PillarFeatureNet (onnx-tensorrt's operators.md lists them)
+    "ScatterND",
+    "MatMul",
+    "ReduceMax",
 }
 DLA_OPS = {
     "Conv",

@@ -138,7 +138,7 @@ class TensorRTBackend(Backend):
 
     def _load(self, trt: Any) -> None:
         # the plugins a stage needs are registered before its engine is built or deserialised
-        load_plugins(trt, self._engine_config.plugins, [self.stage.plugin] if self.stage.plugin else [])
+        load_plugins(trt, self._engine_config.plugins, self.stage.plugins)
         reasons = self._stale_reasons()
         if reasons:
             self._rebuild(trt, reasons)

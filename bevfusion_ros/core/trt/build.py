@@ -353,7 +353,7 @@ def build_all(
             )
             print(f"calibration: {n} frames")
         with ctx.active():
-            load_plugins(trt, cfg.plugins, sorted({s.plugin for s in stages if s.plugin}))
+            load_plugins(trt, cfg.plugins, sorted({name for s in stages for name in s.plugins}))
             dev = (ctx.name, ctx.compute_capability)
             for stage in tqdm(stages, f"building {cfg.variant} engines", unit="stage", disable=not show):
                 batches = stage_batches(tmp / stage.name) if stage in need else None

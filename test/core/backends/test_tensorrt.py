@@ -173,7 +173,7 @@ def test_a_stage_that_names_a_plugin_loads_it_at_activate(trt_fakes, spec, one_e
     from bevfusion_ros.core.model import ModelSpec
     from bevfusion_ros.core.trt.engine_config import EngineConfig
 
-    stages = tuple(replace(s, plugin="SparseConvolution") if s.name == "head.bbox" else s for s in spec.stages)
+    stages = tuple(replace(s, plugins=("SparseConvolution",)) if s.name == "head.bbox" else s for s in spec.stages)
     sparse: ModelSpec = replace(spec, stages=stages)
     lib = one_engine.parent / "libsparse_plugin.so"
     lib.write_text("SparseConvolution\n")

@@ -283,3 +283,22 @@ def test_one_logger_for_the_plugin_library_per_process(trt_fakes, ctx, spec, tmp
     _build(trt_fakes.trt, spec, "head.bbox", StageBuild(), tmp_path / "a")
     _build(trt_fakes.trt, spec, "head.bbox", StageBuild(), tmp_path / "b")
     assert len(given) == 1 and common._PROCESS["logger"] is given[0]
+
+
+def test_a_sparse_encoder_builds_with_its_plugin_library(trt_fakes, ctx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The VoxelNet variant's encoder (Autoware's plugin ops): TensorRT's parser takes the ops once
+    the configured library registers them, and names the first op it cannot import before that."""
+    from model_variants import SPARSE_PLUGINS, voxelnet_yaml
+
+    spec = load_model(voxelnet_yaml(tmp_path))
+    stage = spec.stage("lidar.encoder")
+    assert stage.plugins == SPARSE_PLUGINS and not stage.dla_capable
+    sb = StageBuild(precision="fp16", profiles={"voxels": ((1, 4), (20000, 4), (60000, 4)),
+                                                "coors": ((1, 4), (20000, 4), (60000, 4))})  # fmt: skip
+    with pytest.raises(BackendError, match="No importer registered for op: GetIndicePairsImplicitGemm"):
+        build_stage(trt_fakes.trt, stage, spec.path(stage), sb, tmp_path / "without", DEVICE)
+    lib = tmp_path / "libautoware_tensorrt_plugins.so"
+    lib.write_text("\n".join(SPARSE_PLUGINS) + "\n")
+    load_plugins(trt_fakes.trt, [lib], required=stage.plugins)
+    r = build_stage(trt_fakes.trt, stage, spec.path(stage), sb, tmp_path / "with", DEVICE)
+    assert r.engine.is_file() and read_info(r.engine).extra["profiles"]["coors"] == [[1, 4], [20000, 4], [60000, 4]]

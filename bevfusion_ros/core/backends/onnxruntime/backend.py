@@ -1,9 +1,11 @@
-"""ONNX Runtime backend: the reference backend, and what CI runs."""
+"""The ONNX Runtime backend; a stage that declares a TensorRT plugin runs through ``partitioned``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from bevfusion_ros.core.backends.onnxruntime.partitioned import PartitionedSession, plugin_op_names
 from bevfusion_ros.core.errors import BackendError, DependencyError
 from bevfusion_ros.core.model import ModelSpec, Stage
 from bevfusion_ros.core.pipeline.backend import Arrays, Backend
@@ -27,6 +29,14 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
+def _plugin_ops_or_none(path: Path) -> list[str]:
+    """Why ONNX Runtime refused a file, when the reason is plugin ops (best effort: onnx may be absent)."""
+    try:
+        return plugin_op_names(path)
+    except Exception:  # the file is unreadable or onnx is missing: ONNX Runtime's own message stands
+        return []
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -39,23 +49,34 @@ class OnnxRuntimeBackend(Backend):
         self._session: Any = None
 
     def activate_impl(self) -> None:
-        if self.stage.plugin:
-            msg = (
-                f"stage {self.stage.name} needs the TensorRT plugin {self.stage.plugin!r}; ONNX Runtime cannot run it. "
-                "Use the tensorrt backend for this model."
-            )
-            raise BackendError(msg)
         ort = import_onnxruntime()
         path = self.model.path(self.stage)
         opts = ort.SessionOptions()
         if self.threads:
             opts.intra_op_num_threads = self.threads
         opts.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(path), opts, providers=list(self.providers))
-        except Exception as exc:  # ORT raises its own untyped errors for unreadable or invalid files
-            msg = f"stage {self.stage.name}: ONNX Runtime cannot load {path}: {exc}"
-            raise BackendError(msg) from None
+        if self.stage.plugins:
+            # the plugin's ops run from their CPU implementations between ONNX Runtime sessions
+            try:
+                self._session = PartitionedSession(path, ort, opts, self.providers)
+            except BackendError as exc:
+                msg = f"stage {self.stage.name} (TensorRT plugins {', '.join(self.stage.plugins)}): {exc}"
+                raise BackendError(msg) from None
+            except Exception as exc:  # onnx raises its own errors for unreadable files
+                msg = f"stage {self.stage.name}: cannot read {path}: {exc}"
+                raise BackendError(msg) from None
+        else:
+            try:
+                self._session = ort.InferenceSession(str(path), opts, providers=list(self.providers))
+            except Exception as exc:  # ORT raises its own untyped errors for unreadable or invalid files
+                msg = f"stage {self.stage.name}: ONNX Runtime cannot load {path}: {exc}"
+                ops = _plugin_ops_or_none(path)
+                if ops:
+                    msg = (
+                        f"stage {self.stage.name}: {path.name} holds TensorRT-plugin ops ({', '.join(ops)}); name "
+                        "the plugin library with the stage's `plugin:` key in the model YAML"
+                    )
+                raise BackendError(msg) from None
         self._check_io()
 
     def _check_io(self) -> None:
@@ -84,6 +105,9 @@ class OnnxRuntimeBackend(Backend):
         names = [t.name for t in self.stage.outputs]
         try:
             outs = self._session.run(names, feeds)
+        except BackendError as exc:
+            msg = f"stage {self.stage.name}: {exc}"
+            raise BackendError(msg) from None
         except Exception as exc:
             msg = f"stage {self.stage.name}: ONNX Runtime failed: {exc}"
             raise BackendError(msg) from None
