@@ -42,9 +42,10 @@ def pointpillars_yaml(tmp_path: Path, **voxelize: Any) -> Path:
     raw = yaml.safe_load((REFERENCE / "model.yaml").read_text())
     branch = {
         "lidar.voxelize": {
-            "kind": "voxelize", **GRID, "max_points": 16, "max_voxels": 30000, "reduce": "none", **voxelize,
+            "kind": "voxelize", **GRID, "max_points": 16, "max_voxels": 30000, "reduce": "none",
             "inputs": {},
             "outputs": {"pillar_points": PILLAR_POINTS, "pillar_num_points": NUM_POINTS, "pillar_coords": COORDS},
+            **voxelize,
         },
         "lidar.pillar_features": {
             "kind": "pillar_features", **GRID,
@@ -161,8 +162,8 @@ def voxelnet_yaml(tmp_path: Path, **voxelize: Any) -> Path:
     voxels = {"shape": [-1, 4]}
     branch: dict[str, Any] = {
         "lidar.voxelize": {
-            "kind": "voxelize", **VOXEL_GRID, "max_points": 10, "max_voxels": 60000, "reduce": "mean", **voxelize,
-            "inputs": {}, "outputs": {"voxels": voxels, "coors": COORDS},
+            "kind": "voxelize", **VOXEL_GRID, "max_points": 10, "max_voxels": 60000, "reduce": "mean",
+            "inputs": {}, "outputs": {"voxels": voxels, "coors": COORDS}, **voxelize,
         },
         "lidar.encoder": {
             "file": "sparse_encoder.onnx", "plugin": list(SPARSE_PLUGINS), "dla": False,

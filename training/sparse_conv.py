@@ -191,8 +191,10 @@ class SparseEncoder(nn.Module):
         super().__init__()
         self.sparse_shape = sparse_shape
         convs = []
-        for i, (c_out, k, s, p, subm) in enumerate(layers):
-            convs.append(SparseConv3d(c_in, c_out, k, s, p, subm=subm, indice_key=f"subm{i}" if subm else ""))
+        level = 0  # submanifold layers between two strided ones share their sites, so one rule book
+        for c_out, k, s, p, subm in layers:
+            level += 0 if subm else 1
+            convs.append(SparseConv3d(c_in, c_out, k, s, p, subm=subm, indice_key=f"subm{level}" if subm else ""))
             c_in = c_out
         self.convs = nn.ModuleList(convs)
 

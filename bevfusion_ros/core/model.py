@@ -203,12 +203,19 @@ class Grid:
         return round((self.ymax - self.ymin) / self.resolution)
 
 
+POINT_FEATURES = ("x", "y", "z", "intensity", "time_lag")
+
+
 @dataclass(frozen=True)
 class LidarConfig:
     point_cloud_range: tuple[float, float, float, float, float, float]
     voxel_size: tuple[float, float, float]
     max_points: int
     intensity_scale: float  # divides the raw intensity (nuScenes: 0..255)
+    # the point columns a voxel front end reads, in order; time_lag (s since the sweep, 0 for the
+    # newest) comes with densified sweeps
+    point_features: tuple[str, ...] = POINT_FEATURES[:4]
+    sweeps: int = 1  # sweeps the model was trained on (the current one plus sweeps - 1 past ones)
 
     @property
     def grid(self) -> Grid:
@@ -436,7 +443,15 @@ def parse_model(raw: Mapping[str, Any], directory: Path, check_files: bool = Tru
     if max_points <= 0:
         msg = f"lidar.max_points must be positive, got {max_points}"
         raise ConfigError(msg)
-    lidar = LidarConfig(pcr, vs, max_points, float(li.get("intensity_scale", 255.0)))  # type: ignore[arg-type]
+    features = tuple(li.get("point_features", POINT_FEATURES[:4]))
+    if features not in (POINT_FEATURES[:4], POINT_FEATURES):
+        msg = f"lidar.point_features is {list(features)}; allowed: {list(POINT_FEATURES[:4])} or {list(POINT_FEATURES)}"
+        raise ConfigError(msg)
+    sweeps = int(li.get("sweeps", 1))
+    if sweeps < 1 or (sweeps > 1 and "time_lag" not in features):
+        msg = f"lidar.sweeps must be >= 1, and above 1 only with the time_lag point feature; got {sweeps}"
+        raise ConfigError(msg)
+    lidar = LidarConfig(pcr, vs, max_points, float(li.get("intensity_scale", 255.0)), features, sweeps)  # type: ignore[arg-type]
 
     pp = _get(raw, "postprocess", "model", dict)
     nms = _choice(pp.get("nms", "circle"), NMS_TYPES, "postprocess.nms")
@@ -513,13 +528,13 @@ def _check_consistency(spec: ModelSpec) -> None:
                 )
                 raise ConfigError(msg)
         if s.kind.voxel_based:
-            _check_voxel_stage(s)
+            _check_voxel_stage(s, spec.lidar)
     if spec.map is not None and len(spec.map.classes) != _map_channels(spec):
         msg = f"map.classes names {len(spec.map.classes)} classes but the map head outputs {_map_channels(spec)}"
         raise ConfigError(msg)
 
 
-def _check_voxel_stage(s: Stage) -> None:
+def _check_voxel_stage(s: Stage, lidar: LidarConfig) -> None:
     """The tensors of a voxel-based stage, in order, as core/pipeline/voxels.py produces them."""
     cfg = s.voxels
     assert cfg is not None
@@ -536,6 +551,13 @@ def _check_voxel_stage(s: Stage) -> None:
             raise ConfigError(msg)
         if cfg.reduce == "none" and s.outputs[0].shape[1] != cfg.max_points:
             msg = f"{where}.outputs.{s.outputs[0].name} must be [-1, max_points={cfg.max_points}, C]"
+            raise ConfigError(msg)
+        channels = s.outputs[0].shape[-1]
+        if channels not in (-1, len(lidar.point_features)):
+            msg = (
+                f"{where}.outputs.{s.outputs[0].name} has {channels} features per point but lidar.point_features "
+                f"names {len(lidar.point_features)} ({', '.join(lidar.point_features)})"
+            )
             raise ConfigError(msg)
     elif s.kind is StageKind.PILLAR_FEATURES:
         if len(s.inputs) != 3 or len(s.outputs) != 1:

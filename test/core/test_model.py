@@ -35,6 +35,20 @@ def test_cuda_bevfusion_example_describes_the_real_split() -> None:
     lidar = spec.stage("lidar.backbone")
     assert lidar.plugins == ("GetIndicePairsImplicitGemm", "ImplicitGemm")  # Autoware's sparse-conv plugins
     assert spec.tensor("camera_depth_weights").shape[2] == 118
+    assert spec.lidar.sweeps == 10 and spec.lidar.point_features[-1] == "time_lag"
+
+
+def test_voxel_features_must_be_the_point_features() -> None:
+    import yaml
+
+    d = yaml.safe_load((ROOT / "engines" / "cuda_bevfusion.example.yaml").read_text())
+    d["lidar"].update(point_features=["x", "y", "z", "intensity"], sweeps=1)
+    with pytest.raises(ConfigError) as err:
+        parse_model(d, ROOT / "engines", check_files=False)
+    assert str(err.value) == (
+        "stages.lidar.voxelize.outputs.voxels has 5 features per point but lidar.point_features names 4 "
+        "(x, y, z, intensity)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,6 +74,12 @@ def test_cuda_bevfusion_example_describes_the_real_split() -> None:
         (lambda d: d["stages"]["camera.backbone"].update(kind="tensorflow"), "kind"),
         (lambda d: d["stages"]["fuser"].update(plugins="libx.so"), "plugins for a onnx stage; allowed: kind, inputs"),
         (lambda d: d["map"].update(classes=["drivable_area"]), "map.classes"),
+        (lambda d: d["stages"]["fuser"].update(plugin=[""]), "stages.fuser.plugin must be a TensorRT plugin name"),
+        (
+            lambda d: d["lidar"].update(point_features=["x", "y", "z"]),
+            "lidar.point_features is ['x', 'y', 'z']; allowed: ['x', 'y', 'z', 'intensity'] or",
+        ),
+        (lambda d: d["lidar"].update(sweeps=10), "above 1 only with the time_lag point feature; got 10"),
     ],
 )
 def test_bad_model_yaml_is_one_clear_error(edit, words: str) -> None:  # type: ignore[no-untyped-def]

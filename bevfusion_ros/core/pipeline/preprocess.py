@@ -150,15 +150,23 @@ class ImagePreprocessor:
 
 
 def crop_points(points: npt.ArrayLike, cfg: LidarConfig) -> F32:
-    """(N, >=4) x, y, z, intensity -> float32 (M, 4) finite points inside the point-cloud range."""
+    """(N, >=C) points -> float32 (M, C) finite points inside the point-cloud range, C the model's
+    ``lidar.point_features`` (x, y, z, intensity[, time_lag])."""
     p = np.asarray(points)
+    columns = len(cfg.point_features)
     if p.ndim != 2 or p.shape[1] < 4:
         msg = f"point cloud must be (N, >=4) with x, y, z, intensity columns, got shape {p.shape}"
+        raise InputError(msg)
+    if p.shape[1] < columns:
+        msg = (
+            f"the model reads {', '.join(cfg.point_features)} per point ({cfg.sweeps} sweeps) but the cloud has "
+            f"{p.shape[1]} columns: densify the sweeps first (core/sensors/sweeps.py; the node's lidar_sweeps)"
+        )
         raise InputError(msg)
     if p.shape[0] > cfg.max_points:
         msg = f"point cloud has {p.shape[0]} points, more than lidar.max_points = {cfg.max_points}"
         raise InputError(msg)
-    p = p[:, :4].astype(np.float32, copy=False)
+    p = p[:, :columns].astype(np.float32, copy=False)
     finite = np.isfinite(p).all(axis=1)
     if not finite.any():
         msg = f"point cloud has no finite points ({p.shape[0]} points received)"

@@ -28,6 +28,7 @@ Vec3 = tuple[int, int, int]
 
 # the implicit-GEMM masks hold one bit per kernel offset in an int32 (spconv's single mask split)
 MAX_KERNEL_VOLUME = 32
+_GATHER_FLOATS = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,23 @@ def _checked_sites(indices: npt.ArrayLike, geometry: SparseConvGeometry, batch_s
     return sites
 
 
+def _axis_masks(zyx: I64, shift: I64, size: I64) -> list[dict[int, npt.NDArray[np.bool_]]]:
+    """Per axis, per distinct shift along it: whether each site moved by it stays on the grid."""
+    return [
+        {int(v): (zyx[:, a] + v >= 0) & (zyx[:, a] + v < size[a]) for v in np.unique(shift[:, a])} for a in range(3)
+    ]
+
+
+def _strided_axis(column: I64, shifts: I64, stride: int, size: int) -> dict[int, tuple[npt.NDArray[np.bool_], I64]]:
+    """Per distinct shift along one axis: whether (column - shift) lands on an output index, and that index."""
+    out = {}
+    for v in np.unique(shifts):
+        num = column - v
+        index = num // stride
+        out[int(v)] = ((num % stride == 0) & (index >= 0) & (index < size), index)
+    return out
+
+
 def rule_book(indices: npt.ArrayLike, geometry: SparseConvGeometry, batch_size: int = 1) -> RuleBook:
     """The pairs of one sparse convolution (spconv's ``get_indice_pairs_implicit_gemm``, forward only)."""
     sites = _checked_sites(indices, geometry, batch_size)
@@ -147,26 +165,34 @@ def rule_book(indices: npt.ArrayLike, geometry: SparseConvGeometry, batch_size: 
         out_sites, pair_fwd = sites, np.zeros((k_count, 0), np.int32)
     elif geometry.subm:
         out_sites = sites
-        # the input a output site o reaches through offset k sits at o + shift[k]
-        reach = sites[None, :, 1:] + shift[:, None, :]
-        valid = ((reach >= 0) & (reach < out_upper)).all(axis=2)
-        batch = np.broadcast_to(sites[None, :, :1], (*reach.shape[:2], 1))
-        keys = _linear(np.concatenate([batch, reach], axis=2), in_shape)
-        pos = np.minimum(np.searchsorted(sorted_keys, keys), n - 1)
-        hit = valid & (sorted_keys[pos] == keys)
-        pair_fwd = np.where(hit, order[pos], -1).astype(np.int32)
+        pair_fwd = np.full((k_count, n), -1, np.int32)
+        zyx = sites[order, 1:]
+        # one bounds test per axis and shift, then per offset one search of the shifted (still
+        # sorted) keys in the sorted keys: numpy narrows each search from the previous hit
+        inside = _axis_masks(zyx, shift, np.asarray(geometry.spatial_shape, np.int64))
+        key_step = np.asarray([in_shape[2] * in_shape[3], in_shape[3], 1], np.int64)
+        for k, step in enumerate(shift):
+            query = sorted_keys + int(step @ key_step)
+            pos = np.searchsorted(sorted_keys, query)
+            np.minimum(pos, n - 1, out=pos)
+            hit = inside[0][step[0]] & inside[1][step[1]] & inside[2][step[2]] & (sorted_keys[pos] == query)
+            pair_fwd[k, order[hit]] = order[pos[hit]]
     else:
         # output site o is reached from input i through offset k when o * stride = i - shift[k]
-        num = sites[None, :, 1:] - shift[:, None, :]
-        out = num // stride
-        valid = ((num % stride) == 0).all(axis=2) & ((out >= 0) & (out < out_upper)).all(axis=2)
-        k_idx, i_idx = np.nonzero(valid)
         out_shape = (batch_size, *geometry.out_shape)
-        out_keys = _linear(np.concatenate([sites[i_idx, :1], out[k_idx, i_idx]], axis=1), out_shape)
-        unique_keys, slot = np.unique(out_keys, return_inverse=True)
+        per_axis = [_strided_axis(sites[:, 1 + a], shift[:, a], int(stride[a]), int(out_upper[a])) for a in range(3)]
+        base = sites[:, 0] * out_shape[1]
+        k_parts, i_parts, key_parts = [], [], []
+        for k, step in enumerate(shift):
+            (vz, oz), (vy, oy), (vx, ox) = (per_axis[a][int(step[a])] for a in range(3))
+            rows = np.flatnonzero(vz & vy & vx)
+            key_parts.append(((base[rows] + oz[rows]) * out_shape[2] + oy[rows]) * out_shape[3] + ox[rows])
+            i_parts.append(rows)
+            k_parts.append(np.full(len(rows), k, np.int64))
+        unique_keys, slot = np.unique(np.concatenate(key_parts), return_inverse=True)
         out_sites = np.stack(np.unravel_index(unique_keys, out_shape), axis=1)
         pair_fwd = np.full((k_count, len(unique_keys)), -1, np.int32)
-        pair_fwd[k_idx, slot] = i_idx.astype(np.int32)
+        pair_fwd[np.concatenate(k_parts), slot] = np.concatenate(i_parts).astype(np.int32)
     active = pair_fwd >= 0
     weights = np.left_shift(np.uint64(1), np.arange(k_count, dtype=np.uint64))
     mask = (active.T.astype(np.uint64) @ weights if active.size else np.zeros(active.shape[1], np.uint64)).astype(
@@ -199,11 +225,14 @@ def implicit_gemm(features: npt.ArrayLike, filters: npt.ArrayLike, pair_fwd: npt
     if pairs.size and (pairs.max() >= len(x) or pairs.min() < -1):
         msg = f"ImplicitGemm pairs index rows up to {int(pairs.max())} of {len(x)} input features"
         raise BackendError(msg)
-    x32 = x.astype(np.float32, copy=False)
-    w32 = w.astype(np.float32, copy=False).reshape(c_out, k_count, c_in)
-    out = np.zeros((pairs.shape[1], c_out), np.float32)
-    for k in range(k_count):
-        rows = np.flatnonzero(pairs[k] >= 0)
-        if len(rows):
-            out[rows] += x32[pairs[k, rows]] @ w32[:, k, :].T
+    # im2col through the pairs: each output row gathers its K input rows (a zero row where there is
+    # none) and one GEMM applies all offsets; chunked so the gathered block stays ~16 MB
+    x32 = np.concatenate([x.astype(np.float32, copy=False), np.zeros((1, c_in), np.float32)])
+    w32 = w.astype(np.float32, copy=False).reshape(c_out, k_count * c_in).T
+    rows = np.where(pairs >= 0, pairs, len(x)).T
+    out = np.empty((pairs.shape[1], c_out), np.float32)
+    chunk = max(1, _GATHER_FLOATS // max(1, k_count * c_in))
+    for start in range(0, len(rows), chunk):
+        block = x32[rows[start : start + chunk]].reshape(-1, k_count * c_in)
+        np.matmul(block, w32, out=out[start : start + chunk])
     return out.astype(x.dtype, copy=False)

@@ -33,7 +33,9 @@ def check_against_dense(sites: Any, features: Any, weights: Any, geometry: Spars
     want_sites = sites[:, 1:] if geometry.subm else np.argwhere(reached)
     assert sorted(map(tuple, got_sites.tolist())) == sorted(map(tuple, want_sites.tolist()))
     assert book.pair_fwd.shape == (geometry.kernel_volume, len(got_sites))
-    np.testing.assert_allclose(out, want[(slice(None), *got_sites.T)].T, rtol=1e-5, atol=1e-5)
+    # fp32 sums in another order than the float64 reference: tolerance relative to the largest value
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(out, want[(slice(None), *got_sites.T)].T, rtol=1e-5, atol=1e-6 * scale)
     # the masks say which offsets feed each output site, and the argsort orders them
     bits = (book.pair_mask.view(np.uint32)[:, None] >> np.arange(geometry.kernel_volume, dtype=np.uint32)) & 1
     np.testing.assert_array_equal(bits.T.astype(bool), book.pair_fwd >= 0)
