@@ -10,13 +10,13 @@ VISION_MSGS_DIR ?= $(SHARED)/ros_interfaces/vision_msgs/msg
 FRAME_DIR ?= $(SHARED)/data/nuscenes_frame
 ROS_SRC ?= $(SHARED)/ros_src
 # what share/bevfusion_ros links to: a file added or removed there re-links it
-SHARE_FILES := package.xml $(wildcard launch/*.py config/*.* config/engines/*.yaml engines/*.* engines/reference/*.* engines/reference/int8/*.*)
+SHARE_FILES := package.xml $(wildcard launch/*.py config/*.* config/engines/*.yaml engines/*.* engines/reference/*.* engines/reference/int8/*.* engines/examples/*/*.*)
 DEMO_DIR ?= build/demo
 DEMO_FRAMES ?= 20
 DEMO_SCENES ?= 50
 DEMO_RATE ?= 0.2
 
-.PHONY: setup test lint typecheck pytest demo evaluate quantize sparse-golden clean distclean
+.PHONY: setup test lint typecheck pytest demo evaluate quantize sparse-golden examples clean distclean
 
 setup: $(VENV)/.stamp-package $(VENV)/.stamp-trt-bindings
 
@@ -127,6 +127,10 @@ $(TVENV)/.stamp: requirements/train.txt
 
 sparse-golden: $(TVENV)/.stamp
 	PYTHONPATH=$(CURDIR) $(TVENV)/bin/python -m training.sparse_conv --frame $(FRAME_DIR) --out test/data/sparse_encoder_golden
+
+# The example models of engines/examples/ (real export layouts, random weights; committed, ~2 MB)
+examples: $(TVENV)/.stamp
+	PYTHONPATH=$(CURDIR) $(TVENV)/bin/python -m training.examples
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

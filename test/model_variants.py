@@ -153,13 +153,17 @@ def sparse_encoder_onnx(
     return params
 
 
-def voxelnet_yaml(tmp_path: Path, **voxelize: Any) -> Path:
+def voxelnet_yaml(tmp_path: Path, sweeps: int = 1, **voxelize: Any) -> Path:
     """The reference model with its pillar statistics replaced by a VoxelNet branch: voxelize (mean)
-    -> the sparse encoder above (plugin ops) -> the reference backbone."""
+    -> the sparse encoder above (plugin ops) -> the reference backbone. ``sweeps`` > 1: a multi-sweep
+    model (x, y, z, intensity, time_lag per point)."""
     import yaml
 
     raw = yaml.safe_load((REFERENCE / "model.yaml").read_text())
-    voxels = {"shape": [-1, 4]}
+    features = 4 if sweeps == 1 else 5
+    if sweeps > 1:
+        raw["lidar"].update(point_features=["x", "y", "z", "intensity", "time_lag"], sweeps=sweeps)
+    voxels = {"shape": [-1, features]}
     branch: dict[str, Any] = {
         "lidar.voxelize": {
             "kind": "voxelize", **VOXEL_GRID, "max_points": 10, "max_voxels": 60000, "reduce": "mean",
@@ -177,7 +181,7 @@ def voxelnet_yaml(tmp_path: Path, **voxelize: Any) -> Path:
     raw["stages"] = stages
     for f in REFERENCE.glob("*.onnx"):
         (tmp_path / f.name).symlink_to(f)
-    sparse_encoder_onnx(tmp_path / "sparse_encoder.onnx", 4, SPARSE_SHAPE)
+    sparse_encoder_onnx(tmp_path / "sparse_encoder.onnx", features, SPARSE_SHAPE)
     path = tmp_path / "model.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path

@@ -25,6 +25,7 @@ INPUT_PROBLEMS = (
     "zero_stamp",
     "frame_dropped_MessageError",
     "lidar_capped",  # frames whose sweep had more voxels or points per voxel than the model's caps
+    "sweeps_without_pose",  # multi-sweep frames that left past sweeps out: no TF at their stamps
 )
 OUTPUT_RATE = "output rate"
 # FrequencyStatus counts over this many Updater periods

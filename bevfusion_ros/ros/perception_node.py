@@ -32,6 +32,7 @@ from bevfusion_ros.core.errors import BevFusionError
 from bevfusion_ros.core.perception.config import PARAMETERS, PerceptionConfig
 from bevfusion_ros.core.perception.configure import configure
 from bevfusion_ros.core.perception.health import LatencyStats, LatestSlot, ProblemLog, RateMeter
+from bevfusion_ros.core.perception.lidar_input import Problem
 from bevfusion_ros.core.perception.runner import DirectRunner, StreamedRunner
 from bevfusion_ros.core.perception.sync import SyncedFrame
 from bevfusion_ros.core.perception.timing import PERCEPTION_NODE
@@ -40,6 +41,7 @@ from bevfusion_ros.core.sensors.rig import CameraRig
 from bevfusion_ros.ros import diagnostics, optional, params, perception_health
 from bevfusion_ros.ros.frame_decode import decode_frame, rig_with_camera_info
 from bevfusion_ros.ros.perception_io import Inputs, Outputs
+from bevfusion_ros.ros.sweeps import LidarSweeps, SweepPoses
 
 Tag = tuple[SyncedFrame, float, int, float]  # frame, when offered (monotonic s), masked cameras, host ms
 
@@ -56,6 +58,7 @@ class PerceptionNode(LifecycleNode):
         self.cfg: PerceptionConfig | None = None
         self.pipeline: Pipeline | None = None
         self.runner: DirectRunner[Tag] | StreamedRunner[Tag] | None = None
+        self.lidar_sweeps: LidarSweeps | None = None
         self.current_rig: CameraRig | None = None  # the newest rig requested (file, then CameraInfo)
         self.inputs: Inputs | None = None
         self.outputs: Outputs | None = None
@@ -85,6 +88,14 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self.cfg, self.pipeline, self.runner, self.current_rig = done.cfg, done.pipeline, done.runner, done.rig
+        if done.sweeps is not None:
+            try:
+                poses = SweepPoses.listening(self, self.cfg.odom_frame) if done.sweeps.sweeps > 1 else None
+            except BevFusionError as exc:
+                self.get_logger().error(f"configure failed: {exc}")
+                self.release()
+                return TransitionCallbackReturn.FAILURE
+            self.lidar_sweeps = LidarSweeps(done.sweeps, poses, self.cfg.lidar_frame)
         self.outputs = Outputs(self, self.cfg, done.spec)
         self.updater = diagnostics.make_updater(
             self, self.cfg.diagnostics_period, f"{done.spec.name} on {self.cfg.backend}", perception_health.tasks(self)
@@ -158,6 +169,9 @@ class PerceptionNode(LifecycleNode):
             self.pipeline.deactivate()
         self.runner = None
         self.pipeline = None
+        if self.lidar_sweeps is not None:
+            self.lidar_sweeps.close()
+        self.lidar_sweeps = None
         self.cfg = None  # unconfigured again: parameters may change
 
     def _stop_inputs(self) -> None:
@@ -183,6 +197,8 @@ class PerceptionNode(LifecycleNode):
 
     def _offer(self, frame: SyncedFrame) -> None:
         assert self.cfg is not None
+        if self.lidar_sweeps is not None:  # every sweep is a past sweep for the next ones, processed or not
+            self.lidar_sweeps.offer(frame.stamp_ns, frame.lidar)
         masked = frame.masked
         if len(masked) > self.cfg.max_masked_cameras:
             names = ", ".join(self.cfg.camera_names[i] for i in masked)
@@ -256,8 +272,13 @@ class PerceptionNode(LifecycleNode):
             self.problem("frame_too_many_masked", decoded.dropped)
             return True
         try:
+            points, problems = decoded.points, list[Problem]()
+            if self.lidar_sweeps is not None:
+                points, problems = self.lidar_sweeps.densify(frame.stamp_ns, frame.lidar, decoded.points)
+            for cause, message in problems:
+                self.problem(cause, message)
             host_in = (time.perf_counter() - t0) * 1e3
-            done = self.runner.run(decoded.images, decoded.points, (frame, offered, decoded.masked, host_in))
+            done = self.runner.run(decoded.images, points, (frame, offered, decoded.masked, host_in))
         except BevFusionError as exc:
             self.problem(f"frame_dropped_{type(exc).__name__}", str(exc))
             return True

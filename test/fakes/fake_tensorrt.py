@@ -84,10 +84,27 @@ SUPPORTED_OPS = {
     "Transpose",
     "Clip",
     "Cast",
-    # a sparse encoder's dense() and a PillarFeatureNet (onnx-tensorrt's operators.md lists them)
+    # the example models' exports: a sparse encoder's dense(), a PillarFeatureNet, a TransFusion head
+    # (onnx-tensorrt's operators.md lists every one for TensorRT 10)
     "ScatterND",
     "MatMul",
     "ReduceMax",
+    "And",
+    "ArgMax",
+    "Div",
+    "Gather",
+    "GatherElements",
+    "Identity",
+    "Less",
+    "Mod",
+    "Not",
+    "OneHot",
+    "Pow",
+    "Shape",
+    "Slice",
+    "TopK",
+    "Unsqueeze",
+    "Xor",
 }
 DLA_OPS = {
     "Conv",

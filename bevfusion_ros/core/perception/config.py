@@ -63,6 +63,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("lidar_topic", "/lidar/points", "sensor_msgs/PointCloud2 topic"),
     ParamSpec("lidar_frame", "lidar_top", "frame the calibration's lidar->camera transforms start from"),
+    ParamSpec("lidar_sweeps", 0, "sweeps densified per frame (current + past); 0 = the model's lidar.sweeps", (0, 20)),
+    ParamSpec("odom_frame", "odom", "fixed frame whose TF to the LiDAR at each sweep's stamp moves past sweeps"),
     ParamSpec(
         "sync_policy",
         "lidar_anchored",
@@ -113,6 +115,8 @@ class PerceptionConfig:
     image_transport: str
     lidar_topic: str
     lidar_frame: str
+    lidar_sweeps: int
+    odom_frame: str
     sync_policy: str
     max_camera_lidar_delay: float
     camera_wait: float

@@ -21,6 +21,7 @@ from bevfusion_ros.core.pipeline.pipeline import Pipeline
 from bevfusion_ros.core.resources import default_model, engine_config_dir
 from bevfusion_ros.core.sensors.calibration import load_calibration
 from bevfusion_ros.core.sensors.rig import CameraRig
+from bevfusion_ros.core.sensors.sweeps import SweepBuffer
 from bevfusion_ros.core.trt.engine_config import EngineConfig, load_engine_config
 
 # (lidar frame, camera frames) -> one lidar->camera 4x4 per camera, e.g. from TF in the ROS layer
@@ -90,6 +91,20 @@ def tensorrt_options(cfg: PerceptionConfig) -> dict[str, Any]:
     }
 
 
+def make_sweeps(cfg: PerceptionConfig, spec: ModelSpec) -> SweepBuffer | None:
+    """The sweep buffer a model's LiDAR input needs: None for a single-sweep model without time lag."""
+    sweeps = cfg.lidar_sweeps or spec.lidar.sweeps
+    if "time_lag" not in spec.lidar.point_features:
+        if sweeps > 1:
+            msg = (
+                f"parameter 'lidar_sweeps' is {sweeps} but model '{spec.name}' reads no time_lag point feature: "
+                "it was trained on single sweeps (set 0)"
+            )
+            raise ConfigError(msg)
+        return None
+    return SweepBuffer(sweeps, spec.lidar.max_points)
+
+
 def make_runner(cfg: PerceptionConfig, pipeline: Pipeline, rig: CameraRig) -> DirectRunner[Any] | StreamedRunner[Any]:
     if cfg.gpu_pipeline == "off":
         return DirectRunner(pipeline)
@@ -107,12 +122,14 @@ class Configured:
     pipeline: Pipeline  # activated, calibrated
     runner: DirectRunner[Any] | StreamedRunner[Any]
     geometry_ms: float  # the calibration-dependent precompute
+    sweeps: SweepBuffer | None  # densifies the LiDAR input of a multi-sweep model
 
 
 def configure(cfg: PerceptionConfig, lookup_extrinsics: ExtrinsicsLookup | None = None) -> Configured:
     """The configure step (the node's, and offline replay's): model, rig, activated pipeline, runner.
     Every problem is one BevFusionError, with nothing left activated."""
     cfg, spec, rig = load_setup(cfg, lookup_extrinsics)
+    sweeps = make_sweeps(cfg, spec)
     pipeline = Pipeline(spec, cfg.backend, image_order="bgr", **backend_options(cfg))
     pipeline.activate()
     try:
@@ -122,4 +139,4 @@ def configure(cfg: PerceptionConfig, lookup_extrinsics: ExtrinsicsLookup | None 
     except BevFusionError:
         pipeline.deactivate()
         raise
-    return Configured(cfg, spec, rig, pipeline, runner, (time.perf_counter() - t0) * 1e3)
+    return Configured(cfg, spec, rig, pipeline, runner, (time.perf_counter() - t0) * 1e3, sweeps)

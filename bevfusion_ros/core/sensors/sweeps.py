@@ -52,8 +52,17 @@ class SweepBuffer:
     def clear(self) -> None:
         self._past.clear()
 
-    def add(self, points: npt.ArrayLike, stamp_s: float, fixed_from_lidar: npt.ArrayLike | None) -> DensifiedCloud:
-        """The densified cloud at this sweep; the sweep is then kept for the next ones."""
+    @property
+    def newest_stamp_s(self) -> float | None:
+        return self._past[-1].stamp_s if self._past else None
+
+    def remember(self, points: npt.ArrayLike, stamp_s: float, fixed_from_lidar: npt.ArrayLike | None) -> None:
+        """Keep a sweep for the next ones without densifying it (one the caller had no time to process)."""
+        current = self._sweep(points, stamp_s, fixed_from_lidar)
+        if self.sweeps > 1:
+            self._past.append(current)
+
+    def _sweep(self, points: npt.ArrayLike, stamp_s: float, fixed_from_lidar: npt.ArrayLike | None) -> _Sweep:
         p = np.asarray(points, np.float32)
         if p.ndim != 2 or p.shape[1] < 4:
             msg = f"a sweep must be (N, >=4) with x, y, z, intensity columns, got shape {p.shape}"
@@ -64,8 +73,13 @@ class SweepBuffer:
             raise InputError(msg)
         if self._past and stamp_s <= self._past[-1].stamp_s:
             self._past.clear()  # time went backwards: a bag restarted, the old sweeps are not the past
-        current = _Sweep(np.ascontiguousarray(p[:, :4]), float(stamp_s), pose)
-        parts = [np.concatenate([current.points, np.zeros((len(p), 1), np.float32)], axis=1)]
+        return _Sweep(np.ascontiguousarray(p[:, :4]), float(stamp_s), pose)
+
+    def add(self, points: npt.ArrayLike, stamp_s: float, fixed_from_lidar: npt.ArrayLike | None) -> DensifiedCloud:
+        """The densified cloud at this sweep; the sweep is then kept for the next ones."""
+        current = self._sweep(points, stamp_s, fixed_from_lidar)
+        p, pose = current.points, current.fixed_from_lidar
+        parts = [np.concatenate([p, np.zeros((len(p), 1), np.float32)], axis=1)]
         missing = 0
         if self.sweeps > 1:
             if pose is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 LIDAR_FRAME = "lidar_top"
 BASE_FRAME = "base_link"
+ODOM_FRAME = "odom"  # /tf odom -> base_link: the ego motion of a driven scene (make-bag --ego-speed)
 LIDAR_TOPIC = "/lidar/points"
 GT_TOPIC = "/ground_truth/detections"
 GT_MAP_PREFIX = "/ground_truth/map/"

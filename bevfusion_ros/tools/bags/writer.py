@@ -35,6 +35,7 @@ from bevfusion_ros.tools.bags.layout import (
     GT_TOPIC,
     LIDAR_FRAME,
     LIDAR_TOPIC,
+    ODOM_FRAME,
     camera_frame,
     image_topic,
     info_topic,
@@ -45,16 +46,15 @@ from bevfusion_ros.tools.viz.progress import progress
 MapTruth = tuple[npt.NDArray[np.bool_], Grid, tuple[str, ...]]  # (K, ny, nx) layers, their grid, class names
 
 
-def tf_static(frame: NuScenesFrame, store: Any, ns: int) -> bytes:
+def _tf_message(store: Any, ns: int, parent: str, children: list[tuple[str, npt.NDArray[np.float64]]]) -> bytes:
     t = store.types
     stamp = t["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9)
     transforms = []
-    children = [(LIDAR_FRAME, frame.lidar2ego)] + [(camera_frame(c.name), c.cam2ego) for c in frame.cameras]
     for child, mat in children:
         q = rotation_to_quaternion(mat[:3, :3])
         transforms.append(
             t["geometry_msgs/msg/TransformStamped"](
-                header=t["std_msgs/msg/Header"](stamp=stamp, frame_id=BASE_FRAME),
+                header=t["std_msgs/msg/Header"](stamp=stamp, frame_id=parent),
                 child_frame_id=child,
                 transform=t["geometry_msgs/msg/Transform"](
                     translation=t["geometry_msgs/msg/Vector3"](x=mat[0, 3], y=mat[1, 3], z=mat[2, 3]),
@@ -64,6 +64,11 @@ def tf_static(frame: NuScenesFrame, store: Any, ns: int) -> bytes:
         )
     msg = t["tf2_msgs/msg/TFMessage"](transforms=transforms)
     return bytes(store.serialize_cdr(msg, "tf2_msgs/msg/TFMessage"))
+
+
+def tf_static(frame: NuScenesFrame, store: Any, ns: int) -> bytes:
+    children = [(LIDAR_FRAME, frame.lidar2ego)] + [(camera_frame(c.name), c.cam2ego) for c in frame.cameras]
+    return _tf_message(store, ns, BASE_FRAME, children)
 
 
 def calibration_dict(frame: NuScenesFrame) -> dict[str, Any]:
@@ -83,8 +88,9 @@ def calibration_dict(frame: NuScenesFrame) -> dict[str, Any]:
     }
 
 
-def scene_frame(base: NuScenesFrame, seed: int) -> NuScenesFrame:
-    """A generated scene seen by ``base``'s rig (cameras at scenes.RENDER_SIZE) as a frame to record."""
+def scene_frame(base: NuScenesFrame, seed: int, scene: Any = None) -> NuScenesFrame:
+    """A generated scene (``scene``, or the one of ``seed``) seen by ``base``'s rig (cameras at
+    scenes.RENDER_SIZE) as a frame to record."""
     from bevfusion_ros.core.sensors.rig import CameraRig, scale_intrinsics
     from bevfusion_ros.tools.data import scenes
 
@@ -96,7 +102,7 @@ def scene_frame(base: NuScenesFrame, seed: int) -> NuScenesFrame:
             replace(c, intrinsics=CameraIntrinsics.from_arrays(scale_intrinsics(k.K, w / k.width, h / k.height), w, h))
         )
     rig = CameraRig.create(tuple(c.name for c in cams), [c.intrinsics for c in cams], [c.lidar2cam for c in cams])
-    sc = scenes.generate_scene(seed)
+    sc = scene if scene is not None else scenes.generate_scene(seed)
     images = scenes.render_cameras(sc, rig, w, h)
     cams = [replace(c, image_bgr=img) for c, img in zip(cams, images, strict=True)]
     return replace(
@@ -120,10 +126,11 @@ def write_bag(
     show_progress: bool = True,
     frames: Callable[[int], NuScenesFrame] | None = None,
     maps: Callable[[int], MapTruth] | None = None,
+    ego_poses: Callable[[int], npt.NDArray[np.float64]] | None = None,
 ) -> Path:
     """Record ``n_frames`` at ``rate_hz``: the same ``frame`` each time, or ``frames(k)`` when given
     (its rig must be ``frame``'s: calibration and /tf_static come from ``frame``); ``maps(k)`` adds
-    frame k's map ground truth."""
+    frame k's map ground truth; ``ego_poses(k)`` (odom -> base_link, 4x4) adds /tf at each sweep."""
     t0 = round(frame.timestamp * 1e9)
     period = round(1e9 / rate_hz)
     lidar_names = ("x", "y", "z", "intensity", "ring")
@@ -169,6 +176,9 @@ def write_bag(
                 )
             )
             events.append((ns, GT_TOPIC, "vision_msgs/msg/Detection3DArray", build.detections_msg(frame.boxes, hdr)))
+            if ego_poses is not None:
+                tf = _tf_message(bag.store, ns, ODOM_FRAME, [(BASE_FRAME, ego_poses(k))])
+                events.append((ns, "/tf", "tf2_msgs/msg/TFMessage", tf))
             if maps is not None:
                 layers, grid, classes = maps(k)
                 for layer, name in zip(layers, classes, strict=True):
@@ -176,6 +186,6 @@ def write_bag(
                     grid_msg = build.occupancy_grid_msg(layer.astype(np.float32), grid.resolution, origin, hdr)
                     events.append((ns, GT_MAP_PREFIX + name, "nav_msgs/msg/OccupancyGrid", grid_msg))
             for ns_e, topic, msgtype, msg in sorted(events, key=lambda e: e[0]):
-                bag.write(topic, msgtype, ns_e, serialize_message(msg))
+                bag.write(topic, msgtype, ns_e, msg if isinstance(msg, bytes) else serialize_message(msg))
     (out / "calibration.yaml").write_text(yaml.safe_dump(calibration_dict(first), sort_keys=False))
     return out

@@ -21,6 +21,7 @@ from bevfusion_ros.core.pipeline.detections import Detections
 from bevfusion_ros.core.pipeline.pipeline import Pipeline
 from bevfusion_ros.core.resources import default_model
 from bevfusion_ros.core.sensors.rig import CameraRig
+from bevfusion_ros.core.sensors.sweeps import SweepBuffer
 from bevfusion_ros.tools.data.nuscenes_frame import frame_rig
 from bevfusion_ros.tools.viz.plots import bev_figure, camera_mosaic
 
@@ -70,9 +71,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     spec = load_model(args.model or default_model())
     images, points, rig, gt, what = load_input(args, spec)
+    model_points = points
+    if "time_lag" in spec.lidar.point_features:
+        # one frame is one sweep: the time-lag column is 0 and no past sweeps are added
+        model_points = SweepBuffer(1, spec.lidar.max_points).add(points, 0.0, None).points
+        if spec.lidar.sweeps > 1:
+            what += f" (1 of the model's {spec.lidar.sweeps} sweeps)"
     with Pipeline(spec, args.backend) as pipe:
         pipe.set_calibration(rig)
-        result = pipe(images, points)
+        result = pipe(images, model_points)
     det = result.detections.select(result.detections.scores >= args.score)
     args.out.mkdir(parents=True, exist_ok=True)
     bev_figure(

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from bevfusion_ros.tools.bags.writer import MapTruth, scene_frame, write_bag
 from bevfusion_ros.tools.data.nuscenes_frame import NuScenesFrame, load_frame
 
@@ -28,6 +31,14 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         help="record generated scenes SEED, SEED+1, ... (400x225 cameras, ground truth) instead of "
         "the real frame; held-out seeds start at 10000000",
     )
+    ap.add_argument(
+        "--ego-speed",
+        type=float,
+        default=None,
+        metavar="M_S",
+        help="with --scene: drive through scene SEED at this speed instead (one scene, the ego moving "
+        "straight ahead, objects moving; /tf odom -> base_link per sweep, for multi-sweep models)",
+    )
     ap.add_argument("--compressed", action="store_true", help="write JPEG CompressedImage instead of raw bgr8")
     ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     ap.add_argument("--overwrite", action="store_true")
@@ -37,23 +48,51 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.rate <= 0:
         raise SystemExit("--frames must be >= 1 and --rate > 0")
     frame = load_frame(args.frame)
-    maker = map_maker = None
+    maker = map_maker = poses = None
+    if args.ego_speed is not None and args.scene is None:
+        raise SystemExit("--ego-speed drives through a generated scene: give --scene SEED")
     if args.scene is not None:
         from bevfusion_ros.core.model import load_model
         from bevfusion_ros.core.resources import default_model
         from bevfusion_ros.tools.data import scenes
 
         seed = args.scene
-        frame = scene_frame(frame, seed)
         map_spec = load_model(default_model()).map
         assert map_spec is not None
+        if args.ego_speed is None:
+
+            def scene_at(k: int) -> scenes.Scene:
+                return scenes.generate_scene(seed + k)
+        else:
+            start = scenes.generate_scene(seed)
+            # the generated world is level in the LiDAR frame: the ego drives along the LiDAR's
+            # horizontal heading closest to base_link's x, so the TF and the moved scene agree exactly
+            heading = np.linalg.inv(frame.lidar2ego)[:3, :3] @ np.array([1.0, 0.0, 0.0])
+            heading[2] = 0.0
+            ahead: npt.NDArray[np.float64] = heading * (args.ego_speed / np.linalg.norm(heading))  # m/s, LiDAR axes
+            lidar_to_base = frame.lidar2ego[:3, :3]
+
+            def travel(k: int) -> npt.NDArray[np.float64]:
+                return ahead * float(k / args.rate)  # the LiDAR's displacement in its own (unrotated) axes
+
+            def ego_pose(k: int) -> npt.NDArray[np.float64]:
+                pose = np.eye(4)
+                pose[:3, 3] = lidar_to_base @ travel(k)  # odom -> base_link: a pure translation
+                return pose
+
+            def scene_at(k: int) -> scenes.Scene:
+                shift = travel(k)
+                return scenes.moved(start, (float(shift[0]), float(shift[1])), k / args.rate)
+
+            poses = ego_pose
+        base = frame
+        frame = scene_frame(base, seed, scene_at(0))
 
         def maker(k: int) -> NuScenesFrame:
-            return frame if k == 0 else scene_frame(frame, seed + k)
+            return frame if k == 0 else scene_frame(base, seed + k, scene_at(k))
 
         def map_maker(k: int) -> MapTruth:
-            layers = scenes.rasterize_map(scenes.generate_scene(seed + k), map_spec.grid)
-            return layers, map_spec.grid, scenes.MAP_CLASSES
+            return scenes.rasterize_map(scene_at(k), map_spec.grid), map_spec.grid, scenes.MAP_CLASSES
 
     out = write_bag(
         frame,
@@ -65,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         args.overwrite,
         frames=maker,
         maps=map_maker,
+        ego_poses=poses,
     )
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(

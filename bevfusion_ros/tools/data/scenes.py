@@ -11,7 +11,7 @@ Numpy only: the training code and the evaluation bags both use it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -278,6 +278,19 @@ def generate_scene(seed: int, extent: float = 54.0) -> Scene:
         arr[:, 0:3], arr[:, 3:6], arr[:, 6], np.ones(len(arr)), arr[:, 7].astype(int), CLASS_NAMES, arr[:, 8:10]
     )
     return Scene(seed, tuple(roads), tuple(carparks), boxes, arr[:, 10:13].astype(np.float32))
+
+
+def moved(scene: Scene, shift_xy: tuple[float, float], dt: float) -> Scene:
+    """The scene ``dt`` s later, seen from a LiDAR that moved by ``shift_xy`` (m, in its own frame,
+    no turn): the world slides back by the shift, every object also moves by its velocity."""
+    sx, sy = shift_xy
+    roads = tuple(replace(r, x=r.x - sx, y=r.y - sy) for r in scene.roads)
+    carparks = tuple((x - sx, y - sy, *rest) for x, y, *rest in scene.carparks)
+    b = scene.boxes
+    centers = b.centers.astype(np.float64).copy()
+    centers[:, :2] += b.velocities.astype(np.float64) * dt - (sx, sy)
+    boxes = Detections.create(centers, b.sizes, b.yaw, b.scores, b.labels, b.class_names, b.velocities)
+    return replace(scene, roads=roads, carparks=carparks, boxes=boxes)  # type: ignore[arg-type]
 
 
 def _ray_boxes(

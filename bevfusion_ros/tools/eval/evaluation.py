@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,10 +36,14 @@ from bevfusion_ros.core.eval.agreement import (
 )
 from bevfusion_ros.core.eval.metrics import DetectionEvaluator, MapIoU
 from bevfusion_ros.core.model import ModelSpec, load_model
-from bevfusion_ros.core.perception.config import load_config
+from bevfusion_ros.core.perception.config import PerceptionConfig, load_config
+from bevfusion_ros.core.perception.lidar_input import Problem
 from bevfusion_ros.core.pipeline.detections import Detections
 from bevfusion_ros.core.pipeline.postprocess import Segmentation
 from bevfusion_ros.tools.bags.layout import GT_MAP_PREFIX, GT_TOPIC
+
+if TYPE_CHECKING:
+    from bevfusion_ros.ros.sweeps import SweepPoses
 from bevfusion_ros.tools.bags.replay import (
     BagTopics,
     GroundTruth,
@@ -123,6 +127,7 @@ class ReplayRun:
         )
         done = configure(cfg)
         self.cfg, self.spec, self.rig, self.runner = done.cfg, done.spec, done.rig, done.runner
+        self.sweeps = done.sweeps
 
     def close(self) -> None:
         self.runner.close()
@@ -380,8 +385,23 @@ class Evaluation:
             self.notes.append(f"run {r.name}: the recording lacks {', '.join(absent)}")
         return rec.count(det_topic)
 
+    def _sweep_poses(self, cfg: PerceptionConfig) -> SweepPoses | None:
+        """The bag's /tf as a tf2 buffer, when a replayed model densifies past sweeps."""
+        if not any(rr.sweeps is not None and rr.sweeps.sweeps > 1 for rr in self.replayed.values()):
+            return None
+        from bevfusion_ros.ros.sweeps import SweepPoses
+        from bevfusion_ros.tools.bags.replay import checked_messages
+
+        messages: dict[str, list[Any]] = {"/tf": [], "/tf_static": []}
+        for topic, msg, _ in checked_messages(self.options.bag, set(messages)):
+            messages[topic].append(msg)
+        if not messages["/tf"]:
+            self.notes.append(f"the bag has no /tf: past sweeps cannot be placed ({cfg.odom_frame} -> LiDAR)")
+        return SweepPoses.from_messages(cfg.odom_frame, messages["/tf"], messages["/tf_static"])
+
     def _replay(self) -> None:
         from bevfusion_ros.ros.frame_decode import decode_frame, image_decoder
+        from bevfusion_ros.ros.sweeps import LidarSweeps
         from bevfusion_ros.tools.viz.progress import progress
 
         first = next(iter(self.replayed.values()))
@@ -395,11 +415,19 @@ class Evaluation:
         points: dict[int, npt.NDArray[np.float32]] = {}
         done = 0
         self.replay = replay
+        poses = self._sweep_poses(cfg)
+        sweeps = {
+            name: LidarSweeps(rr.sweeps, poses, cfg.lidar_frame, use_distro=False)
+            for name, rr in self.replayed.items()
+            if rr.sweeps is not None
+        }
         try:
             for item in progress(replay.frames(), "evaluate", "frame", self.options.progress, total=total):
                 if self.options.max_frames and done >= self.options.max_frames:
                     break
                 done += 1
+                for lidar_sweeps in sweeps.values():  # a past sweep for the next frames, processed or not
+                    lidar_sweeps.offer(item.frame.stamp_ns, item.frame.lidar)
                 if item.rig is not None:
                     for name, rr in self.replayed.items():
                         self._collect(pending, points, name, rr.runner.set_calibration(item.rig))
@@ -419,7 +447,13 @@ class Evaluation:
                 for name, rr in self.replayed.items():
                     t0 = time.perf_counter()
                     try:
-                        out = rr.runner.run(decoded.images, decoded.points, stamp)
+                        cloud, problems = decoded.points, list[Problem]()
+                        if name in sweeps:
+                            cloud, problems = sweeps[name].densify(stamp, item.frame.lidar, decoded.points)
+                        for cause, message in problems:
+                            self.drops[f"{name}: {cause}"] += 1
+                            self._note_once(f"{name}-{cause}", f"run {name}: {message}")
+                        out = rr.runner.run(decoded.images, cloud, stamp)
                     except BevFusionError as exc:
                         self.drops[f"{name}: frame_dropped_{type(exc).__name__}"] += 1
                         self._note_once(f"run-{name}", f"run {name} dropped frame {stamp}: {exc}")

@@ -120,3 +120,16 @@ def test_onnxruntime_matches_the_pytorch_golden(spec) -> None:  # type: ignore[n
         out = backend.infer({"voxels": g["voxels"], "coors": g["coors"]})["lidar_pillars"]
     np.testing.assert_allclose(out, g["lidar_pillars"], rtol=1e-5, atol=1e-6)
     assert (g["lidar_pillars"] != 0).sum() > 5000
+
+
+def test_a_voxel_grid_the_encoder_disagrees_with_is_refused_at_activate(tmp_path: Path) -> None:
+    from bevfusion_ros.core.pipeline.pipeline import Pipeline
+
+    # 0.5 m voxels: 205 x 205 cells, but the encoder was exported for the 256 x 256 grid
+    spec = load_model(voxelnet_yaml(tmp_path, voxel_size=[0.5, 0.5, 2.0]))
+    with pytest.raises(BackendError) as err, Pipeline(spec, "onnxruntime"):
+        pass
+    assert str(err.value) == (
+        "stage lidar.encoder: its sparse encoder reads coors on spatial_shape [4, 256, 256] (z, y, x) but stage "
+        "lidar.voxelize's voxel_size and point_cloud_range give [4, 205, 205]"
+    )

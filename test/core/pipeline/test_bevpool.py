@@ -72,14 +72,18 @@ def test_frustum_reprojects_onto_feature_pixel_centres(rig, spec) -> None:  # ty
         assert np.abs(u_in - want_u).max() < 1e-6 and np.abs(v_in - want_v).max() < 1e-6
 
 
-def test_bevpool_matches_a_brute_force_scatter(rig, spec) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("use_scipy", [False, True], ids=["numpy", "scipy"])
+def test_bevpool_matches_a_brute_force_scatter(rig, spec, use_scipy: bool) -> None:  # type: ignore[no-untyped-def]
+    """Both pooling paths (numpy; scipy's sparse product where scipy is installed)."""
+    if use_scipy:
+        pytest.importorskip("scipy.sparse")
     pre = ImagePreprocessor(spec.image)
     index = BevPoolIndex.create(rig, [pre.transform(1600, 900)] * 6, spec.image, spec.camera_bev)
     rng = np.random.default_rng(0)
     n, d, (fh, fw), c = 6, spec.camera_bev.depth_bins, index.feature_hw, 4
     feat = rng.normal(size=(1, n, c, fh, fw)).astype(np.float32)
     depth = rng.random((1, n, d, fh, fw)).astype(np.float32)
-    got = index(feat, depth)
+    got = index(feat, depth, use_scipy=use_scipy)
     # brute force straight from the frustum geometry, no sorting or intervals
     pts = frustum_points(rig, [pre.transform(1600, 900)] * 6, spec.image, spec.camera_bev)
     g = spec.camera_bev.grid

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from helpers.bags import copy_bag
 from rclpy.serialization import serialize_message
 
 from bevfusion_ros.core.eval.metrics import DetectionEvaluator
@@ -21,7 +21,7 @@ from bevfusion_ros.core.resources import default_model
 from bevfusion_ros.ros import build, diagnostics
 from bevfusion_ros.tools import cli
 from bevfusion_ros.tools.bags.frames import read_frames
-from bevfusion_ros.tools.bags.io import BagWriter, iter_raw, open_reader
+from bevfusion_ros.tools.bags.io import BagWriter
 from bevfusion_ros.tools.bags.layout import GT_MAP_PREFIX, LIDAR_TOPIC
 from bevfusion_ros.tools.bags.writer import scene_frame, write_bag
 from bevfusion_ros.tools.data import scenes
@@ -50,28 +50,6 @@ def evaluate(bag: Path, out: Path, *extra: str) -> tuple[int, dict[str, Any] | N
     code = cli.main(["evaluate", str(bag), "--out", str(out), "--no-progress", *extra])
     path = out / "evaluation.json"
     return code, json.loads(path.read_text()) if path.is_file() else None
-
-
-def copy_bag(
-    src: Path,
-    dst: Path,
-    keep: Callable[[str], bool] = lambda t: True,
-    retype: dict[str, tuple[str, bytes]] | None = None,
-) -> Path:
-    """``src`` without the topics ``keep`` rejects; ``retype`` replaces a topic's type and payload."""
-    reader = open_reader(src)
-    try:
-        with BagWriter(dst) as w:
-            for topic, msgtype, ns, raw in iter_raw(reader):
-                if not keep(topic):
-                    continue
-                if retype and topic in retype:
-                    msgtype, raw = retype[topic]
-                w.write(topic, msgtype, ns, raw)
-    finally:
-        reader.close()
-    (dst / "calibration.yaml").write_text((src / "calibration.yaml").read_text())
-    return dst
 
 
 def test_replay_scores_and_compares(scene_bag: Path, tmp_path: Path, frame_dir: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from bevfusion_ros.core.backends.onnxruntime.partitioned import PartitionedSession, plugin_op_names
 from bevfusion_ros.core.errors import BackendError, DependencyError
-from bevfusion_ros.core.model import ModelSpec, Stage
+from bevfusion_ros.core.model import ModelSpec, Stage, StageKind
 from bevfusion_ros.core.pipeline.backend import Arrays, Backend
 
 _ORT_TYPES = {
@@ -78,6 +78,23 @@ class OnnxRuntimeBackend(Backend):
                     )
                 raise BackendError(msg) from None
         self._check_io()
+        if isinstance(self._session, PartitionedSession):
+            self._check_sparse_grid(self._session.sparse_shapes())
+
+    def _check_sparse_grid(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        """A sparse encoder must expect its coordinates on the grid the voxelize stage puts them on."""
+        for stage in self.model.stages:
+            if stage.kind is not StageKind.VOXELIZE or stage.voxels is None:
+                continue
+            coords = stage.outputs[-1].name
+            if coords in shapes and shapes[coords] != stage.voxels.grid.shape:
+                expected = list(shapes[coords])
+                msg = (
+                    f"stage {self.stage.name}: its sparse encoder reads {coords} on spatial_shape {expected} "
+                    f"(z, y, x) but stage {stage.name}'s voxel_size and point_cloud_range give "
+                    f"{list(stage.voxels.grid.shape)}"
+                )
+                raise BackendError(msg)
 
     def _check_io(self) -> None:
         """The ONNX file must have exactly the tensors the YAML declares, with compatible shapes."""

@@ -192,6 +192,18 @@ class PartitionedSession:
                 last[name] = index
         return last
 
+    def sparse_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Graph input -> the ``spatial_shape`` of the plugin nodes that read it directly (the grid a
+        sparse encoder expects its voxel coordinates on)."""
+        inputs = {v.name for v in self._inputs}
+        shapes: dict[str, tuple[int, ...]] = {}
+        for segment in self._segments:
+            if segment.plugin is not None and "spatial_shape" in segment.attrs:
+                for name in segment.nodes[0].input:
+                    if name in inputs:
+                        shapes[name] = tuple(int(v) for v in segment.attrs["spatial_shape"])
+        return shapes
+
     def get_inputs(self) -> list[GraphValue]:
         return list(self._inputs)
 
