@@ -439,13 +439,19 @@ def test_an_unknown_parameter_is_refused_with_the_known_names() -> None:
 
 
 def test_voxel_caps_that_cut_a_sweep_are_counted_and_logged(ros_node, tmp_path, frame_dir, spec) -> None:  # type: ignore[no-untyped-def]
-    """A PointPillars-branch model whose max_voxels is below what the real sweep fills: the frame is
-    still processed, and the cut is one rate-limited warning and a count in the inputs diagnostics."""
-    from model_variants import pointpillars_yaml
+    """engines/examples/pointpillars_tiny in the node, its max_voxels set below what the real sweep
+    fills: the frame is still processed, and the cut is one rate-limited warning and a count in the
+    inputs diagnostics."""
+    import yaml
 
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
-    model = pointpillars_yaml(model_dir, max_voxels=500)
+    example = REPO / "engines" / "examples" / "pointpillars_tiny"
+    raw = yaml.safe_load((example / "model.yaml").read_text())
+    raw["stages"]["lidar.voxelize"]["max_voxels"] = 500
+    for stage in raw["stages"].values():
+        if "file" in stage:
+            stage["file"] = str((example / stage["file"]).resolve())
+    model = tmp_path / "model.yaml"
+    model.write_text(yaml.safe_dump(raw, sort_keys=False))
     bag = write_bag(load_frame(frame_dir), tmp_path / "real", 2, show_progress=False)
     proc = start_node(
         f"calibration_file:={bag / 'calibration.yaml'}", f"model:={model}", "camera_wait:=1.0",
