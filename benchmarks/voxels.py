@@ -54,6 +54,21 @@ def sparse_rows(features: np.ndarray, coords: np.ndarray, repeats: int) -> list[
     return rows
 
 
+def example_encoder_row(features: np.ndarray, coords: np.ndarray, repeats: int) -> tuple[str, float, int, str]:
+    """engines/examples/cuda_bevfusion_tiny's whole sparse encoder (9 layers, ONNX Runtime + the CPU
+    plugin ops) on the same voxels; its bytes: voxels in, the dense BEV map out."""
+    from bevfusion_ros.core.model import load_model
+    from bevfusion_ros.core.pipeline.backend import create_backend
+
+    spec = load_model(REPO / "engines" / "examples" / "cuda_bevfusion_tiny" / "model.yaml")
+    feeds = {"voxels": features, "coors": coords}
+    with create_backend("onnxruntime", spec, spec.stage("lidar.backbone")) as encoder:
+        out = encoder.infer(feeds)["lidar_feature"]
+        ms = median_ms(lambda: encoder.infer(feeds), repeats)
+    moved = features.nbytes + coords.nbytes + out.nbytes
+    return ("example sparse encoder (9 layers, 5->64 ch)", ms, moved, f"{out.shape}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frame", type=Path, default=REPO.parent / "shared" / "data" / "nuscenes_frame")
@@ -83,6 +98,7 @@ def main() -> int:
     ms = median_ms(lambda: scatter(learned, pil.coords, PILLARS), args.repeats)
     rows.append(("scatter 64 channels", ms, learned.nbytes + bev.nbytes, f"{bev.shape}"))
     rows += sparse_rows(vox.features, vox.coords, args.repeats)
+    rows.append(example_encoder_row(vox.features, vox.coords, args.repeats))
     print(f"{'step':44s} {'ms':>8s} {'memcpy ms':>10s} {'ratio':>6s}  result")
     for name, took, nbytes, what in rows:
         copy = memcpy_ms(nbytes, args.repeats)

@@ -35,6 +35,22 @@ def _pfn_onnx(path: Path) -> None:
     onnx.save(model, str(path))
 
 
+def _with_lidar_branch(tmp_path: Path, raw: dict[str, Any], branch: dict[str, Any]) -> Path:
+    """The reference model ``raw`` with ``branch``'s stages in place of its pillarize stage, written
+    beside links to the reference ONNX files."""
+    import yaml
+
+    stages: dict[str, Any] = {}
+    for name, stage in raw["stages"].items():
+        stages.update(branch if name == "lidar.pillarize" else {name: stage})
+    raw["stages"] = stages
+    for f in REFERENCE.glob("*.onnx"):
+        (tmp_path / f.name).symlink_to(f)
+    path = tmp_path / "model.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
 def pointpillars_yaml(tmp_path: Path, **voxelize: Any) -> Path:
     """The reference model with its hand-made pillar statistics replaced by a PointPillars branch."""
     import yaml
@@ -63,16 +79,8 @@ def pointpillars_yaml(tmp_path: Path, **voxelize: Any) -> Path:
             "outputs": {"lidar_pillars": {"shape": [1, 5, 256, 256]}},
         },
     }  # fmt: skip
-    stages: dict[str, Any] = {}
-    for name, stage in raw["stages"].items():
-        stages.update(branch if name == "lidar.pillarize" else {name: stage})
-    raw["stages"] = stages
-    for f in REFERENCE.glob("*.onnx"):
-        (tmp_path / f.name).symlink_to(f)
     _pfn_onnx(tmp_path / "pfn.onnx")
-    path = tmp_path / "model.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    return _with_lidar_branch(tmp_path, raw, branch)
 
 
 # A VoxelNet-style encoder on the reference model's LiDAR grid: 0.4 m voxels, 2 m high (4 of them
@@ -175,13 +183,5 @@ def voxelnet_yaml(tmp_path: Path, sweeps: int = 1, **voxelize: Any) -> Path:
             "outputs": {"lidar_pillars": {"shape": [1, 5, 256, 256]}},
         },
     }  # fmt: skip
-    stages: dict[str, Any] = {}
-    for name, stage in raw["stages"].items():
-        stages.update(branch if name == "lidar.pillarize" else {name: stage})
-    raw["stages"] = stages
-    for f in REFERENCE.glob("*.onnx"):
-        (tmp_path / f.name).symlink_to(f)
     sparse_encoder_onnx(tmp_path / "sparse_encoder.onnx", features, SPARSE_SHAPE)
-    path = tmp_path / "model.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    return _with_lidar_branch(tmp_path, raw, branch)

@@ -49,6 +49,17 @@ def message_filters() -> ModuleType | None:
     return module
 
 
+def import_tf2_ros(why: str) -> ModuleType:
+    """``tf2_ros`` (a distribution package; built from ../shared/ros_src here), for ``why``."""
+    try:
+        import tf2_ros
+    except ImportError as exc:
+        msg = f"{why} needs tf2_ros from a ROS distribution: {exc}"
+        raise DependencyError(msg) from exc
+    module: ModuleType = tf2_ros
+    return module
+
+
 def lookup_extrinsics(node: Node, lidar_frame: str, camera_frames: Sequence[str], timeout_s: float = 5.0) -> list[Any]:
     """lidar->camera 4x4 per camera from TF (tf2_ros, a ROS distribution package).
 
@@ -56,15 +67,11 @@ def lookup_extrinsics(node: Node, lidar_frame: str, camera_frames: Sequence[str]
     frame, i.e. the calibration file's ``lidar2cam``. Waits up to ``timeout_s`` per camera for
     /tf_static to arrive.
     """
-    try:
-        import tf2_ros
-        from rclpy.duration import Duration
-        from rclpy.time import Time
-    except ImportError as exc:
-        msg = f"extrinsics_source 'tf' needs tf2_ros from a ROS distribution ({exc}); use extrinsics_source 'file'"
-        raise DependencyError(msg) from exc
+    tf2_ros = import_tf2_ros("extrinsics_source 'tf' (or use extrinsics_source 'file')")
     import numpy as np
     import rclpy
+    from rclpy.duration import Duration
+    from rclpy.time import Time
 
     from bevfusion_ros.core.sensors.geometry import quaternion_to_rotation
 

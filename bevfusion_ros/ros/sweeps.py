@@ -19,11 +19,12 @@ import rclpy
 from geometry_msgs.msg import TransformStamped
 from rclpy.node import Node
 
-from bevfusion_ros.core.errors import BevFusionError, DependencyError
+from bevfusion_ros.core.errors import BevFusionError
 from bevfusion_ros.core.perception.lidar_input import Problem, densify
 from bevfusion_ros.core.sensors.geometry import quaternion_to_rotation
 from bevfusion_ros.core.sensors.sweeps import SweepBuffer
 from bevfusion_ros.ros.frame_decode import xyzi
+from bevfusion_ros.ros.optional import import_tf2_ros
 
 # an offline buffer holds a whole bag's /tf: its cache must outlast the bag
 _OFFLINE_CACHE_S = 24 * 3600.0
@@ -33,12 +34,7 @@ LIVE_TF_WAIT_S = 0.1
 
 
 def _tf2() -> Any:
-    try:
-        import tf2_ros
-    except ImportError as exc:
-        msg = f"multi-sweep input needs tf2_ros (a ROS distribution package) for the sweeps' poses: {exc}"
-        raise DependencyError(msg) from exc
-    return tf2_ros
+    return import_tf2_ros("multi-sweep input (the sweeps' poses)")
 
 
 def transform_matrix(transform: Any) -> npt.NDArray[np.float64]:

@@ -24,24 +24,25 @@ from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
 from bevfusion_ros.core.pipeline.preprocess import PILLAR_FEATURES, ImagePreprocessor
 
 SOURCE = Path(__file__).with_name("kernels.cu")
-_MODULES: dict[int, Any] = {}  # one compiled module per context (pycuda modules belong to one)
+# one compiled module per (context, source): pycuda modules belong to one context
+_MODULES: dict[tuple[int, Path], Any] = {}
 
 
-def kernel(name: str) -> Any:
-    """A compiled kernel of kernels.cu (call inside an active context)."""
+def kernel(name: str, source: Path = SOURCE) -> Any:
+    """A compiled kernel of ``source`` (kernels.cu by default; call inside an active context)."""
     compiler = import_pycuda_compiler()
     drv = import_pycuda_driver()
-    key = id(drv.Context.get_current())
+    key = (id(drv.Context.get_current()), source)
     if key not in _MODULES:
         try:
-            _MODULES[key] = compiler.SourceModule(SOURCE.read_text(), no_extern_c=True, options=["-std=c++14"])
+            _MODULES[key] = compiler.SourceModule(source.read_text(), no_extern_c=True, options=["-std=c++14"])
         except drv.CompileError as exc:
-            msg = f"cannot compile {SOURCE.name} with nvcc: {exc}"
+            msg = f"cannot compile {source.name} with nvcc: {exc}"
             raise BackendError(msg) from None
     return _MODULES[key].get_function(name)
 
 
-def _upload(arr: npt.NDArray[Any], stream: cuda.Stream) -> cuda.DeviceBuffer:
+def upload(arr: npt.NDArray[Any], stream: cuda.Stream) -> cuda.DeviceBuffer:
     arr = np.ascontiguousarray(arr)
     host = cuda.HostBuffer(arr.shape, arr.dtype)
     np.copyto(host.array, arr)
@@ -51,7 +52,7 @@ def _upload(arr: npt.NDArray[Any], stream: cuda.Stream) -> cuda.DeviceBuffer:
     return buf
 
 
-def _ptr(x: cuda.DeviceBuffer | int) -> np.uintp:
+def ptr(x: cuda.DeviceBuffer | int) -> np.uintp:
     return np.uintp(x.ptr if isinstance(x, cuda.DeviceBuffer) else x)
 
 
@@ -78,7 +79,7 @@ class CudaImagePreprocessor:
         if key not in self._taps:
             t, (x0, x1, wx), (y0, y1, wy) = self.reference._plan(width, height)
             arrays = [x0.astype(np.int32), x1.astype(np.int32), wx, y0.astype(np.int32), y1.astype(np.int32), wy]
-            self._taps[key] = (t.pool, [_upload(a, stream) for a in arrays])
+            self._taps[key] = (t.pool, [upload(a, stream) for a in arrays])
         return self._taps[key]
 
     def launch(self, image: cuda.DeviceBuffer | int, width: int, height: int, out: int, stream: cuda.Stream) -> None:
@@ -88,10 +89,10 @@ class CudaImagePreprocessor:
         inv = [np.float32(s) for s in self.reference._inv_std]
         h, w = self.cfg.input_height, self.cfg.input_width
         self._fn(
-            _ptr(image),
+            ptr(image),
             np.int32(width),
             np.int32(pool),
-            *(_ptr(b) for b in taps),
+            *(ptr(b) for b in taps),
             np.int32(w),
             np.int32(h),
             self.swap,
@@ -126,7 +127,7 @@ class CudaPillarizer:
         f = np.float32
         if n:
             self._acc(
-                _ptr(points),
+                ptr(points),
                 np.int32(n),
                 f(r[0]),
                 f(r[1]),
@@ -141,13 +142,13 @@ class CudaPillarizer:
                 np.int32(g.ny),
                 f(r[5] - r[2]),
                 f(self.cfg.intensity_scale),
-                *(_ptr(b) for b in self._scratch),
+                *(ptr(b) for b in self._scratch),
                 block=(256, 1, 1),
                 grid=((n + 255) // 256, 1),
                 stream=stream.raw,
             )
         self._fin(
-            *(_ptr(b) for b in self._scratch),
+            *(ptr(b) for b in self._scratch),
             np.int32(self.cells),
             np.uintp(out),
             block=(256, 1, 1),
@@ -171,10 +172,10 @@ class CudaBevPool:
         self.channels = channels
         starts = np.r_[index.interval_starts, index.points].astype(np.int32)
         self._bufs = [
-            _upload(index.depth_index.astype(np.int32), stream),
-            _upload(index.feature_index.astype(np.int32), stream),
-            _upload(starts, stream),
-            _upload(index.interval_cells.astype(np.int32), stream),
+            upload(index.depth_index.astype(np.int32), stream),
+            upload(index.feature_index.astype(np.int32), stream),
+            upload(starts, stream),
+            upload(index.interval_cells.astype(np.int32), stream),
         ]
         # One camera mask per in-flight frame: the host writes frame N+1's while frame N's copy may
         # still be queued.
@@ -200,12 +201,12 @@ class CudaBevPool:
         self._fn(
             np.uintp(features),
             np.uintp(depth),
-            *(_ptr(b) for b in self._bufs),
+            *(ptr(b) for b in self._bufs),
             np.int32(ix.interval_cells.size),
             np.int32(self.channels),
             np.int32(fh * fw),
             np.int32(ny * nx),
-            _ptr(mask),
+            ptr(mask),
             np.uintp(out),
             block=(256, 1, 1),
             grid=((n + 255) // 256, 1),

@@ -74,8 +74,9 @@ class StreamedPipeline:
         voxel_stages = [s.name for s in spec.stages if s.kind.voxel_based]
         if voxel_stages:
             msg = (
-                f"gpu_pipeline has no CUDA kernels yet for the voxel-based stages {', '.join(voxel_stages)}: "
-                "set gpu_pipeline off (the host runs them in numpy)"
+                f"gpu_pipeline does not run the voxel-based stages {', '.join(voxel_stages)} yet (their CUDA "
+                "kernels, core/cuda/voxels.py, are not wired into the streamed slots): set gpu_pipeline off "
+                "(the host runs them in numpy beside the TensorRT engines)"
             )
             raise ConfigError(msg)
         self.spec = spec

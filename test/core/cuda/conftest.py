@@ -5,6 +5,8 @@ installed it dropped the folder's other test file from collection instead of ski
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -18,3 +20,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "core/cuda/" in str(item.fspath):
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def ctx() -> Iterator[Any]:
+    """CUDA device 0's context, active for the module (skips where no device is usable)."""
+    from bevfusion_ros.core.cuda import driver as cuda
+    from bevfusion_ros.core.errors import BackendError
+
+    try:
+        c = cuda.CudaContext(0)
+    except BackendError as exc:
+        pytest.skip(f"no usable CUDA device: {exc}")
+    with c.active():
+        yield c
+    c.release()

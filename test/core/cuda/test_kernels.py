@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from bevfusion_ros.core.cuda import driver as cuda
-from bevfusion_ros.core.errors import BackendError
 from bevfusion_ros.core.model import load_model
 from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
 from bevfusion_ros.core.pipeline.preprocess import ImagePreprocessor, crop_points, pillarize
@@ -19,17 +18,6 @@ from bevfusion_ros.core.sensors.camera import CameraIntrinsics
 from bevfusion_ros.core.sensors.rig import CameraRig
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def ctx():  # type: ignore[no-untyped-def]
-    try:
-        c = cuda.CudaContext(0)
-    except BackendError as exc:
-        pytest.skip(f"no usable CUDA device: {exc}")
-    with c.active():
-        yield c
-    c.release()
 
 
 @pytest.fixture(scope="module")
