@@ -7,6 +7,7 @@ VPY := $(VENV)/bin/python
 PIP := $(VPY) -m pip install --disable-pip-version-check -q -c requirements/constraints.txt
 SHARED ?= $(abspath ../shared)
 VISION_MSGS_DIR ?= $(SHARED)/ros_interfaces/vision_msgs/msg
+AUTOWARE_MSGS_DIR ?= $(SHARED)/ros_interfaces/autoware_perception_msgs/msg
 FRAME_DIR ?= $(SHARED)/data/nuscenes_frame
 ROS_SRC ?= $(SHARED)/ros_src
 # what share/bevfusion_ros links to: a file added or removed there re-links it
@@ -32,13 +33,18 @@ $(VENV)/.stamp-ros: $(VENV)/.stamp-venv requirements/ros.txt requirements/constr
 	$(PIP) -r requirements/ros.txt
 	@touch $@
 
-$(VENV)/.stamp-vision-msgs: $(VENV)/.stamp-ros interfaces/vision_msgs/CMakeLists.txt interfaces/vision_msgs/package.xml scripts/build_vision_msgs.py
-	$(VPY) scripts/build_vision_msgs.py --msg-dir $(VISION_MSGS_DIR) --source interfaces/vision_msgs --build-dir build/vision_msgs
+$(VENV)/.stamp-vision-msgs: $(VENV)/.stamp-ros interfaces/vision_msgs/CMakeLists.txt interfaces/vision_msgs/package.xml scripts/build_interfaces.py
+	$(VPY) scripts/build_interfaces.py --msg-dir $(VISION_MSGS_DIR) --source interfaces/vision_msgs --build-dir build/vision_msgs --check vision_msgs.msg.LabelInfo
+	@touch $@
+
+# Autoware's DetectedObjects, the node's second detection output (~50 s)
+$(VENV)/.stamp-autoware-msgs: $(VENV)/.stamp-vision-msgs interfaces/autoware_perception_msgs/CMakeLists.txt interfaces/autoware_perception_msgs/package.xml scripts/build_interfaces.py
+	$(VPY) scripts/build_interfaces.py --msg-dir $(AUTOWARE_MSGS_DIR) --source interfaces/autoware_perception_msgs --build-dir build/autoware_perception_msgs --check autoware_perception_msgs.msg.DetectedObjects
 	@touch $@
 
 # launch, launch_testing, the ros2 CLI, message_filters, sensor_msgs_py, diagnostic_updater, tf2:
 # no wheels exist, so they are built from the upstream sources in ../shared/ros_src (~1 min).
-$(VENV)/.stamp-ros-tools: $(VENV)/.stamp-vision-msgs requirements/ros_tools.txt scripts/install_ros_src.py $(ROS_SRC)/UPSTREAM.txt
+$(VENV)/.stamp-ros-tools: $(VENV)/.stamp-autoware-msgs requirements/ros_tools.txt scripts/install_ros_src.py $(ROS_SRC)/UPSTREAM.txt
 	$(PIP) -r requirements/ros_tools.txt
 	$(VPY) scripts/install_ros_src.py --src $(ROS_SRC) --build-dir build/ros_src
 	@touch $@

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_vision_msgs import patch_cmake_exports  # the same wheel-export fix
+from build_interfaces import patch_cmake_exports  # the same wheel-export fix
 
 # Built with CMake, in this order (tf2_py links tf2; launch_ros imports composition_interfaces).
 CMAKE_PACKAGES = (

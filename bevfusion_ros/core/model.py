@@ -237,6 +237,20 @@ class CameraBevConfig:
 
 
 @dataclass(frozen=True)
+class ScoreThresholds:
+    """Per class and distance bin, as Autoware tunes detection filters: a box of class ``k`` at
+    ground range r (m, from the LiDAR) is kept when its score reaches ``table[k][bin(r)]``, the bins
+    split at ``distances`` (ascending)."""
+
+    distances: tuple[float, ...]
+    table: tuple[tuple[float, ...], ...]  # per class (class_names order), len(distances) + 1 each
+
+    @property
+    def lowest(self) -> float:
+        return min(min(row) for row in self.table)
+
+
+@dataclass(frozen=True)
 class PostprocessConfig:
     decoder: str
     score_threshold: float
@@ -245,6 +259,12 @@ class PostprocessConfig:
     nms_radius: tuple[float, ...]  # per class, metres (circle NMS), as CenterPoint tunes it
     out_grid: Grid  # grid of the head's output maps
     heatmap_sigmoid: bool  # True when the head emits logits
+    score_thresholds: ScoreThresholds | None = None  # overrides score_threshold per class and range
+
+    @property
+    def candidate_threshold(self) -> float:
+        """What the decoders keep before the per-class, per-range filter."""
+        return self.score_threshold if self.score_thresholds is None else self.score_thresholds.lowest
 
 
 @dataclass(frozen=True)
@@ -363,6 +383,35 @@ def _stage(name: str, raw: Any, directory: Path, check_files: bool, lidar: Lidar
     )
 
 
+def _score_thresholds(raw: Any, classes: Sequence[str], default: float) -> ScoreThresholds | None:
+    """``postprocess.score_thresholds``: {distances: [m, ...], classes: {name: [one per bin]}};
+    a class not listed keeps ``score_threshold`` in every bin."""
+    if raw is None:
+        return None
+    where = "postprocess.score_thresholds"
+    if not isinstance(raw, Mapping) or set(raw) - {"distances", "classes"}:
+        msg = f"{where} must be a mapping with keys distances and classes, got {raw!r}"
+        raise ConfigError(msg)
+    distances = tuple(float(d) for d in raw.get("distances", []) or [])
+    if any(d <= 0 for d in distances) or list(distances) != sorted(set(distances)):
+        msg = f"{where}.distances must be ascending positive metres, got {list(distances)}"
+        raise ConfigError(msg)
+    per_class = raw.get("classes", {}) or {}
+    unknown = sorted(set(per_class) - set(classes))
+    if unknown:
+        msg = f"{where}.classes names {', '.join(unknown)}; allowed: {', '.join(classes)}"
+        raise ConfigError(msg)
+    bins = len(distances) + 1
+    table = []
+    for name in classes:
+        row = tuple(float(v) for v in per_class.get(name, [default] * bins))
+        if len(row) != bins or not all(0.0 <= v <= 1.0 for v in row):
+            msg = f"{where}.classes.{name} must be {bins} thresholds in [0, 1] (one per distance bin), got {list(row)}"
+            raise ConfigError(msg)
+        table.append(row)
+    return ScoreThresholds(distances, tuple(table))
+
+
 def _plugins(raw: Any, where: str) -> tuple[str, ...]:
     names = [raw] if isinstance(raw, str) else raw or []
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
@@ -469,6 +518,7 @@ def parse_model(raw: Mapping[str, Any], directory: Path, check_files: bool = Tru
         radius_t,
         _grid(_get(pp, "grid", "postprocess"), "postprocess.grid"),
         bool(pp.get("heatmap_sigmoid", True)),
+        _score_thresholds(pp.get("score_thresholds"), classes, thr),
     )
 
     mp = raw.get("map")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import array
+import math
 from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +25,7 @@ from vision_msgs.msg import (
 )
 from visualization_msgs.msg import Marker, MarkerArray
 
+from bevfusion_ros.core.perception.objects import ClassRemap
 from bevfusion_ros.core.pipeline.detections import Detections, yaw_to_quaternion
 from bevfusion_ros.core.sensors.camera import CameraIntrinsics
 from bevfusion_ros.core.sensors.image import encode_compressed
@@ -109,6 +113,33 @@ def detections_msg(dets: Detections, hdr: Header) -> Detection3DArray:
     return out
 
 
+def detected_objects_msg(dets: Detections, hdr: Header, remap: ClassRemap, types: ModuleType) -> Any:
+    """Autoware's ``DetectedObjects`` (``types``: the autoware_perception_msgs.msg module): existence
+    probability = score, one classification (the remapped label, probability 1 as Autoware's
+    detectors give it), pose at the box centre, the twist in the object's frame (x along its
+    heading) where the model predicts velocity, a BOUNDING_BOX shape (length, width, height)."""
+    obj_cls, kin, shape = types.ObjectClassification, types.DetectedObjectKinematics, types.Shape
+    out = types.DetectedObjects(header=hdr)
+    quats = yaw_to_quaternion(dets.yaw)
+    for i in range(len(dets)):
+        k = int(dets.labels[i])
+        obj = types.DetectedObject(existence_probability=float(dets.scores[i]))
+        obj.classification = [obj_cls(label=getattr(obj_cls, remap.labels[k]), probability=1.0)]
+        obj.kinematics.pose_with_covariance.pose = _pose(dets.centers[i].tolist(), quats[i].tolist())
+        obj.kinematics.orientation_availability = getattr(kin, remap.orientations[k])
+        vx, vy = (float(v) for v in dets.velocities[i])
+        if np.isfinite(vx) and np.isfinite(vy):
+            c, s = math.cos(float(dets.yaw[i])), math.sin(float(dets.yaw[i]))
+            obj.kinematics.twist_with_covariance.twist.linear.x = c * vx + s * vy
+            obj.kinematics.twist_with_covariance.twist.linear.y = -s * vx + c * vy
+            obj.kinematics.has_twist = True
+        obj.shape.type = shape.BOUNDING_BOX
+        size = dets.sizes[i].tolist()
+        obj.shape.dimensions = Vector3(x=size[0], y=size[1], z=size[2])
+        out.objects.append(obj)
+    return out
+
+
 def label_info_msg(class_names: Sequence[str], threshold: float, hdr: Header) -> LabelInfo:
     out = LabelInfo(header=hdr, threshold=float(threshold))
     out.class_map = [VisionClass(class_id=i, class_name=n) for i, n in enumerate(class_names)]
@@ -162,10 +193,16 @@ _PALETTE = np.array(
 )
 
 
+MIN_ARROW_SPEED = 0.2  # m/s: slower boxes get no velocity arrow
+
+
 def detection_markers_msg(
     dets: Detections, hdr: Header, ns: str = "detections", lifetime_s: float = 0.2
 ) -> MarkerArray:
-    """A DELETEALL followed by one CUBE and one TEXT marker per box, coloured by class."""
+    """A DELETEALL followed by one CUBE and one TEXT marker per box, coloured by class, and an ARROW
+    from the box centre to where its velocity takes it in one second (boxes moving faster than
+    0.2 m/s; vision_msgs' Detection3D has no velocity field, so RViz shows it here and in
+    ~/objects' twist)."""
     markers = [Marker(header=hdr, ns=ns, action=Marker.DELETEALL)]
     life = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1.0) * 1e9))
     quats = yaw_to_quaternion(dets.yaw)
@@ -185,4 +222,13 @@ def detection_markers_msg(
         text.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=0.9)
         text.lifetime = life
         markers.extend([cube, text])
+        vx, vy = (float(v) for v in dets.velocities[i])
+        if np.isfinite(vx) and np.isfinite(vy) and np.hypot(vx, vy) > MIN_ARROW_SPEED:
+            arrow = Marker(header=hdr, ns=f"{ns}/velocity", id=i, type=Marker.ARROW, action=Marker.ADD, color=color)
+            start = Point(x=pose.position.x, y=pose.position.y, z=pose.position.z)
+            arrow.points = [start, Point(x=start.x + vx, y=start.y + vy, z=start.z)]
+            arrow.scale = Vector3(x=0.15, y=0.3, z=0.3)  # shaft diameter, head diameter, head length
+            arrow.color.a = 1.0
+            arrow.lifetime = life
+            markers.append(arrow)
     return MarkerArray(markers=markers)

@@ -49,6 +49,17 @@ def message_filters() -> ModuleType | None:
     return module
 
 
+@functools.cache
+def autoware_perception_msgs() -> ModuleType | None:
+    """``autoware_perception_msgs.msg`` (Autoware's; built by make setup here), or None."""
+    try:
+        import autoware_perception_msgs.msg as msgs
+    except ImportError:
+        return None
+    module: ModuleType = msgs
+    return module
+
+
 def import_tf2_ros(why: str) -> ModuleType:
     """``tf2_ros`` (a distribution package; built from ../shared/ros_src here), for ``why``."""
     try:

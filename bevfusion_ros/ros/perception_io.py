@@ -8,8 +8,8 @@ Topics (relative names, so a namespace or remap moves them together):
 
 Outputs carry the LiDAR sweep's stamp and frame. Box centres, sizes (x = length along the heading,
 y = width, z = height) and yaw are in the LiDAR frame; class_id is the class name, LabelInfo maps
-ids to names. vision_msgs/Detection3D has no velocity field and the reference model predicts none;
-a model with a velocity head would need a separate topic (not part of this contract yet).
+ids to names. vision_msgs/Detection3D has no velocity field: a model's velocities go out on ~/objects
+(autoware_perception_msgs/DetectedObjects, twist in the box frame) and as arrows in ~/markers.
 Each OccupancyGrid is the map class's probability x 100, row = y, column = x, origin at the grid's
 (xmin, ymin) corner in the LiDAR frame, 0.5 m cells (the model YAML's map grid).
 """
@@ -37,9 +37,11 @@ from visualization_msgs.msg import MarkerArray
 from bevfusion_ros.core.model import ModelSpec
 from bevfusion_ros.core.perception.config import PerceptionConfig
 from bevfusion_ros.core.perception.health import RateMeter
+from bevfusion_ros.core.perception.objects import load_class_remap
 from bevfusion_ros.core.perception.sync import APPROXIMATE, SensorSync, SyncedFrame, frame_from_set, make_sync
 from bevfusion_ros.core.perception.timing import FrameTiming
 from bevfusion_ros.core.pipeline.pipeline import FrameResult
+from bevfusion_ros.core.resources import config_file
 from bevfusion_ros.ros import build, diagnostics, optional
 from bevfusion_ros.ros.frame_decode import image_decoder
 
@@ -160,6 +162,17 @@ class Outputs:
         self.grids: dict[str, Any] = {}
         if cfg.publish_map and spec.map is not None:
             self.grids = {c: pub(OccupancyGrid, f"~/map/{c}", RESULTS) for c in spec.map.classes}
+        self.objects, self.remap, self._autoware = None, None, optional.autoware_perception_msgs()
+        if cfg.publish_objects:
+            self.remap = load_class_remap(cfg.class_remap_file or config_file("autoware_class_remap.yaml"),
+                                          spec.class_names)  # fmt: skip
+            if self._autoware is None:
+                node.get_logger().warning(
+                    "publish_objects: autoware_perception_msgs is not installed, so ~/objects is off "
+                    "(~/detections carries the boxes; their velocities only in ~/markers)"
+                )
+            else:
+                self.objects = pub(self._autoware.DetectedObjects, "~/objects", RESULTS)
 
     def publish_labels(self) -> None:
         """The class names (latched); once enabled, i.e. on activate."""
@@ -170,6 +183,8 @@ class Outputs:
     def publish(self, frame: SyncedFrame, result: FrameResult, frame_id: str) -> None:
         hdr = build.header(frame_id, frame.stamp_ns)
         self.detections.publish(build.detections_msg(result.detections, hdr))
+        if self.objects is not None and self.remap is not None and self._autoware is not None:
+            self.objects.publish(build.detected_objects_msg(result.detections, hdr, self.remap, self._autoware))
         if self.markers is not None:
             self.markers.publish(build.detection_markers_msg(result.detections, hdr))
         seg = result.segmentation
@@ -196,7 +211,7 @@ class Outputs:
         self.timing.publish(diagnostics.array(build.header("", frame.stamp_ns), [status]))
 
     def destroy(self) -> None:
-        pubs = [self.detections, self.labels, self.markers, self.timing, *self.grids.values()]
+        pubs = [self.detections, self.labels, self.markers, self.timing, self.objects, *self.grids.values()]
         for p in pubs:
             if p is not None:
                 self.node.destroy_publisher(p)

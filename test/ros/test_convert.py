@@ -140,10 +140,18 @@ def test_label_info_and_markers(frame) -> None:
     assert info.class_map[7].class_id == 7
     markers = build.detection_markers_msg(frame.boxes, HDR)
     assert markers.markers[0].action == markers.markers[0].DELETEALL
-    assert len(markers.markers) == 1 + 2 * 65
+    speed = np.hypot(*np.nan_to_num(frame.boxes.velocities).T)
+    moving = np.flatnonzero(speed > build.MIN_ARROW_SPEED)
+    assert 0 < len(moving) < 65  # the real frame has parked and moving objects
+    assert len(markers.markers) == 1 + 2 * 65 + len(moving)
     cube = markers.markers[1]
     assert cube.scale.x == pytest.approx(float(frame.boxes.sizes[0, 0]))
     assert isinstance(cube.pose.position, Point)
+    arrows = [m for m in markers.markers if m.type == m.ARROW and m.action == m.ADD]
+    assert [m.id for m in arrows] == moving.tolist()
+    start, end = arrows[0].points
+    vx, vy = frame.boxes.velocities[moving[0]]
+    assert (end.x - start.x, end.y - start.y) == pytest.approx((vx, vy), abs=1e-5)
 
 
 def test_occupancy_grid_values_unknown_and_layout() -> None:
@@ -196,3 +204,38 @@ def test_a_bags_pointcloud_is_read_where_sensor_msgs_py_is_installed(frame) -> N
         convert.pointcloud2_to_points(bag_msg, use_distro=True).data,
         convert.pointcloud2_to_points(msg, use_distro=True).data,
     )
+
+
+def test_detected_objects_carry_what_detection3d_carries_and_the_velocity(frame) -> None:  # type: ignore[no-untyped-def]
+    """Autoware's DetectedObjects of the real frame's boxes, through rclpy serialisation, field by
+    field against the Detection3DArray of the same boxes; the twist is the velocity in the box frame."""
+    from autoware_perception_msgs.msg import DetectedObjectKinematics, DetectedObjects, ObjectClassification, Shape
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    from bevfusion_ros.core.perception.objects import load_class_remap
+    from bevfusion_ros.core.resources import config_file
+    from bevfusion_ros.ros.optional import autoware_perception_msgs
+
+    boxes = frame.boxes
+    remap = load_class_remap(config_file("autoware_class_remap.yaml"), boxes.class_names)
+    raw = serialize_message(build.detected_objects_msg(boxes, HDR, remap, autoware_perception_msgs()))
+    objects = deserialize_message(raw, DetectedObjects).objects
+    dets = build.detections_msg(boxes, HDR).detections
+    assert len(objects) == len(dets) == len(boxes)
+    labels = {"car": ObjectClassification.CAR, "pedestrian": ObjectClassification.PEDESTRIAN,
+              "barrier": ObjectClassification.UNKNOWN, "truck": ObjectClassification.TRUCK}  # fmt: skip
+    for obj, det, name, yaw, vel in zip(objects, dets, boxes.label_names(), boxes.yaw, boxes.velocities, strict=True):
+        assert obj.existence_probability == pytest.approx(det.results[0].hypothesis.score)
+        assert obj.kinematics.pose_with_covariance.pose == det.bbox.center
+        assert obj.shape.type == Shape.BOUNDING_BOX and obj.shape.dimensions == det.bbox.size
+        if name in labels:
+            assert [c.label for c in obj.classification] == [labels[name]]
+        symmetric = name in ("barrier", "traffic_cone")
+        want = DetectedObjectKinematics.SIGN_UNKNOWN if symmetric else DetectedObjectKinematics.AVAILABLE
+        assert obj.kinematics.orientation_availability == want
+        assert obj.kinematics.has_twist == bool(np.isfinite(vel).all())
+        if obj.kinematics.has_twist:  # back into the LiDAR frame: the box's velocity
+            t = obj.kinematics.twist_with_covariance.twist.linear
+            c, s = np.cos(yaw), np.sin(yaw)
+            assert (c * t.x - s * t.y, s * t.x + c * t.y) == pytest.approx(tuple(vel), abs=1e-4)
+    assert sum(o.kinematics.has_twist for o in objects) > 10

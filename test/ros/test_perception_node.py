@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
+from autoware_perception_msgs.msg import DetectedObjects
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -77,6 +78,7 @@ class Outputs:
         self.got: dict[str, list] = {}
         topics = {
             f"{NODE}/detections": Detection3DArray,
+            f"{NODE}/objects": DetectedObjects,
             f"{NODE}/timing": DiagnosticArray,
             "/diagnostics": DiagnosticArray,
         }
@@ -151,7 +153,8 @@ def test_node_on_a_generated_scene_bag_matches_the_offline_pipeline(ros_node, sc
         assert [c.class_name for c in labels.class_map] == list(spec.class_names)
         # 0.05x speed: one frame per 2 s, slower than the model on two busy cores, so no frame is replaced
         play(scene_bag, 0.05)
-        frame_topics = [f"{NODE}/timing", f"{NODE}/detections", *(f"{NODE}/map/{c}" for c in spec.map.classes)]
+        frame_topics = [f"{NODE}/timing", f"{NODE}/detections", f"{NODE}/objects"]
+        frame_topics += [f"{NODE}/map/{c}" for c in spec.map.classes]
         # topics are not ordered against each other: wait for every one of them
         out.wait(lambda: all(out.n(t) >= 4 for t in frame_topics), 60, proc, "4 frames on every output")
         # diagnostics come once a second: wait for one that has seen all four frames
@@ -169,6 +172,13 @@ def test_node_on_a_generated_scene_bag_matches_the_offline_pipeline(ros_node, sc
     dets = out.got[f"{NODE}/detections"]
     assert [build.stamp_ns(d.header.stamp) for d in dets] == [f.stamp_ns for f in frames], log
     assert {d.header.frame_id for d in dets} == {"lidar_top"}
+    # ~/objects: the same boxes as Autoware's DetectedObjects, frame by frame
+    objects = out.got[f"{NODE}/objects"]
+    assert [build.stamp_ns(o.header.stamp) for o in objects] == [f.stamp_ns for f in frames]
+    assert [len(o.objects) for o in objects] == [len(d.detections) for d in dets]
+    assert [o.existence_probability for o in objects[0].objects] == [
+        d.results[0].hypothesis.score for d in dets[0].detections
+    ]
     with Pipeline(spec, "onnxruntime", threads=1) as pipe:
         pipe.set_calibration(frames[0].rig)
         for f, msg in zip(frames, dets, strict=True):

@@ -85,6 +85,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("qos_depth", 5, "input QoS history depth", (1, 100)),
     ParamSpec("publish_markers", True, "publish a visualization_msgs/MarkerArray of the boxes for RViz"),
     ParamSpec("publish_map", True, "publish one nav_msgs/OccupancyGrid per map class"),
+    ParamSpec(
+        "publish_objects",
+        True,
+        "publish ~/objects (autoware_perception_msgs/DetectedObjects) where the message package is installed",
+    ),
+    ParamSpec("class_remap_file", "", "model class -> Autoware label table; empty = config/autoware_class_remap.yaml"),
     ParamSpec("processing_budget_ms", 100.0, "per-frame processing time above which diagnostics warn", (1.0, 10000.0)),
     ParamSpec("diagnostics_period", 1.0, "seconds between diagnostics messages", (0.1, 60.0)),
     ParamSpec("stale_input_timeout", 1.0, "an input silent this long is reported as stale (s)", (0.05, 60.0)),
@@ -127,6 +133,8 @@ class PerceptionConfig:
     qos_depth: int
     publish_markers: bool
     publish_map: bool
+    publish_objects: bool
+    class_remap_file: str
     processing_budget_ms: float
     diagnostics_period: float
     stale_input_timeout: float

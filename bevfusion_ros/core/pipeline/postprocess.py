@@ -72,7 +72,7 @@ def decode_centerpoint(
     peaks = np.where(local_maxima(heat), heat, 0.0).reshape(-1)
     n = min(cfg.max_detections, peaks.size)
     top = np.argpartition(-peaks, n - 1)[:n]
-    top = top[peaks[top] >= cfg.score_threshold]
+    top = top[peaks[top] >= cfg.candidate_threshold]
     labels = (top // (h * w)).astype(np.int32)
     iy, ix = (top % (h * w)) // w, top % w
     reg = np.asarray(outputs["reg"], np.float32)[0][:, iy, ix]
@@ -110,11 +110,16 @@ def decode_transfusion(
     det = Detections.create(
         np.stack([x, y, z], axis=1), dims, np.arctan2(rot[0], rot[1]), best, labels, class_names, vel
     )
-    det = det.select(det.scores >= cfg.score_threshold)
+    det = det.select(det.scores >= cfg.candidate_threshold)
     return _finish(det, cfg)
 
 
 def _finish(det: Detections, cfg: PostprocessConfig) -> Detections:
+    table = cfg.score_thresholds
+    if table is not None and len(det):
+        ranges = np.hypot(det.centers[:, 0], det.centers[:, 1])
+        bins = np.searchsorted(np.asarray(table.distances), ranges, side="right")
+        det = det.select(det.scores >= np.asarray(table.table, np.float32)[det.labels, bins])
     if cfg.nms == "circle" and len(det):
         det = det.select(circle_nms(det.centers, det.scores, det.labels, cfg.nms_radius))
     order = np.argsort(-det.scores, kind="stable")[: cfg.max_detections]

@@ -33,13 +33,16 @@ def typestore() -> Any:
     from bevfusion_ros.core.resources import package_share
 
     share = package_share("vision_msgs")
-    if share is None or not (share / "msg").is_dir():
+    if share is None or not (share / "msg").is_dir():  # the bags' ground truth is vision_msgs
         msg = "vision_msgs is not installed: run 'make setup' (pip) or source a ROS workspace that has it"
         raise DependencyError(msg)
-    share = share / "msg"
     types: dict[str, Any] = {}
-    for path in sorted(share.glob("*.msg")):
-        types.update(get_types_from_msg(path.read_text(), f"vision_msgs/msg/{path.stem}"))
+    # autoware_perception_msgs where installed (the node's ~/objects); after vision_msgs, whose
+    # share folder must exist
+    for package in ("vision_msgs", "autoware_perception_msgs"):
+        folder = package_share(package)
+        for path in sorted((folder / "msg").glob("*.msg")) if folder is not None else []:
+            types.update(get_types_from_msg(path.read_text(), f"{package}/msg/{path.stem}"))
     store.register(types)
     return store
 

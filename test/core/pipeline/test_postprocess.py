@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from bevfusion_ros.core.pipeline.postprocess import circle_nms, decode_boxes, decode_map
+
+REFERENCE_MODEL = Path(__file__).resolve().parents[3] / "engines" / "reference" / "model.yaml"
 
 
 def heads(spec, peaks):  # type: ignore[no-untyped-def]
@@ -61,3 +65,56 @@ def test_map_probabilities_keep_their_grid(spec) -> None:  # type: ignore[no-unt
     seg = decode_map(probs, spec.map)
     assert seg.probabilities.shape == (6, 200, 200) and seg.grid.resolution == 0.5
     assert seg.mask(0.5).sum() == (probs >= 0.5).sum()
+
+
+def test_per_class_distance_binned_thresholds(spec) -> None:  # type: ignore[no-untyped-def]
+    """Cars need 0.5 beyond 30 m, pedestrians 0.9 near and 0.2 far; other classes keep the global
+    threshold. Each peak sits at its own place so NMS keeps them all."""
+    import copy
+    from dataclasses import replace
+
+    import yaml
+
+    from bevfusion_ros.core.model import parse_model
+
+    raw = yaml.safe_load(REFERENCE_MODEL.read_text())
+    raw["postprocess"]["score_thresholds"] = {
+        "distances": [30.0],
+        "classes": {"car": [0.1, 0.5], "pedestrian": [0.9, 0.2]},
+    }
+    tuned = parse_model(copy.deepcopy(raw), REFERENCE_MODEL.parent, check_files=False).post
+    g = spec.post.out_grid
+    near, far = int((0 - g.ymin) / g.resolution), int((40 - g.xmin) / g.resolution)  # ~0 m and ~40 m
+    centre = int((0 - g.xmin) / g.resolution)
+    logit = float(np.log(0.3 / 0.7))  # every peak scores 0.3
+    peaks = [(0, near, centre + 10, logit), (0, near, far, logit), (8, near + 12, centre - 12, logit),
+             (8, near + 12, far - 2, logit), (1, near - 14, centre + 5, logit)]  # fmt: skip
+    got = decode_boxes(heads(spec, peaks), tuned, spec.class_names)
+    ranges = np.hypot(got.centers[:, 0], got.centers[:, 1])
+    kept = sorted(zip(got.label_names(), (ranges > 30).tolist(), strict=True))
+    # car near (0.3 >= 0.1) kept, car far (0.3 < 0.5) dropped; pedestrian near dropped, far kept; truck kept
+    assert kept == [("car", False), ("pedestrian", True), ("truck", False)]
+    assert len(decode_boxes(heads(spec, peaks), replace(tuned, score_thresholds=None), spec.class_names)) == 5
+
+
+@pytest.mark.parametrize(
+    ("table", "fragment"),
+    [
+        ({"distances": [30, 20]}, "distances must be ascending positive metres, got [30.0, 20.0]"),
+        ({"classes": {"lorry": [0.1]}}, "classes names lorry; allowed: car, truck"),
+        ({"distances": [30], "classes": {"car": [0.1]}}, "classes.car must be 2 thresholds in [0, 1]"),
+        ({"classes": {"car": [1.5]}}, "classes.car must be 1 thresholds in [0, 1]"),
+        ({"bins": [1]}, "must be a mapping with keys distances and classes"),
+    ],
+)
+def test_bad_threshold_tables_name_the_key(table, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    from bevfusion_ros.core.errors import ConfigError
+    from bevfusion_ros.core.model import parse_model
+
+    raw = yaml.safe_load(REFERENCE_MODEL.read_text())
+    raw["postprocess"]["score_thresholds"] = table
+    with pytest.raises(ConfigError) as err:
+        parse_model(raw, REFERENCE_MODEL.parent, check_files=False)
+    assert fragment in str(err.value)

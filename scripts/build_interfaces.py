@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Build vision_msgs with the real rosidl toolchain into a venv that holds the ROS 2 wheels.
+"""Build an interface package (vision_msgs, autoware_perception_msgs) from its upstream .msg files
+with the real rosidl toolchain, into a venv that holds the ROS 2 wheels.
 
 Run with the venv's interpreter. Nothing is needed at run time afterwards: the generated
-Python package and its typesupport libraries are installed into the venv itself.
+Python package and its typesupport libraries are installed into the venv itself. The recipe
+(interfaces/<package>/CMakeLists.txt) reads the .msg files from -D<PACKAGE>_MSG_DIR.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ _WHEEL_NUMPY_INCLUDE = "/opt/python/cp311-cp311/lib/python3.11/site-packages/num
 
 
 def fail(msg: str) -> None:
-    print(f"build_vision_msgs: error: {msg}", file=sys.stderr)
+    print(f"build_interfaces: error: {msg}", file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -43,8 +45,9 @@ def patch_cmake_exports(prefix: Path) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--msg-dir", required=True, type=Path, help="folder with the upstream vision_msgs *.msg")
+    ap.add_argument("--msg-dir", required=True, type=Path, help="folder with the package's upstream *.msg")
     ap.add_argument("--source", required=True, type=Path, help="the interface package (CMakeLists.txt)")
+    ap.add_argument("--check", required=True, help="a message to import afterwards, e.g. vision_msgs.msg.LabelInfo")
     ap.add_argument("--build-dir", required=True, type=Path)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
@@ -57,19 +60,20 @@ def main() -> int:
             fail(f"'{tool}' not found: install it (Debian: apt-get install cmake build-essential)")
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         fail("no C compiler found: install one (Debian: apt-get install build-essential)")
+    package = args.source.resolve().name
     msgs = sorted(args.msg_dir.glob("*.msg"))
     if not msgs:
-        fail(f"no .msg files in {args.msg_dir}: point --msg-dir at the upstream vision_msgs/msg folder")
+        fail(f"no .msg files in {args.msg_dir}: point --msg-dir at the upstream {package}/msg folder")
 
     n = patch_cmake_exports(prefix)
-    print(f"build_vision_msgs: pointed {n} exported CMake files at {sysconfig.get_paths()['include']}")
+    print(f"build_interfaces: pointed {n} exported CMake files at {sysconfig.get_paths()['include']}")
 
     env = dict(os.environ, AMENT_PREFIX_PATH=str(prefix), CMAKE_PREFIX_PATH=str(prefix))
     args.build_dir.mkdir(parents=True, exist_ok=True)
     configure = [
         "cmake",
         str(args.source.resolve()),
-        f"-DVISION_MSGS_MSG_DIR={args.msg_dir.resolve()}",
+        f"-D{package.upper()}_MSG_DIR={args.msg_dir.resolve()}",
         f"-DCMAKE_INSTALL_PREFIX={prefix}",
         f"-DPython3_EXECUTABLE={sys.executable}",
         "-DBUILD_TESTING=OFF",
@@ -81,14 +85,13 @@ def main() -> int:
         if res.returncode != 0:
             print(res.stdout[-6000:], file=sys.stderr)
             fail(f"'{' '.join(cmd[:2])}' failed (exit {res.returncode}); full log above")
+    module, _, name = args.check.rpartition(".")
     check = subprocess.run(
-        [sys.executable, "-c", "from vision_msgs.msg import Detection3DArray, LabelInfo; print('ok')"],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-c", f"from {module} import {name}; print('ok')"], capture_output=True, text=True
     )
     if check.returncode != 0:
-        fail(f"vision_msgs was built but does not import:\n{check.stderr}")
-    print(f"build_vision_msgs: vision_msgs ({len(msgs)} messages) installed into {prefix}")
+        fail(f"{package} was built but {args.check} does not import:\n{check.stderr}")
+    print(f"build_interfaces: {package} ({len(msgs)} messages) installed into {prefix}")
     return 0
 
 
