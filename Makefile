@@ -33,12 +33,12 @@ $(VENV)/.stamp-ros: $(VENV)/.stamp-venv requirements/ros.txt requirements/constr
 	$(PIP) -r requirements/ros.txt
 	@touch $@
 
-$(VENV)/.stamp-vision-msgs: $(VENV)/.stamp-ros interfaces/vision_msgs/CMakeLists.txt interfaces/vision_msgs/package.xml scripts/build_interfaces.py
+$(VENV)/.stamp-vision-msgs: $(VENV)/.stamp-ros interfaces/cmake/stage_upstream_msgs.cmake interfaces/vision_msgs/CMakeLists.txt interfaces/vision_msgs/package.xml scripts/build_interfaces.py
 	$(VPY) scripts/build_interfaces.py --msg-dir $(VISION_MSGS_DIR) --source interfaces/vision_msgs --build-dir build/vision_msgs --check vision_msgs.msg.LabelInfo
 	@touch $@
 
 # Autoware's DetectedObjects, the node's second detection output (~50 s)
-$(VENV)/.stamp-autoware-msgs: $(VENV)/.stamp-vision-msgs interfaces/autoware_perception_msgs/CMakeLists.txt interfaces/autoware_perception_msgs/package.xml scripts/build_interfaces.py
+$(VENV)/.stamp-autoware-msgs: $(VENV)/.stamp-vision-msgs interfaces/cmake/stage_upstream_msgs.cmake interfaces/autoware_perception_msgs/CMakeLists.txt interfaces/autoware_perception_msgs/package.xml scripts/build_interfaces.py
 	$(VPY) scripts/build_interfaces.py --msg-dir $(AUTOWARE_MSGS_DIR) --source interfaces/autoware_perception_msgs --build-dir build/autoware_perception_msgs --check autoware_perception_msgs.msg.DetectedObjects
 	@touch $@
 

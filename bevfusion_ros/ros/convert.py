@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from bevfusion_ros.core.errors import MessageError
 from bevfusion_ros.core.pipeline.detections import Detections, quaternion_to_yaw
@@ -145,3 +146,21 @@ def detection3d_array_to_detections(msg: Any, class_names: Iterable[str] = ()) -
         labels,
         names,
     )
+
+
+def detected_objects_velocities(msg: Any) -> npt.NDArray[np.float32]:
+    """autoware_perception_msgs/DetectedObjects -> (N, 2) velocities in the message frame: each
+    object's twist (x along its heading) turned by its yaw; NaN where ``has_twist`` is false. The
+    objects are the boxes of the Detection3DArray of the same stamp, in the same order."""
+    _require(msg, ("objects",), "DetectedObjects")
+    out = np.full((len(msg.objects), 2), np.nan, np.float32)
+    for i, obj in enumerate(msg.objects):
+        kin = obj.kinematics
+        if not kin.has_twist:
+            continue
+        o = kin.pose_with_covariance.pose.orientation
+        yaw = float(quaternion_to_yaw(np.asarray([[o.x, o.y, o.z, o.w]]))[0])
+        t = kin.twist_with_covariance.twist.linear
+        c, s = np.cos(yaw), np.sin(yaw)
+        out[i] = (c * t.x - s * t.y, s * t.x + c * t.y)
+    return out

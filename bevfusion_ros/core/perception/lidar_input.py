@@ -25,11 +25,11 @@ def densify(
     cloud = sweeps.add(points, stamp_ns * 1e-9, fixed_from_lidar)
     problems: list[Problem] = []
     if cloud.sweeps_left_out:
-        why = "its own" if fixed_from_lidar is None else "theirs"
+        why = "for the current sweep" if fixed_from_lidar is None else "at their stamps"
         problems.append(
             (
                 "sweeps_without_pose",
-                f"{cloud.sweeps_left_out} past sweep(s) left out at {stamp_ns} ns: no {where} ({why}); "
+                f"{cloud.sweeps_left_out} past sweep(s) left out at {stamp_ns} ns: no {where} {why}; "
                 f"{cloud.sweeps_used} of {sweeps.sweeps} sweeps used",
             )
         )

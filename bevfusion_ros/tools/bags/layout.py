@@ -14,6 +14,8 @@ BASE_FRAME = "base_link"
 ODOM_FRAME = "odom"  # /tf odom -> base_link: the ego motion of a driven scene (make-bag --ego-speed)
 LIDAR_TOPIC = "/lidar/points"
 GT_TOPIC = "/ground_truth/detections"
+# the same boxes as autoware_perception_msgs/DetectedObjects: their velocities (vision_msgs has none)
+GT_OBJECTS_TOPIC = "/ground_truth/objects"
 GT_MAP_PREFIX = "/ground_truth/map/"
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -35,7 +35,7 @@ from bevfusion_ros.core.resources import config_file
 from bevfusion_ros.core.sensors.rig import CameraRig
 from bevfusion_ros.core.yamlfile import load_yaml
 from bevfusion_ros.ros.build import stamp_ns
-from bevfusion_ros.tools.bags.layout import GT_MAP_PREFIX, GT_TOPIC
+from bevfusion_ros.tools.bags.layout import GT_MAP_PREFIX, GT_OBJECTS_TOPIC, GT_TOPIC
 
 T = TypeVar("T")
 NODE = PERCEPTION_NODE_PATH
@@ -263,12 +263,21 @@ class GroundTruth:
     map_grid: Grid | None
 
 
+def with_velocities(det: Detections | None, velocities: npt.NDArray[np.float32] | None) -> Detections | None:
+    """The boxes of a Detection3DArray with the velocities of the DetectedObjects of the same stamp
+    (the same boxes in the same order; a count that differs leaves the velocities unknown)."""
+    if det is None or velocities is None or len(velocities) != len(det):
+        return det
+    return replace(det, velocities=velocities)
+
+
 def ground_truth(bag: Path, spec: ModelSpec, with_map: bool) -> Iterator[tuple[int, GroundTruth]]:
     from bevfusion_ros.ros import convert
 
     classes = spec.map.classes if spec.map is not None and with_map else ()
     decoders: dict[str, Callable[[Any], Any]] = {
-        GT_TOPIC: lambda m: convert.detection3d_array_to_detections(m, spec.class_names)
+        GT_TOPIC: lambda m: convert.detection3d_array_to_detections(m, spec.class_names),
+        GT_OBJECTS_TOPIC: convert.detected_objects_velocities,
     }
     decoders.update({GT_MAP_PREFIX + c: occupancy for c in classes})
     for stamp, g in stamped_groups(bag, decoders):
@@ -277,7 +286,7 @@ def ground_truth(bag: Path, spec: ModelSpec, with_map: bool) -> Iterator[tuple[i
         yield (
             stamp,
             GroundTruth(
-                g.get(GT_TOPIC),
+                with_velocities(g.get(GT_TOPIC), g.get(GT_OBJECTS_TOPIC)),
                 np.stack([cells > 50 for cells, _ in layers]) if have else None,
                 layers[0][1] if have else None,
             ),
@@ -310,11 +319,12 @@ def recorded_outputs(bag: Path, spec: ModelSpec, node: str = NODE) -> Iterator[t
     classes = spec.map.classes if spec.map else ()
     decoders: dict[str, Callable[[Any], Any]] = {
         f"{node}/detections": lambda m: convert.detection3d_array_to_detections(m, spec.class_names),
+        f"{node}/objects": convert.detected_objects_velocities,
         f"{node}/timing": timing,
     }
     decoders.update({f"{node}/map/{c}": occupancy for c in classes})
     for stamp, g in stamped_groups(bag, decoders):
-        det = g.get(f"{node}/detections")
+        det = with_velocities(g.get(f"{node}/detections"), g.get(f"{node}/objects"))
         if det is None:
             continue
         layers = [v for c in classes if (v := g.get(f"{node}/map/{c}")) is not None]

@@ -5,6 +5,8 @@ Per frame k (10 Hz, stamps advancing by 0.1 s, each sensor keeping its real offs
   /cameras/<cam>/camera_info          sensor_msgs/CameraInfo
   /lidar/points                       sensor_msgs/PointCloud2 (x, y, z, intensity float32; ring uint16)
   /ground_truth/detections            vision_msgs/Detection3DArray (LiDAR frame, box centres)
+  /ground_truth/objects               autoware_perception_msgs/DetectedObjects, the same boxes with
+                                      their velocities (where the package is installed)
   /ground_truth/map/<class>           nav_msgs/OccupancyGrid 0/100 (generated scenes only: the map
                                       layers on the reference model's map grid)
 and once, at the start: /tf_static (tf2_msgs/TFMessage: base_link -> lidar_top and each camera).
@@ -14,6 +16,7 @@ perception node reads when TF is not used.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -25,13 +28,16 @@ import yaml
 from rclpy.serialization import serialize_message
 
 from bevfusion_ros.core.model import Grid
+from bevfusion_ros.core.perception.objects import ClassRemap, load_class_remap
+from bevfusion_ros.core.resources import config_file
 from bevfusion_ros.core.sensors.camera import CameraIntrinsics
 from bevfusion_ros.core.sensors.geometry import rotation_to_quaternion
-from bevfusion_ros.ros import build
+from bevfusion_ros.ros import build, optional
 from bevfusion_ros.tools.bags.io import BagWriter
 from bevfusion_ros.tools.bags.layout import (
     BASE_FRAME,
     GT_MAP_PREFIX,
+    GT_OBJECTS_TOPIC,
     GT_TOPIC,
     LIDAR_FRAME,
     LIDAR_TOPIC,
@@ -133,6 +139,12 @@ def write_bag(
     frame k's map ground truth; ``ego_poses(k)`` (odom -> base_link, 4x4) adds /tf at each sweep."""
     t0 = round(frame.timestamp * 1e9)
     period = round(1e9 / rate_hz)
+    autoware = optional.autoware_perception_msgs()  # the ground truth's velocities, where installed
+
+    @functools.cache
+    def remap(class_names: tuple[str, ...]) -> ClassRemap:
+        return load_class_remap(config_file("autoware_class_remap.yaml"), class_names)
+
     lidar_names = ("x", "y", "z", "intensity", "ring")
     lidar_types = (np.float32, np.float32, np.float32, np.float32, np.uint16)
     with BagWriter(out, storage=storage, overwrite=overwrite) as bag:
@@ -176,6 +188,9 @@ def write_bag(
                 )
             )
             events.append((ns, GT_TOPIC, "vision_msgs/msg/Detection3DArray", build.detections_msg(frame.boxes, hdr)))
+            if autoware is not None:
+                objects = build.detected_objects_msg(frame.boxes, hdr, remap(frame.class_names), autoware)
+                events.append((ns, GT_OBJECTS_TOPIC, "autoware_perception_msgs/msg/DetectedObjects", objects))
             if ego_poses is not None:
                 tf = _tf_message(bag.store, ns, ODOM_FRAME, [(BASE_FRAME, ego_poses(k))])
                 events.append((ns, "/tf", "tf2_msgs/msg/TFMessage", tf))

@@ -28,6 +28,7 @@ from bevfusion_ros.core.model import load_model
 from bevfusion_ros.core.paramspec import parse_override
 from bevfusion_ros.core.perception.timing import PERCEPTION_NODE, PERCEPTION_NODE_PATH
 from bevfusion_ros.core.resources import config_file, default_model
+from bevfusion_ros.ros.optional import autoware_perception_msgs
 from bevfusion_ros.ros.transport import transport_env
 from bevfusion_ros.tools.bags.layout import LIDAR_TOPIC, image_topic
 
@@ -43,6 +44,8 @@ def output_topics(map_classes: tuple[str, ...]) -> dict[str, str]:
         "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
     }
     topics.update({f"{NODE}/map/{c}": "nav_msgs/msg/OccupancyGrid" for c in map_classes})
+    if autoware_perception_msgs() is not None:  # the node publishes ~/objects where it can
+        topics[f"{NODE}/objects"] = "autoware_perception_msgs/msg/DetectedObjects"
     return topics
 
 

@@ -119,3 +119,21 @@ def test_read_ahead_keeps_order_and_passes_errors_on() -> None:
         for item in read_ahead(broken()):
             got.append(item)
     assert got == [1]
+
+
+def test_ground_truth_velocities_come_back_from_the_bag(bag, frame, spec) -> None:  # type: ignore[no-untyped-def]
+    """vision_msgs carries no velocity: /ground_truth/objects (DetectedObjects, the same boxes)
+    does, and the replay's ground truth takes them from it, so replay's mAVE is real."""
+    from bevfusion_ros.tools.bags.layout import GT_OBJECTS_TOPIC
+    from bevfusion_ros.tools.bags.replay import ground_truth
+
+    reader = open_reader(bag)
+    try:
+        assert {c.topic: c.msgcount for c in reader.connections}[GT_OBJECTS_TOPIC] == 3
+    finally:
+        reader.close()
+    (_, gt), *_ = ground_truth(bag, spec, with_map=False)
+    assert gt.detections is not None and len(gt.detections) == len(frame.boxes)
+    want = frame.boxes.velocities
+    np.testing.assert_allclose(gt.detections.velocities, want, atol=1e-4)  # NaN where the frame has none
+    assert np.isfinite(want).all(axis=1).sum() > 10

@@ -58,6 +58,9 @@ def test_replay_scores_and_compares(scene_bag: Path, tmp_path: Path, frame_dir: 
     fp32, int8 = res["runs"]
     assert fp32["name"] == "onnxruntime:fp32" and int8["model"].endswith("int8")
     assert fp32["frames_scored"] == FRAMES and 0.3 < fp32["mean_ap"] <= 1 and 0 < fp32["map"]["miou"] <= 1
+    # the bag's ground truth has velocities (/ground_truth/objects) and the reference model predicts
+    # none: its velocity error is the objects' speed, no longer a free 0 against zero-velocity truth
+    assert fp32["detection"]["tp_errors"]["vel_err"] > 0.3
     for stage in ("camera.backbone", "fuser", "total"):
         assert fp32["latency_ms"][stage]["n"] == FRAMES and fp32["latency_ms"][stage]["p99"] > 0
     cmp = res["comparisons"]["onnxruntime:int8"]

@@ -1,0 +1,20 @@
+# rosidl wants interface paths relative to the package source dir: copy the upstream .msg files of
+# MSG_DIR (never copied into this repository) into the build tree unchanged and return their
+# rosidl names ("<build dir>:msg/<name>.msg") in OUT.
+function(stage_upstream_msgs MSG_DIR OUT)
+  if(NOT MSG_DIR)
+    message(FATAL_ERROR "Set -D${PROJECT_NAME}_MSG_DIR (upper case) to the folder of the upstream ${PROJECT_NAME} *.msg")
+  endif()
+  file(GLOB _upstream_msgs "${MSG_DIR}/*.msg")
+  list(LENGTH _upstream_msgs _n_msgs)
+  if(_n_msgs EQUAL 0)
+    message(FATAL_ERROR "No .msg files in ${MSG_DIR}")
+  endif()
+  set(_staged "")
+  foreach(_f ${_upstream_msgs})
+    get_filename_component(_name "${_f}" NAME)
+    configure_file("${_f}" "${CMAKE_CURRENT_BINARY_DIR}/msg/${_name}" COPYONLY)
+    list(APPEND _staged "${CMAKE_CURRENT_BINARY_DIR}:msg/${_name}")
+  endforeach()
+  set(${OUT} ${_staged} PARENT_SCOPE)
+endfunction()
