@@ -96,7 +96,14 @@ class PerceptionNode(LifecycleNode):
                 self.release()
                 return TransitionCallbackReturn.FAILURE
             self.lidar_sweeps = LidarSweeps(done.sweeps, poses, self.cfg.lidar_frame)
-        self.outputs = Outputs(self, self.cfg, done.spec)
+        try:
+            self.outputs = Outputs(self, self.cfg, done.spec)
+        except BevFusionError as exc:  # the class-remap table of ~/objects
+            self.get_logger().error(
+                f"configure failed: {exc} (give class_remap_file for this model, or publish_objects:=false)"
+            )
+            self.release()
+            return TransitionCallbackReturn.FAILURE
         self.updater = diagnostics.make_updater(
             self, self.cfg.diagnostics_period, f"{done.spec.name} on {self.cfg.backend}", perception_health.tasks(self)
         )

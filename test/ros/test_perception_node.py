@@ -217,6 +217,19 @@ def test_configure_fails_cleanly_on_a_missing_calibration(tmp_path) -> None:
     assert "configure failed" in log and "nope.yaml does not exist" in log
 
 
+def test_a_class_remap_without_the_model_s_classes_fails_configure_with_the_fix(tmp_path, scene_bag) -> None:  # type: ignore[no-untyped-def]
+    remap = tmp_path / "remap.yaml"
+    remap.write_text("classes:\n  car: {label: CAR}\n")
+    proc = start_node(f"calibration_file:={scene_bag / 'calibration.yaml'}", f"class_remap_file:={remap}")
+    try:
+        proc.wait(timeout=60)
+    finally:
+        log = stop(proc)
+    assert proc.returncode == 1
+    assert "classes lacks the model's truck, construction_vehicle" in log
+    assert "give class_remap_file for this model, or publish_objects:=false" in log
+
+
 def test_out_of_range_parameter_is_refused_with_its_range(tmp_path) -> None:
     proc = start_node("max_camera_lidar_delay:=7.0")
     try:
