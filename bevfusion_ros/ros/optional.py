@@ -79,12 +79,11 @@ def lookup_extrinsics(node: Node, lidar_frame: str, camera_frames: Sequence[str]
     /tf_static to arrive.
     """
     tf2_ros = import_tf2_ros("extrinsics_source 'tf' (or use extrinsics_source 'file')")
-    import numpy as np
     import rclpy
     from rclpy.duration import Duration
     from rclpy.time import Time
 
-    from bevfusion_ros.core.sensors.geometry import quaternion_to_rotation
+    from bevfusion_ros.core.sensors.geometry import rigid_transform
 
     # A helper node of its own, spun by the listener's thread: TransformListener(spin_thread=True) on
     # the node itself moved it into the listener's executor, and the node answered no service after.
@@ -100,10 +99,7 @@ def lookup_extrinsics(node: Node, lidar_frame: str, camera_frames: Sequence[str]
                 msg = f"no TF from '{lidar_frame}' to '{frame}' within {timeout_s} s: {exc}"
                 raise CalibrationError(msg) from exc
             t, q = tf.transform.translation, tf.transform.rotation
-            mat = np.eye(4)
-            mat[:3, :3] = quaternion_to_rotation([q.x, q.y, q.z, q.w])
-            mat[:3, 3] = [t.x, t.y, t.z]
-            out.append(mat)
+            out.append(rigid_transform((t.x, t.y, t.z), (q.x, q.y, q.z, q.w)))
     finally:
         listener.executor.shutdown()
         listener.dedicated_listener_thread.join()

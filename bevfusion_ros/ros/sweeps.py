@@ -21,7 +21,7 @@ from rclpy.node import Node
 
 from bevfusion_ros.core.errors import BevFusionError
 from bevfusion_ros.core.perception.lidar_input import Problem, densify
-from bevfusion_ros.core.sensors.geometry import quaternion_to_rotation
+from bevfusion_ros.core.sensors.geometry import rigid_transform
 from bevfusion_ros.core.sensors.sweeps import SweepBuffer
 from bevfusion_ros.ros.frame_decode import xyzi
 from bevfusion_ros.ros.optional import import_tf2_ros
@@ -35,14 +35,6 @@ LIVE_TF_WAIT_S = 0.1
 
 def _tf2() -> Any:
     return import_tf2_ros("multi-sweep input (the sweeps' poses)")
-
-
-def transform_matrix(transform: Any) -> npt.NDArray[np.float64]:
-    t, q = transform.translation, transform.rotation
-    mat = np.eye(4)
-    mat[:3, :3] = quaternion_to_rotation([q.x, q.y, q.z, q.w])
-    mat[:3, 3] = [t.x, t.y, t.z]
-    return mat
 
 
 def _transform_stamped(src: Any) -> TransformStamped:
@@ -104,7 +96,8 @@ class SweepPoses:
             )
         except Exception:  # tf2 raises LookupException / ExtrapolationException / ConnectivityException
             return None
-        return transform_matrix(tf.transform)
+        t, q = tf.transform.translation, tf.transform.rotation
+        return rigid_transform((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
     def close(self) -> None:
         if self._listener is not None:

@@ -43,6 +43,14 @@ def quaternion_to_rotation(q: npt.ArrayLike) -> F64:
     )
 
 
+def rigid_transform(translation: npt.ArrayLike, quaternion: npt.ArrayLike) -> F64:
+    """The 4x4 of a translation (x, y, z) and a rotation quaternion (x, y, z, w), as TF gives them."""
+    mat = np.eye(4)
+    mat[:3, :3] = quaternion_to_rotation(quaternion)
+    mat[:3, 3] = np.asarray(translation, np.float64)
+    return mat
+
+
 def transform_points(matrix: npt.ArrayLike, points: npt.ArrayLike) -> F64:
     """Apply a 4x4 homogeneous transform to (N, 3) points."""
     t = np.asarray(matrix, dtype=np.float64)
