@@ -68,6 +68,17 @@ def import_pynvml() -> ModuleType:
     return pynvml  # type: ignore[no-any-return]
 
 
+def import_onnxruntime() -> ModuleType:
+    """ONNX Runtime, the reference backend (on a Jetson: NVIDIA's onnxruntime-gpu wheel for JetPack)."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        msg = f"the onnxruntime backend needs the onnxruntime package (pip install onnxruntime): {exc}"
+        raise DependencyError(msg) from exc
+    module: ModuleType = onnxruntime
+    return module
+
+
 def import_onnx() -> ModuleType:
     """The ``onnx`` package, to read a graph whose plugin ops ONNX Runtime cannot run by itself."""
     try:

@@ -49,9 +49,6 @@ class SweepBuffer:
         self.max_points = max_points
         self._past: deque[_Sweep] = deque(maxlen=max(sweeps - 1, 1))
 
-    def clear(self) -> None:
-        self._past.clear()
-
     @property
     def newest_stamp_s(self) -> float | None:
         return self._past[-1].stamp_s if self._past else None

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.cuda_io import from_device
 
 from bevfusion_ros.core.cuda import driver as cuda
+from bevfusion_ros.core.cuda.kernels import upload
 from bevfusion_ros.core.model import load_model
 from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
 from bevfusion_ros.core.pipeline.preprocess import ImagePreprocessor, crop_points, pillarize
@@ -40,23 +42,6 @@ def real():  # type: ignore[no-untyped-def]
     return list(z["images"]), z["points"], rig
 
 
-def _to_device(arr: np.ndarray, stream: cuda.Stream) -> cuda.DeviceBuffer:
-    host = cuda.HostBuffer(arr.shape, arr.dtype)
-    np.copyto(host.array, arr)
-    buf = cuda.DeviceBuffer(arr.nbytes)
-    cuda.copy_to_device(buf, host.array, stream)
-    stream.synchronize()
-    return buf
-
-
-def _from_device(buf: cuda.DeviceBuffer | int, shape: tuple[int, ...], dtype: type, stream: cuda.Stream) -> np.ndarray:
-    host = cuda.HostBuffer(shape, dtype)
-    src = buf if isinstance(buf, cuda.DeviceBuffer) else cuda.DeviceView(buf, host.array.nbytes)
-    cuda.copy_to_host(host.array, src, stream)
-    stream.synchronize()
-    return host.array.copy()
-
-
 @pytest.mark.parametrize("out_dtype", ["float32", "float16"])
 def test_image_kernel_matches_numpy_on_real_cameras(ctx, spec, real, out_dtype: str) -> None:  # type: ignore[no-untyped-def]
     from bevfusion_ros.core.cuda.kernels import CudaImagePreprocessor
@@ -68,10 +53,10 @@ def test_image_kernel_matches_numpy_on_real_cameras(ctx, spec, real, out_dtype: 
     h, w = spec.image.input_height, spec.image.input_width
     worst = 0.0
     for img in images:
-        dev = _to_device(np.ascontiguousarray(img), s)
+        dev = upload(np.ascontiguousarray(img), s)
         out = cuda.DeviceBuffer(k.plane_bytes)
         k.launch(dev, img.shape[1], img.shape[0], out.ptr, s)
-        got = _from_device(out, (3, h, w), np.dtype(out_dtype).type, s).astype(np.float32)
+        got = from_device(out, (3, h, w), np.dtype(out_dtype).type, s).astype(np.float32)
         want = np.empty((3, h, w), np.float32)
         ref.one(img, want)
         worst = max(worst, float(np.abs(got - want).max()))
@@ -88,11 +73,11 @@ def test_pillar_kernel_matches_numpy_with_bad_points(ctx, spec, real) -> None:  
     pts[::89, 2] = 40.0
     s = cuda.Stream()
     k = CudaPillarizer(spec.lidar)
-    dev = _to_device(pts, s)
+    dev = upload(pts, s)
     out = cuda.DeviceBuffer(k.out_bytes)
     k.launch(dev, pts.shape[0], out.ptr, s)
     g = spec.lidar.grid
-    got = _from_device(out, (1, 5, g.ny, g.nx), np.float32, s)
+    got = from_device(out, (1, 5, g.ny, g.nx), np.float32, s)
     want = pillarize(crop_points(pts, spec.lidar), spec.lidar)
     diff = np.abs(got - want)
     print(
@@ -119,10 +104,10 @@ def test_bevpool_kernel_matches_numpy(ctx, spec, real, masked: tuple[int, ...]) 
     depth = (np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)).astype(np.float32)
     s = cuda.Stream()
     k = CudaBevPool(index, 32, s)
-    f_dev, d_dev = _to_device(feat, s), _to_device(depth, s)
+    f_dev, d_dev = upload(feat, s), upload(depth, s)
     out = cuda.DeviceBuffer(k.out_bytes)
     k.launch(f_dev.ptr, d_dev.ptr, out.ptr, s, masked)
-    got = _from_device(out, (1, 32, 128, 128), np.float32, s)
+    got = from_device(out, (1, 32, 128, 128), np.float32, s)
     ref_feat = feat.copy()
     ref_feat[:, list(masked)] = 0.0
     want = index(ref_feat, depth)

@@ -10,32 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.cuda_io import from_device
 
 from bevfusion_ros.core.cuda import driver as cuda
+from bevfusion_ros.core.cuda.kernels import upload
 from bevfusion_ros.core.model import VoxelGrid
 from bevfusion_ros.core.pipeline import voxels as ref
 
 VOXELNET = VoxelGrid((-54.0, -54.0, -5.0, 54.0, 54.0, 3.0), (0.075, 0.075, 0.2))
 PILLARS = VoxelGrid((-51.2, -51.2, -5.0, 51.2, 51.2, 3.0), (0.2, 0.2, 8.0))
 SMALL = VoxelGrid((-4.0, -4.0, -2.0, 4.0, 4.0, 2.0), (1.0, 1.0, 1.0))
-
-
-def to_device(arr: np.ndarray, stream: cuda.Stream) -> cuda.DeviceBuffer:
-    arr = np.ascontiguousarray(arr)
-    host = cuda.HostBuffer(arr.shape, arr.dtype)
-    np.copyto(host.array, arr)
-    buf = cuda.DeviceBuffer(max(arr.nbytes, 4))
-    cuda.copy_to_device(buf, host.array, stream)
-    stream.synchronize()
-    return buf
-
-
-def from_device(buf: cuda.DeviceBuffer, shape: tuple[int, ...], dtype: type, stream: cuda.Stream) -> np.ndarray:
-    host = cuda.HostBuffer(shape, dtype)
-    if int(np.prod(shape)):
-        cuda.copy_to_host(host.array, cuda.DeviceView(buf.ptr, host.array.nbytes), stream)
-        stream.synchronize()
-    return np.array(host.array)
 
 
 def densified_sweep() -> np.ndarray:
@@ -55,7 +39,7 @@ def run_voxelize(points: np.ndarray, grid: VoxelGrid, max_points: int, max_voxel
     stream = cuda.Stream()
     c = points.shape[1]
     vox = CudaVoxelizer(grid, max_points, max_voxels, reduce, c, capacity=max(len(points), 1))
-    dev = to_device(points.astype(np.float32), stream)
+    dev = upload(points.astype(np.float32), stream)
     try:
         count = vox.launch(dev.ptr, len(points), stream)
         m = count.voxels
@@ -120,7 +104,7 @@ def test_pillar_features_and_scatter_equal_numpy(ctx, with_distance: bool) -> No
     got = from_device(out, (m, 32, f), np.float32, stream)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
     learned = np.random.default_rng(4).normal(size=(m, 16)).astype(np.float32)
-    feat = to_device(learned, stream)
+    feat = upload(learned, stream)
     _, ny, nx = PILLARS.shape
     canvas = cuda.DeviceBuffer(16 * ny * nx * 4)
     scatter(feat.ptr, vox.coords.ptr, m, 16, PILLARS, canvas.ptr, stream)

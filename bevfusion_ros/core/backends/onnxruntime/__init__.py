@@ -5,6 +5,6 @@ convolution LiDAR encoder) runs through ``partitioned``, which hands those nodes
 implementations in ``plugin_ops`` and everything else to ONNX Runtime.
 """
 
-from bevfusion_ros.core.backends.onnxruntime.backend import OnnxRuntimeBackend, import_onnxruntime
+from bevfusion_ros.core.backends.onnxruntime.backend import OnnxRuntimeBackend
 
-__all__ = ["OnnxRuntimeBackend", "import_onnxruntime"]
+__all__ = ["OnnxRuntimeBackend"]

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from bevfusion_ros.core.backends.onnxruntime.partitioned import PartitionedSession, plugin_op_names
-from bevfusion_ros.core.errors import BackendError, DependencyError
+from bevfusion_ros.core.errors import BackendError
 from bevfusion_ros.core.model import ModelSpec, Stage, StageKind
+from bevfusion_ros.core.optional import import_onnxruntime
 from bevfusion_ros.core.pipeline.backend import Arrays, Backend
 
 _ORT_TYPES = {
@@ -18,15 +19,6 @@ _ORT_TYPES = {
     "tensor(uint8)": "uint8",
     "tensor(bool)": "bool",
 }
-
-
-def import_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        msg = f"the onnxruntime backend needs the onnxruntime package (pip install onnxruntime): {exc}"
-        raise DependencyError(msg) from exc
-    return onnxruntime
 
 
 def _plugin_ops_or_none(path: Path) -> list[str]:
