@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from timing import median_ms  # benchmarks/, the script's own folder
+from timing import densified, median_ms  # benchmarks/, the script's own folder
 
 from bevfusion_ros.core.model import VoxelGrid
 from bevfusion_ros.core.pipeline.sparse_conv import SparseConvGeometry, implicit_gemm, rule_book
@@ -75,11 +75,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     sweep = np.asarray(load_frame(args.frame, decode_images=False).points, np.float32)[:, :4]
-    rng = np.random.default_rng(0)
-    jitter = np.float32([1, 1, 1, 0])  # positions move a little between sweeps, intensities do not
-    pts = np.concatenate([sweep + rng.normal(0, 0.05, sweep.shape).astype(np.float32) * jitter for _ in range(10)])
-    dt = np.repeat(np.arange(10, dtype=np.float32) * 0.05, len(sweep))[:, None]
-    pts5 = np.concatenate([pts, dt], axis=1)  # x, y, z, intensity, time lag
+    pts5 = densified(sweep)  # x, y, z, intensity, time lag
     print(f"{len(pts5)} points ({len(sweep)} per sweep x 10), {pts5.nbytes / 1e6:.1f} MB")
     rows = []
     vox = voxelize(pts5, VOXELNET, 10, 160000, "mean")
@@ -93,7 +89,7 @@ def main() -> int:
     feats = pillar_features(pil, PILLARS)
     ms = median_ms(lambda: pillar_features(pil, PILLARS), args.repeats)
     rows.append(("pillar features", ms, pil.features.nbytes + feats.nbytes, f"{feats.shape}"))
-    learned = rng.standard_normal((len(pil.coords), 64)).astype(np.float32)
+    learned = np.random.default_rng(0).standard_normal((len(pil.coords), 64)).astype(np.float32)
     bev = scatter(learned, pil.coords, PILLARS)
     ms = median_ms(lambda: scatter(learned, pil.coords, PILLARS), args.repeats)
     rows.append(("scatter 64 channels", ms, learned.nbytes + bev.nbytes, f"{bev.shape}"))

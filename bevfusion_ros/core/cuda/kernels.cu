@@ -103,7 +103,19 @@ extern "C" __global__ void pillar_finalize(const int* count, const float* zsum, 
 
 // Lift-splat: one thread per (occupied cell, channel), summing its frustum points in the same order
 // as numpy's add.reduceat over the sorted index. Masked cameras add nothing.
-extern "C" __global__ void bevpool(const float* feat, const float* depth, const int* depth_index,
+// Camera features (N, C, hw) -> pixel-major (N * hw, C): the pooling below then reads each frustum
+// point's C channels as one contiguous run (coalesced across the threads of an interval) instead of C
+// reads hw floats apart.
+extern "C" __global__ void channels_last(const float* feat, int n_cameras, int channels, int hw, float* out) {
+  int idx = blockIdx.x * blockDim.x + threadIdx.x;
+  if (idx >= n_cameras * channels * hw) return;
+  int pix = idx % hw, c = (idx / hw) % channels, cam = idx / (hw * channels);
+  out[((size_t)cam * hw + pix) * channels + c] = feat[idx];
+}
+
+// One thread per (interval, channel), channels fastest: the threads of an interval share each point's
+// depth weight (one broadcast read) and read its channels contiguously from the pixel-major features.
+extern "C" __global__ void bevpool(const float* feat_pixel_major, const float* depth, const int* depth_index,
                                    const int* feature_index, const int* starts, const int* cells, int n_intervals,
                                    int channels, int hw, int grid_cells, const int* cam_mask, float* out) {
   int idx = blockIdx.x * blockDim.x + threadIdx.x;
@@ -112,9 +124,8 @@ extern "C" __global__ void bevpool(const float* feat, const float* depth, const 
   float acc = 0.0f;
   for (int p = starts[iv]; p < starts[iv + 1]; ++p) {
     int fi = feature_index[p];
-    int cam = fi / hw;
-    if (cam_mask[cam]) continue;
-    float f = feat[((size_t)cam * channels + c) * hw + (fi - cam * hw)];
+    if (cam_mask[fi / hw]) continue;
+    float f = feat_pixel_major[(size_t)fi * channels + c];
     acc = __fadd_rn(acc, __fmul_rn(f, depth[depth_index[p]]));
   }
   out[(size_t)c * grid_cells + cells[iv]] = acc;

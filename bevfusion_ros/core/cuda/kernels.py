@@ -181,9 +181,12 @@ class CudaBevPool:
         # still be queued.
         self._mask_host = [cuda.HostBuffer((index.n_cameras,), np.int32) for _ in range(slots)]
         self._mask = [cuda.DeviceBuffer(index.n_cameras * 4) for _ in range(slots)]
+        fh, fw = index.feature_hw
+        self._pixel_major = [cuda.DeviceBuffer(index.n_cameras * fh * fw * channels * 4) for _ in range(slots)]
         ny, nx = index.grid_hw
         self.out_bytes = channels * ny * nx * 4
         self._fn = kernel("bevpool")
+        self._transpose = kernel("channels_last")
 
     def launch(
         self, features: int, depth: int, out: int, stream: cuda.Stream, masked: Sequence[int] = (), slot: int = 0
@@ -195,11 +198,16 @@ class CudaBevPool:
         mask_host.array[list(masked)] = 1
         cuda.copy_to_device(mask, mask_host.array, stream)
         drv.memset_d32_async(int(out), 0, self.out_bytes // 4, stream.raw)  # empty cells stay 0
-        n = int(ix.interval_cells.size) * self.channels
         fh, fw = ix.feature_hw
+        pixel_major = self._pixel_major[slot]
+        total = ix.n_cameras * self.channels * fh * fw
+        dims = (np.int32(ix.n_cameras), np.int32(self.channels), np.int32(fh * fw))
+        self._transpose(np.uintp(features), *dims, ptr(pixel_major), block=(256, 1, 1),
+                        grid=((total + 255) // 256, 1), stream=stream.raw)  # fmt: skip
+        n = int(ix.interval_cells.size) * self.channels
         ny, nx = ix.grid_hw
         self._fn(
-            np.uintp(features),
+            ptr(pixel_major),
             np.uintp(depth),
             *(ptr(b) for b in self._bufs),
             np.int32(ix.interval_cells.size),
@@ -214,7 +222,7 @@ class CudaBevPool:
         )
 
     def free(self) -> None:
-        for b in (*self._bufs, *self._mask):
+        for b in (*self._bufs, *self._mask, *self._pixel_major):
             b.free()
 
 

@@ -22,6 +22,7 @@ from bevfusion_ros.core.optional import import_pycuda_driver
 SOURCE = Path(__file__).with_name("voxels.cu")
 SCAN_BLOCK = 1024  # as in voxels.cu
 THREADS = 256
+WARP = 32  # vox_finalize runs a warp per voxel
 
 
 def _blocks(n: int, per: int = THREADS) -> tuple[int, int]:
@@ -86,6 +87,7 @@ class CudaVoxelizer:
         self.features = cuda.DeviceBuffer(max_voxels * per_voxel * 4)
         self.num_points = cuda.DeviceBuffer(max_voxels * 4)
         self.coords = cuda.DeviceBuffer(max_voxels * 4 * 4)
+        self._kept_index = cuda.DeviceBuffer(max_voxels * max_points * 4)
         i32 = 4
         self._table_key, self._table_first = (cuda.DeviceBuffer(self.table_size * i32) for _ in range(2))
         self._point = {k: cuda.DeviceBuffer(capacity * i32) for k in ("key", "slot", "flag", "rank", "voxel", "bucket")}
@@ -137,18 +139,20 @@ class CudaVoxelizer:
             self._scan.run(self._voxel["count"].ptr, kept, self._voxel["start"].ptr, stream)
             self._fn["vox_bucket"](ptr(p["voxel"]), np.int32(n), ptr(self._voxel["start"]), ptr(self._voxel["fill"]),
                                    ptr(p["bucket"]), block=(THREADS, 1, 1), grid=_blocks(n), stream=s)  # fmt: skip
+            warps = (kept * WARP + THREADS - 1) // THREADS
             self._fn["vox_finalize"](np.uintp(points), np.int32(self.channels), ptr(p["key"]), ptr(p["bucket"]),
                                      ptr(self._voxel["start"]), ptr(self._voxel["count"]), np.int32(kept),
                                      np.int32(self.max_points), np.int32(nx), np.int32(ny),
-                                     np.int32(self.reduce == "mean"), ptr(self.features), ptr(self.num_points),
-                                     ptr(self.coords), ptr(self._totals), block=(THREADS, 1, 1), grid=_blocks(kept),
-                                     stream=s)  # fmt: skip
+                                     np.int32(self.reduce == "mean"), ptr(self._kept_index), ptr(self.features),
+                                     ptr(self.num_points), ptr(self.coords), ptr(self._totals),
+                                     block=(THREADS, 1, 1), grid=(warps, 1), stream=s)  # fmt: skip
         cuda.copy_to_host(self._totals_host.array[2:3], cuda.DeviceView(self._totals.ptr, 4), stream)
         stream.synchronize()
         return VoxelCount(kept, found - kept, int(self._totals_host.array[2]))
 
     def free(self) -> None:
-        bufs = [self.features, self.num_points, self.coords, self._table_key, self._table_first, self._totals]
+        bufs = [self.features, self.num_points, self.coords, self._kept_index, self._table_key, self._table_first]
+        bufs.append(self._totals)
         for b in (*bufs, *self._point.values(), *self._voxel.values()):
             b.free()
         self._scan.free()
