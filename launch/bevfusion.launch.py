@@ -50,6 +50,11 @@ def generate_launch_description():
         ("bag", "", "rosbag2 folder to play into the nodes ('' = none)"),
         ("rate", "1.0", "playback speed factor of bag"),
         ("lidar_topic", "/lidar/points", "the player starts once the node subscribes to this topic"),
+        (
+            "wait_subscribers",
+            "1",
+            "the player starts once this many subscribers match lidar_topic (the node, plus a test or recorder)",
+        ),
         ("middleware", "rmw_fastrtps_cpp", "RMW_IMPLEMENTATION ('' = keep the environment's)"),
         ("fastdds_profile", os.path.join(share, "config", "fastdds_shm.xml"), "Fast DDS XML ('' = environment's)"),
     ]
@@ -84,7 +89,7 @@ def generate_launch_description():
                     "--rate",
                     arg("rate"),
                     "--wait-subscribers",
-                    "1",
+                    arg("wait_subscribers"),
                     "--wait-topics",
                     arg("lidar_topic"),
                     "--wait-timeout",

@@ -3,9 +3,11 @@
 package's bag player, started by the launch file exactly as ``ros2 launch`` starts them, on a
 generated-scene bag and on the real nuScenes frame.
 
-The player starts once the node subscribes; the test waits (with a deadline, no sleeps) for
-detections, a map grid, markers, diagnostics and the monitor's metrics, then checks that every
-process exited 0 when launch shut them down with SIGINT.
+The player starts once two subscribers match the LiDAR topic: the node and this test, whose
+WaitForTopics subscribes to the LiDAR beside the outputs, so no output can be published before the
+test listens (with only the node awaited, a two-frame bag was over before the test had subscribed).
+The test waits (with a deadline, no sleeps) for detections, a map grid, markers, diagnostics and the
+monitor's metrics, then checks that every process exited 0 when launch shut them down with SIGINT.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch_testing_ros import WaitForTopics
 from nav_msgs.msg import OccupancyGrid
+from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Float64MultiArray
 from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
@@ -65,6 +68,7 @@ def generate_test_description(which: str) -> launch.LaunchDescription:
             "bag": str(bag),
             "rate": "0.25",  # slower than the model on two cores: no frame is replaced while busy
             "monitor": "true",
+            "wait_subscribers": "2",  # the node and this test's WaitForTopics
         }.items(),
     )
     return launch.LaunchDescription([include, launch_testing.actions.ReadyToTest()])
@@ -78,6 +82,7 @@ class TestOutputs(unittest.TestCase):
             (f"{NODE}/markers", MarkerArray),
             ("/diagnostics", DiagnosticArray),
             ("/bevfusion_monitor/metrics", Float64MultiArray),
+            ("/lidar/points", PointCloud2),  # the player's second awaited subscriber
         ]
         with WaitForTopics(topics, timeout=180.0, messages_received_buffer_length=10) as wait:
             self.assertEqual(wait.topics_received(), {t for t, _ in topics}, which)
