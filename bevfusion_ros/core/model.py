@@ -44,6 +44,20 @@ class StageKind(StrEnum):
         """Fed by sensor data (images, points), not by other stages' tensors."""
         return self in (StageKind.IMAGE_PREPROCESS, StageKind.PILLARIZE, StageKind.VOXELIZE)
 
+    @property
+    def modality(self) -> str | None:
+        """The sensor a sensor-fed stage reads (CAMERA or LIDAR); None for the others."""
+        if self is StageKind.IMAGE_PREPROCESS:
+            return CAMERA
+        return LIDAR if self.sensor_fed else None
+
+
+CAMERA, LIDAR = "camera", "lidar"
+# Which sensors a frame runs on. camera_only: no LiDAR sweep (the LiDAR branch is masked);
+# lidar_only: no usable camera (the camera branch is masked).
+FULL, CAMERA_ONLY, LIDAR_ONLY = "full", "camera_only", "lidar_only"
+SENSOR_MODES = (FULL, CAMERA_ONLY, LIDAR_ONLY)
+
 
 ONNX = StageKind.ONNX
 DTYPES = ("float32", "float16", "int32", "int64", "uint8", "bool")
@@ -276,6 +290,19 @@ class MapConfig:
 
 
 @dataclass(frozen=True)
+class ModalityDropout:
+    """The share of training samples that had one branch's BEV features zeroed (BEVFusion's modality
+    dropout). A model runs without a sensor only if it learned to: the runtime masks a branch the same
+    way (its BEV features zeroed before the fuser) when this share is above 0."""
+
+    camera: float = 0.0
+    lidar: float = 0.0
+
+    def allows(self, mode: str) -> bool:
+        return mode == FULL or (mode == CAMERA_ONLY and self.lidar > 0) or (mode == LIDAR_ONLY and self.camera > 0)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     directory: Path
@@ -287,6 +314,7 @@ class ModelSpec:
     post: PostprocessConfig
     map: MapConfig | None
     stages: tuple[Stage, ...]
+    modality_dropout: ModalityDropout = ModalityDropout()
 
     def stage(self, name: str) -> Stage:
         for s in self.stages:
@@ -298,6 +326,10 @@ class ModelSpec:
     def path(self, stage: Stage) -> Path:
         return self.directory / stage.file
 
+    def branch(self, modality: str) -> frozenset[str]:
+        """The stages that depend on ``modality``'s sensor alone (its branch up to the fuser)."""
+        return frozenset(n for n, m in stage_modalities(self.stages).items() if m == {modality})
+
     def tensor(self, name: str) -> TensorSpec:
         for s in self.stages:
             for t in (*s.inputs, *s.outputs):
@@ -305,6 +337,19 @@ class ModelSpec:
                     return t
         msg = f"model '{self.name}' has no tensor '{name}'"
         raise ConfigError(msg)
+
+
+def stage_modalities(stages: Sequence[Stage]) -> dict[str, frozenset[str]]:
+    """Per stage, the sensors its inputs come from (the fuser: both)."""
+    source: dict[str, frozenset[str]] = {}
+    out: dict[str, frozenset[str]] = {}
+    for s in stages:
+        own = s.kind.modality
+        mods = frozenset({own}) if own else frozenset().union(*(source.get(t.name, frozenset()) for t in s.inputs))
+        out[s.name] = mods
+        for t in s.outputs:
+            source[t.name] = mods
+    return out
 
 
 def _grid(raw: Any, where: str) -> Grid:
@@ -534,9 +579,29 @@ def parse_model(raw: Mapping[str, Any], directory: Path, check_files: bool = Tru
     raw_stages = _get(raw, "stages", "model", dict)
     stages = tuple(_stage(k, v, directory, check_files, lidar) for k, v in raw_stages.items())
     _check_graph(stages)
-    spec = ModelSpec(name, directory, cams, classes, image, camera_bev, lidar, post, map_cfg, stages)
+    dropout = _modality_dropout(raw.get("modality_dropout"), stages)
+    spec = ModelSpec(name, directory, cams, classes, image, camera_bev, lidar, post, map_cfg, stages, dropout)
     _check_consistency(spec)
     return spec
+
+
+def _modality_dropout(raw: Any, stages: Sequence[Stage]) -> ModalityDropout:
+    if raw is None:
+        return ModalityDropout()
+    where = "modality_dropout"
+    if not isinstance(raw, Mapping) or set(raw) - {CAMERA, LIDAR}:
+        msg = f"{where} must be a mapping of {CAMERA} and/or {LIDAR} to the share of training samples without it"
+        raise ConfigError(msg)
+    shares = {k: float(_get(raw, k, where, (int, float))) for k in raw}
+    for k, v in shares.items():
+        if not 0.0 <= v < 1.0:
+            msg = f"{where}.{k} must be in [0, 1), got {v}"
+            raise ConfigError(msg)
+    mods = stage_modalities(stages)
+    if not any(m == {CAMERA, LIDAR} for m in mods.values()):
+        msg = f"{where} needs a fuser: a stage whose inputs come from both the camera and the LiDAR branch"
+        raise ConfigError(msg)
+    return ModalityDropout(shares.get(CAMERA, 0.0), shares.get(LIDAR, 0.0))
 
 
 def _check_consistency(spec: ModelSpec) -> None:

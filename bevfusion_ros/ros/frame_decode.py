@@ -24,7 +24,7 @@ XYZI = ("x", "y", "z", "intensity")
 @dataclass(frozen=True)
 class DecodedFrame:
     images: list[npt.NDArray[np.uint8] | None]  # None: masked by the sync policy or undecodable
-    points: npt.NDArray[np.float32]  # (N, 4) x, y, z, intensity
+    points: npt.NDArray[np.float32] | None  # (N, 4) x, y, z, intensity; None in a frame without a sweep
     masked: int
     bad_images: tuple[tuple[int, str], ...]  # (camera index, why) for images that could not be decoded
     dropped: str | None = None  # why the frame must not run (then ``points`` is empty)
@@ -37,12 +37,18 @@ def image_decoder(compressed: bool, use_distro: bool = True) -> Callable[[Any], 
 
 
 def decode_frame(
-    frame: SyncedFrame, decode_image: Callable[[Any], Any], max_masked: int, use_distro: bool = True
+    frame: SyncedFrame,
+    decode_image: Callable[[Any], Any],
+    max_masked: int,
+    use_distro: bool = True,
+    lidar_only: bool = False,
 ) -> DecodedFrame:
-    """Images (an undecodable one masks its camera) and the cloud's x, y, z, intensity.
+    """Images (an undecodable one masks its camera) and the cloud's x, y, z, intensity (None in a
+    camera-anchored frame without a sweep).
 
-    More than ``max_masked`` masked cameras set ``dropped``; a cloud that cannot be read raises
-    MessageError. Either way the frame is dropped.
+    More than ``max_masked`` masked cameras make the frame LiDAR-only (every camera masked) where
+    ``lidar_only`` (the model was trained without cameras) and it has a sweep; otherwise they set
+    ``dropped``. A cloud that cannot be read raises MessageError. Either way the frame is dropped.
     """
     images: list[npt.NDArray[np.uint8] | None] = []
     bad: list[tuple[int, str]] = []
@@ -57,9 +63,12 @@ def decode_frame(
             images.append(None)
     masked = sum(img is None for img in images)
     if masked > max_masked:
+        if lidar_only and frame.lidar is not None:
+            return DecodedFrame([None] * len(images), xyzi(frame.lidar, use_distro), len(images), tuple(bad))
         why = f"frame at {frame.stamp_ns} ns dropped: {masked} cameras masked (max_masked_cameras {max_masked})"
         return DecodedFrame(images, np.zeros((0, 4), np.float32), masked, tuple(bad), why)
-    return DecodedFrame(images, xyzi(frame.lidar, use_distro), masked, tuple(bad))
+    points = None if frame.lidar is None else xyzi(frame.lidar, use_distro)
+    return DecodedFrame(images, points, masked, tuple(bad))
 
 
 def xyzi(cloud_msg: Any, use_distro: bool = True) -> npt.NDArray[np.float32]:

@@ -3,6 +3,8 @@
   bevfusion_perception: sync         frames made, masked per camera, stale/missing/backwards/duplicate
                                      stamps, frames replaced while the model was busy (dropped_busy)
   bevfusion_perception: processing   frames processed, total / host / latency p50 and p99 against the budget
+  bevfusion_perception: sensor modes frames per mode (full, camera_only, lidar_only) and the changes
+                                     between them; WARN while the newest frame ran without a sensor
   bevfusion_perception: output rate  diagnostic_updater's FrequencyStatus on published frames (while
                                      active: ERROR when none came in its window)
 Each task reads the node's counters when the Updater runs; a node that is not active says so.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from bevfusion_ros.core.model import FULL, SENSOR_MODES
 from bevfusion_ros.ros import diagnostics
 
 if TYPE_CHECKING:  # the node imports this module
@@ -37,6 +40,7 @@ def tasks(node: PerceptionNode) -> dict[str, Any]:
         "inputs": lambda stat: inputs(node, stat),
         "sync": lambda stat: sync(node, stat),
         "processing": lambda stat: processing(node, stat),
+        "sensor modes": lambda stat: sensor_modes(node, stat),
     }
 
 
@@ -115,3 +119,14 @@ def processing(node: PerceptionNode, stat: Any) -> Any:
     if errors:
         level = diagnostics.worst([level, diagnostics.WARN])
     return diagnostics.fill(stat, level, message, values)
+
+
+def sensor_modes(node: PerceptionNode, stat: Any) -> Any:
+    modes = node.modes
+    values: dict[str, Any] = {"mode": modes.current or "none yet"}
+    values.update({f"frames {m}": modes.frames.get(m, 0) for m in SENSOR_MODES})
+    values.update({f"changes {k}": n for k, n in sorted(modes.transitions.items())})
+    if modes.current is None or modes.current == FULL:
+        return diagnostics.fill(stat, diagnostics.OK, "all sensors in use" if modes.current else "no frame yet", values)
+    since = time.monotonic() - modes.since if modes.since is not None else 0.0
+    return diagnostics.fill(stat, diagnostics.WARN, f"degraded: {modes.current} for {since:.1f} s", values)

@@ -34,7 +34,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from vision_msgs.msg import Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
-from bevfusion_ros.core.model import ModelSpec
+from bevfusion_ros.core.model import FULL, ModelSpec
 from bevfusion_ros.core.perception.config import PerceptionConfig
 from bevfusion_ros.core.perception.health import RateMeter
 from bevfusion_ros.core.perception.objects import load_class_remap
@@ -206,8 +206,11 @@ class Outputs:
             masked_cameras=masked,
             points=result.points_used,
             detections=len(result.detections),
+            mode=result.mode,
         )
-        status = diagnostics.status("bevfusion: timing", self.spec.name, diagnostics.OK, "frame", timing.encode())
+        # a degraded frame (a sensor lost) is flagged here and by the node's "sensor modes" diagnostics
+        level, what = (diagnostics.OK, "frame") if result.mode == FULL else (diagnostics.WARN, f"{result.mode} frame")
+        status = diagnostics.status("bevfusion: timing", self.spec.name, level, what, timing.encode())
         self.timing.publish(diagnostics.array(build.header("", frame.stamp_ns), [status]))
 
     def destroy(self) -> None:

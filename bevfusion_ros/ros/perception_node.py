@@ -29,9 +29,17 @@ from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
 from bevfusion_ros.core.errors import BevFusionError
+from bevfusion_ros.core.model import FULL, LIDAR_ONLY
 from bevfusion_ros.core.perception.config import PARAMETERS, PerceptionConfig
 from bevfusion_ros.core.perception.configure import configure
-from bevfusion_ros.core.perception.health import LatencyStats, LatestSlot, ProblemLog, RateMeter
+from bevfusion_ros.core.perception.health import (
+    LatencyStats,
+    LatestSlot,
+    ModeChange,
+    ProblemLog,
+    RateMeter,
+    SensorModes,
+)
 from bevfusion_ros.core.perception.lidar_input import Problem
 from bevfusion_ros.core.perception.runner import DirectRunner, StreamedRunner
 from bevfusion_ros.core.perception.sync import SyncedFrame
@@ -71,6 +79,9 @@ class PerceptionNode(LifecycleNode):
         self.stage_ms: dict[str, LatencyStats] = {}
         self.processed = 0
         self.published = RateMeter()
+        self.modes = SensorModes()
+        self.lidar_only_ok = False  # the model learned to run without cameras (modality_dropout.camera)
+        self.lidar_frame_id = ""  # the newest sweep's frame, for frames without one when lidar_frame is empty
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -88,6 +99,7 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self.cfg, self.pipeline, self.runner, self.current_rig = done.cfg, done.pipeline, done.runner, done.rig
+        self.lidar_only_ok = done.spec.modality_dropout.allows(LIDAR_ONLY)
         if done.sweeps is not None:
             try:
                 poses = SweepPoses.listening(self, self.cfg.odom_frame) if done.sweeps.sweeps > 1 else None
@@ -109,7 +121,7 @@ class PerceptionNode(LifecycleNode):
         )
         self.get_logger().info(
             f"configured: model '{done.spec.name}' on {self.cfg.backend}, {len(done.spec.cameras)} cameras, "
-            f"sync {self.cfg.sync_policy}, geometry precompute {done.geometry_ms:.0f} ms"
+            f"sync {self.cfg.sync_policy}, geometry precompute {done.geometry_ms:.0f} ms; {fallbacks(self)}"
         )
         return TransitionCallbackReturn.SUCCESS
 
@@ -204,10 +216,12 @@ class PerceptionNode(LifecycleNode):
 
     def _offer(self, frame: SyncedFrame) -> None:
         assert self.cfg is not None
-        if self.lidar_sweeps is not None:  # every sweep is a past sweep for the next ones, processed or not
-            self.lidar_sweeps.offer(frame.stamp_ns, frame.lidar)
+        if frame.lidar is not None:
+            self.lidar_frame_id = frame.lidar.header.frame_id
+            if self.lidar_sweeps is not None:  # every sweep is a past sweep for the next ones, processed or not
+                self.lidar_sweeps.offer(frame.stamp_ns, frame.lidar)
         masked = frame.masked
-        if len(masked) > self.cfg.max_masked_cameras:
+        if len(masked) > self.cfg.max_masked_cameras and not (self.lidar_only_ok and frame.lidar is not None):
             names = ", ".join(self.cfg.camera_names[i] for i in masked)
             self.problem("frame_too_many_masked", f"frame at {frame.stamp_ns} ns dropped: cameras {names} masked")
             return
@@ -269,7 +283,7 @@ class PerceptionNode(LifecycleNode):
         if self.inputs is None:
             return True
         try:
-            decoded = decode_frame(frame, self.inputs.image, self.cfg.max_masked_cameras)
+            decoded = decode_frame(frame, self.inputs.image, self.cfg.max_masked_cameras, lidar_only=self.lidar_only_ok)
         except BevFusionError as exc:
             self.problem(f"frame_dropped_{type(exc).__name__}", str(exc))
             return True
@@ -280,7 +294,7 @@ class PerceptionNode(LifecycleNode):
             return True
         try:
             points, problems = decoded.points, list[Problem]()
-            if self.lidar_sweeps is not None:
+            if self.lidar_sweeps is not None and decoded.points is not None:
                 points, problems = self.lidar_sweeps.densify(frame.stamp_ns, frame.lidar, decoded.points)
             for cause, message in problems:
                 self.problem(cause, message)
@@ -298,10 +312,24 @@ class PerceptionNode(LifecycleNode):
             if result.lidar_dropped:  # the model's voxel caps cut the sweep (as in training, but worth knowing)
                 cut = ", ".join(f"{k} {n}" for k, n in result.lidar_dropped.items())
                 self.problem("lidar_capped", f"the voxelize caps dropped part of the sweep: {cut}")
+            self._note_mode(result.mode, frame)
             t1 = time.perf_counter()
-            self.outputs.publish(frame, result, self.cfg.lidar_frame or frame.lidar.header.frame_id)
+            self.outputs.publish(frame, result, self.cfg.lidar_frame or self.lidar_frame_id)
             host_ms = host_in + (time.perf_counter() - t1) * 1e3 + runtime_ms(self.pipeline.spec, result.timings_ms)
             self._record(result, host_ms, (time.monotonic() - offered) * 1e3, frame, masked)
+
+    def _note_mode(self, mode: str, frame: SyncedFrame) -> None:
+        """Log each change of sensor mode once (rate-limited per mode; every change is counted)."""
+        change: ModeChange | None = self.modes.update(mode)
+        if change is None or (change.before is None and mode == FULL):
+            return
+        was = f"after {change.frames_before} {change.before} frames" if change.before else "from the first frame"
+        if mode == FULL:
+            if self.problems.report("mode_full", "both sensors back"):
+                self.get_logger().info(f"sensor mode full again at {frame.stamp_ns} ns ({was})")
+            return
+        lost = "no LiDAR sweep for lidar_timeout" if frame.lidar is None else "no usable camera image"
+        self.problem(f"mode_{mode}", f"degraded to {mode} at {frame.stamp_ns} ns ({lost}; {was}); outputs are flagged")
 
     def _record(self, result: FrameResult, host_ms: float, latency_ms: float, frame: SyncedFrame, masked: int) -> None:
         assert self.outputs is not None
@@ -316,6 +344,18 @@ class PerceptionNode(LifecycleNode):
         for k, v in result.timings_ms.items():
             self.stage_ms.setdefault(k, LatencyStats()).add(v)
         self.outputs.publish_timing(frame, result, host_ms, latency_ms, self.get_clock().now().nanoseconds, masked)
+
+
+def fallbacks(node: PerceptionNode) -> str:
+    """What the node does when a sensor is lost, for the configure log line."""
+    assert node.cfg is not None
+    camera_only = (
+        f"camera-only frames after {node.cfg.lidar_timeout:g} s without LiDAR"
+        if node.cfg.lidar_timeout > 0
+        else "no camera-only frames (lidar_timeout 0 or the model was not trained without LiDAR)"
+    )
+    lidar_only = "LiDAR-only" if node.lidar_only_ok else "dropped"
+    return f"{camera_only}; frames with over {node.cfg.max_masked_cameras} masked cameras {lidar_only}"
 
 
 def _autostart(node: PerceptionNode) -> int | None:

@@ -70,6 +70,7 @@ def test_configure_activate_deactivate_cleanup(context, calibration, tmp_path) -
             "inputs": (1, "not subscribed: the node is not active"),
             "sync": (1, "no frames: the node is not active"),
             "processing": (0, "no frame processed yet"),
+            "sensor modes": (0, "no frame yet"),
         }
         assert "/diagnostics" in {p.topic_name for p in node.publishers}
 
@@ -97,7 +98,7 @@ def test_configure_activate_deactivate_cleanup(context, calibration, tmp_path) -
         assert "/diagnostics" not in {p.topic_name for p in node.publishers}
         # configured again after cleanup: the updater's parameters are declared anew, not twice
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert set(diagnostics_now(node)) == {"inputs", "sync", "processing"}
+        assert set(diagnostics_now(node)) == {"inputs", "sync", "processing", "sensor modes"}
     finally:
         node.destroy_node()
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import rclpy
 from autoware_perception_msgs.msg import DetectedObjects
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -197,10 +197,10 @@ def test_node_on_a_generated_scene_bag_matches_the_offline_pipeline(ros_node, sc
         assert (g.info.width, g.info.height, g.info.resolution) == (200, 200, pytest.approx(0.5))
         assert (g.info.origin.position.x, g.info.origin.position.y) == (-50.0, -50.0)
         assert g.header.frame_id == "lidar_top"
-    timing = {kv.key: float(kv.value) for kv in out.got[f"{NODE}/timing"][0].status[0].values}
+    timing = {kv.key: float(kv.value) for kv in out.got[f"{NODE}/timing"][0].status[0].values if kv.key != "mode"}
     assert timing["total_ms"] > 0 and timing["masked_cameras"] == 0 and timing["detections"] == len(dets[0].detections)
     diag = {s.name: s for s in out.got["/diagnostics"][-1].status}
-    tasks = ("inputs", "sync", "processing", "output rate")  # diagnostic_updater: "<node>: <task>"
+    tasks = ("inputs", "sync", "processing", "sensor modes", "output rate")  # diagnostic_updater: "<node>: <task>"
     assert set(diag) == {f"bevfusion_perception: {t}" for t in tasks}
     assert {s.hardware_id for s in diag.values()} == {"bevfusion-tiny-ref on onnxruntime"}
     sync = {kv.key: kv.value for kv in diag["bevfusion_perception: sync"].values}
@@ -263,11 +263,12 @@ class FramePublisher:
             pts, ("x", "y", "z", "intensity", "ring"), build.header("lidar_top", ns), [np.float32] * 4 + [np.uint16]
         )
 
-    def send(self, ns: int, images=None, cloud=None, skip=()) -> None:  # type: ignore[no-untyped-def]
+    def send(self, ns: int, images=None, cloud=None, skip=(), lidar: bool = True) -> None:  # type: ignore[no-untyped-def]
         for i, (pub, msg) in enumerate(zip(self.images, images or self.image_msgs(ns), strict=True)):
             if i not in skip:
                 pub.publish(msg)
-        self.lidar.publish(cloud if cloud is not None else self.cloud(ns))
+        if lidar:
+            self.lidar.publish(cloud if cloud is not None else self.cloud(ns))
 
 
 def diag_values(out: Outputs) -> dict[str, str]:
@@ -376,6 +377,59 @@ def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag,
     assert log.count("bad_image:") == 1 and log.count("frame_dropped_InputError:") == 1, log
 
 
+def test_a_lost_sensor_degrades_the_frames_flagged_and_counted(ros_node, scene_bag, frame_dir, spec) -> None:  # type: ignore[no-untyped-def]
+    """The reference model was trained with modality dropout: a start with no camera ever sent runs
+    LiDAR-only, a LiDAR silent for lidar_timeout hands the trigger to the cameras (camera-only frames
+    at the front camera's stamps), and its return ends it; each frame's mode is in ~/timing, each
+    change logged once and counted in the "sensor modes" diagnostics."""
+    proc = start_node(
+        f"calibration_file:={scene_bag / 'calibration.yaml'}",
+        "backend_threads:=2",
+        "camera_wait:=0.2",
+        "lidar_timeout:=0.3",
+        "diagnostics_period:=0.2",
+    )
+    pub = FramePublisher(ros_node, frame_dir)
+    out = Outputs(ros_node, spec.map.classes)
+    t, step = 2_000 * 10**9, 10**8
+
+    def modes() -> list[str]:
+        return [{kv.key: kv.value for kv in m.status[0].values}["mode"] for m in out.got.get(f"{NODE}/timing", [])]
+
+    def after(action, n, what):  # type: ignore[no-untyped-def]
+        action()
+        out.wait(lambda: len(modes()) == n, 60, proc, what)
+
+    try:
+        out.wait(lambda: out.n("labels") > 0 and pub.matched(), 60, proc, "node active and subscribed")
+        after(lambda: pub.send(t, skip=range(6)), 1, "a sweep before any camera image")
+        after(lambda: pub.send(t + step), 2, "a full frame")
+        for k in (2, 3):  # within lidar_timeout of the last sweep: no frame yet
+            pub.send(t + k * step, lidar=False)
+        for k in (4, 5, 6):
+            after(lambda k=k: pub.send(t + k * step, lidar=False), k - 1, f"camera-only frame at {k}")
+        after(lambda: pub.send(t + 7 * step), 6, "the LiDAR back")
+        out.wait(
+            lambda: out.n("/diagnostics") > 0 and int(diag_values(out).get("frames full", 0)) == 2,
+            20,
+            proc,
+            "the sensor modes diagnostics",
+        )
+    finally:
+        log = stop(proc)
+    assert modes() == ["lidar_only", "full", "camera_only", "camera_only", "camera_only", "full"], modes()
+    stamps = [build.stamp_ns(m.header.stamp) for m in out.got[f"{NODE}/detections"]]
+    # camera-only frames carry the front camera's stamps (here every image's)
+    assert stamps == [t, t + step, t + 4 * step, t + 5 * step, t + 6 * step, t + 7 * step], stamps
+    d = diag_values(out)
+    assert d["frames lidar_only"] == "1" and d["frames full"] == "2"
+    assert d["changes full -> camera_only"] == "1" and d["changes camera_only -> full"] == "1"
+    assert int(d["frames_without_lidar"]) == 3
+    levels = [m.status[0].level for m in out.got[f"{NODE}/timing"]]
+    assert levels[2] == DiagnosticStatus.WARN and levels[1] == DiagnosticStatus.OK  # degraded frames are flagged
+    assert log.count("degraded to camera_only") == 1 and log.count("degraded to lidar_only") == 1, log
+
+
 def test_node_on_the_real_frame_bag(ros_node, tmp_path, frame_dir, spec) -> None:  # type: ignore[no-untyped-def]
     """The real nuScenes frame (6 x 1600x900 bgr8, 34k points), recorded as a 10 Hz bag, through the node."""
     bag = write_bag(load_frame(frame_dir), tmp_path / "real", 2, show_progress=False)
@@ -399,7 +453,7 @@ def test_node_on_the_real_frame_bag(ros_node, tmp_path, frame_dir, spec) -> None
     frames = list(read_frames(bag, spec))
     dets = out.got[f"{NODE}/detections"]
     assert [build.stamp_ns(d.header.stamp) for d in dets] == [f.stamp_ns for f in frames]
-    timing = {kv.key: float(kv.value) for kv in out.got[f"{NODE}/timing"][0].status[0].values}
+    timing = {kv.key: float(kv.value) for kv in out.got[f"{NODE}/timing"][0].status[0].values if kv.key != "mode"}
     assert timing["masked_cameras"] == 0 and timing["points"] > 20_000
     with Pipeline(spec, "onnxruntime", threads=1) as pipe:
         pipe.set_calibration(frames[0].rig)

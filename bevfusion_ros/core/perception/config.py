@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from bevfusion_ros.core.errors import ConfigError
+from bevfusion_ros.core.model import CAMERA_ONLY, ModelSpec
 from bevfusion_ros.core.paramspec import ParamSpec, check_values
 from bevfusion_ros.core.perception.runner import GPU_PIPELINE_MODES
 from bevfusion_ros.core.perception.sync import SYNC_POLICIES
@@ -73,7 +74,19 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("max_camera_lidar_delay", 0.1, "lidar_anchored: newest usable image age vs the sweep (s)", (0.001, 2.0)),
     ParamSpec("camera_wait", 0.05, "lidar_anchored: max wait of a sweep for images stamped after it (s)", (0.0, 1.0)),
-    ParamSpec("max_masked_cameras", 6, "frames with more masked cameras than this are dropped", (0, 6)),
+    ParamSpec(
+        "max_masked_cameras",
+        6,
+        "frames with more masked cameras than this run LiDAR-only if the model was trained so, else are dropped",
+        (0, 6),
+    ),
+    ParamSpec(
+        "lidar_timeout",
+        0.3,
+        "lidar_anchored: after this long without a sweep the cameras trigger camera-only frames, if the model "
+        "was trained without LiDAR (modality_dropout.lidar); 0 = never (s)",
+        (0.0, 10.0),
+    ),
     ParamSpec("sync_queue_size", 10, "approximate: queue length per input", (1, 200)),
     ParamSpec("sync_slop", 0.06, "approximate: largest stamp spread inside one set (s)", (0.001, 2.0)),
     ParamSpec(
@@ -127,6 +140,7 @@ class PerceptionConfig:
     max_camera_lidar_delay: float
     camera_wait: float
     max_masked_cameras: int
+    lidar_timeout: float
     sync_queue_size: int
     sync_slop: float
     qos_reliability: str
@@ -155,6 +169,10 @@ class PerceptionConfig:
                 msg = f"{key} has {len(value)} entries; it needs one per camera ({len(names)}: {', '.join(names)})"
                 raise ConfigError(msg)
         return _replace(self, camera_names=names, camera_frames=frames, image_topics=images, camera_info_topics=infos)
+
+    def for_model(self, spec: ModelSpec) -> PerceptionConfig:
+        """A model that never learned to run without LiDAR gets no camera-only frames (lidar_timeout 0)."""
+        return self if spec.modality_dropout.allows(CAMERA_ONLY) else _replace(self, lidar_timeout=0.0)
 
 
 def _replace(cfg: PerceptionConfig, **changes: Any) -> PerceptionConfig:

@@ -43,7 +43,7 @@ def load_setup(
             raise ConfigError(msg)
         model = engines.model
     spec = load_model(model)
-    cfg = cfg.with_cameras(spec.cameras)
+    cfg = cfg.with_cameras(spec.cameras).for_model(spec)
     return cfg, spec, calibration_rig(cfg, lookup_extrinsics)
 
 

@@ -125,3 +125,37 @@ class ProblemLog:
                 self._last_log[cause] = now
                 return True
             return False
+
+
+@dataclass(frozen=True)
+class ModeChange:
+    before: str | None  # None: the first frame
+    after: str
+    frames_before: int  # frames run in ``before`` since it began
+
+
+class SensorModes:
+    """Frames per sensor mode (full, camera_only, lidar_only) and the changes between modes: the
+    node logs each change once and reports the counts and the current mode in diagnostics."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+        self.since: float | None = None  # monotonic s the current mode began
+        self.frames: Counter[str] = Counter()
+        self.transitions: Counter[str] = Counter()  # "full -> camera_only": n
+        self._run = 0
+        self._lock = threading.Lock()
+
+    def update(self, mode: str, now: float | None = None) -> ModeChange | None:
+        """Count a frame run in ``mode``; a ModeChange when it differs from the previous frame's."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self.frames[mode] += 1
+            if mode == self.current:
+                self._run += 1
+                return None
+            change = ModeChange(self.current, mode, self._run)
+            if self.current is not None:
+                self.transitions[f"{self.current} -> {mode}"] += 1
+            self.current, self.since, self._run = mode, now, 1
+            return change

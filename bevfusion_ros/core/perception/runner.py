@@ -5,7 +5,9 @@
 * ``StreamedRunner``: TensorRT engines inside ``StreamedPipeline`` (CUDA kernels, two streams).
   Pipelined, a call returns the *previous* frame's result with that frame's tag, so the caller
   publishes it with the right stamp; ``flush`` hands out a frame left waiting when the sensors stop.
-  Sequential, it returns its own result like ``DirectRunner`` (the comparison switch).
+  Sequential, it returns its own result like ``DirectRunner`` (the comparison switch). A frame
+  without a sensor (camera-only, LiDAR-only) runs stage by stage on the same engines after the
+  waiting frame is handed out: the streamed pipeline's slots hold full frames only.
 
 Both are used from one thread; the streamed runner keeps the CUDA context pushed only while it works.
 """
@@ -19,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bevfusion_ros.core.errors import ConfigError
-from bevfusion_ros.core.model import ONNX
-from bevfusion_ros.core.pipeline.pipeline import FrameResult, Pipeline
+from bevfusion_ros.core.model import FULL, ONNX
+from bevfusion_ros.core.pipeline.pipeline import FrameResult, Pipeline, sensor_mode
 from bevfusion_ros.core.sensors.rig import CameraRig
 
 Tag = TypeVar("Tag")
@@ -40,7 +42,7 @@ class DirectRunner(Generic[Tag]):
         self.pipeline.set_calibration(rig)
         return []
 
-    def run(self, images: Images, points: npt.ArrayLike, tag: Tag) -> list[tuple[Tag, FrameResult]]:
+    def run(self, images: Images, points: npt.ArrayLike | None, tag: Tag) -> list[tuple[Tag, FrameResult]]:
         return [(tag, self.pipeline(images, points))]
 
     def flush(self) -> list[tuple[Tag, FrameResult]]:
@@ -84,7 +86,9 @@ class StreamedRunner(Generic[Tag]):
         self._make(rig)
         return done
 
-    def run(self, images: Images, points: npt.ArrayLike, tag: Tag) -> list[tuple[Tag, FrameResult]]:
+    def run(self, images: Images, points: npt.ArrayLike | None, tag: Tag) -> list[tuple[Tag, FrameResult]]:
+        if sensor_mode(images, points) != FULL:
+            return [*self.flush(), (tag, self.pipeline(images, points))]
         with self.context.active():
             result = self._streamed.submit(images, points)
         self._tags.append(tag)

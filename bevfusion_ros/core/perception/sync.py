@@ -6,6 +6,12 @@ Two policies feed the perception node one frame = (LiDAR sweep, one image per ca
   a frame with, per camera, the buffered image nearest the sweep's stamp if it is within
   ``max_delay``; a camera without one is *masked* and counted, so one dead camera never stalls the
   car's perception. A sweep waits at most ``wait`` (wall clock) for images stamped after it.
+  With ``lidar_timeout`` set, a LiDAR that falls that far behind the cameras (in sensor stamps, so
+  a replay at any rate behaves as the car; or that never spoke) hands the trigger to the cameras:
+  each image of the first live camera makes a frame without a sweep (``lidar`` None), built the
+  same way around that image's stamp, until a sweep arrives again. Such a frame always waits the
+  full ``wait``: a sweep within ``max_delay`` of its stamp arriving meanwhile replaces it (counted
+  as camera_frame_superseded), so the LiDAR's return gives one full frame, not two.
 * ``ApproximateTimeSync``: the package's own equivalent of message_filters'
   ApproximateTimeSynchronizer (same contract: one queue of ``queue_size`` per input, a set is
   emitted when one message per input has a stamp spread below ``slop``); the node uses message_filters itself
@@ -37,8 +43,8 @@ SYNC_POLICIES = (LIDAR_ANCHORED, APPROXIMATE)
 
 @dataclass(frozen=True)
 class SyncedFrame:
-    stamp_ns: int  # the LiDAR stamp: the frame's stamp and the outputs' header stamp
-    lidar: Any
+    stamp_ns: int  # the LiDAR stamp (or the anchor image's, without a sweep): the outputs' header stamp
+    lidar: Any  # None: a camera-anchored frame while the LiDAR is lost
     images: tuple[Any | None, ...]  # None where the camera is masked
     image_stamps_ns: tuple[int | None, ...]
 
@@ -57,14 +63,20 @@ def _positive(value: float, name: str) -> None:
 
 
 class LidarAnchoredSync:
-    def __init__(self, n_cameras: int, max_delay_s: float, wait_s: float = 0.05, history: int = 4) -> None:
+    def __init__(
+        self, n_cameras: int, max_delay_s: float, wait_s: float = 0.05, history: int = 4, lidar_timeout_s: float = 0.0
+    ) -> None:
         _positive(n_cameras, "n_cameras")
         _positive(max_delay_s, "max_camera_lidar_delay")
-        if wait_s < 0:
-            msg = f"camera_wait must be >= 0, got {wait_s}"
-            raise ConfigError(msg)
+        for value, name in ((wait_s, "camera_wait"), (lidar_timeout_s, "lidar_timeout")):
+            if value < 0:
+                msg = f"{name} must be >= 0, got {value}"
+                raise ConfigError(msg)
         self.max_delay_ns = int(max_delay_s * 1e9)
         self.wait_ns = int(wait_s * 1e9)
+        self.lidar_timeout_ns = int(lidar_timeout_s * 1e9)  # 0: frames only from sweeps
+        self._first_stamp: int | None = None  # of any input: how long a LiDAR that never spoke is silent
+        self._camera_newest: list[int | None] = [None] * n_cameras
         self._images: list[deque[tuple[int, Any]]] = [deque(maxlen=max(1, history)) for _ in range(n_cameras)]
         self._pending: tuple[int, Any, int] | None = None  # (stamp, sweep, arrival)
         self._last_lidar: int | None = None
@@ -72,6 +84,8 @@ class LidarAnchoredSync:
         self.masked_per_camera = [0] * n_cameras
 
     def add_camera(self, index: int, stamp_ns: int, msg: Any, now_ns: int) -> list[SyncedFrame]:
+        self._first_stamp = stamp_ns if self._first_stamp is None else self._first_stamp
+        self._camera_newest[index] = stamp_ns
         buf = self._images[index]
         newest = max((s for s, _ in buf), default=None)
         if newest is not None and stamp_ns < newest - TIMELINE_JUMP_NS:
@@ -81,9 +95,29 @@ class LidarAnchoredSync:
             self.counts["camera_duplicate"] += 1
             return self.poll(now_ns)
         buf.append((stamp_ns, msg))
+        if self.lidar_lost(stamp_ns) and index == self._anchor_camera(stamp_ns):
+            out = [self._emit()] if self._pending is not None else []
+            self._pending = (stamp_ns, None, now_ns)
+            return out + self.poll(now_ns)
         return self.poll(now_ns)
 
+    def _camera_frame_near(self, stamp_ns: int) -> bool:
+        """A camera-anchored frame is waiting, stamped within max_delay before ``stamp_ns``."""
+        pending = self._pending
+        return pending is not None and pending[1] is None and stamp_ns - pending[0] <= self.max_delay_ns
+
+    def lidar_lost(self, stamp_ns: int) -> bool:
+        """The newest sweep (or, if none came, the first message) is lidar_timeout older than ``stamp_ns``."""
+        last = self._last_lidar if self._last_lidar is not None else self._first_stamp
+        return bool(self.lidar_timeout_ns) and last is not None and stamp_ns - last >= self.lidar_timeout_ns
+
+    def _anchor_camera(self, stamp_ns: int) -> int | None:
+        """The first camera (in model order) with an image within lidar_timeout: its images pace the frames."""
+        live = (i for i, t in enumerate(self._camera_newest) if t is not None and stamp_ns - t < self.lidar_timeout_ns)
+        return next(live, None)
+
     def add_lidar(self, stamp_ns: int, msg: Any, now_ns: int) -> list[SyncedFrame]:
+        self._first_stamp = stamp_ns if self._first_stamp is None else self._first_stamp
         out: list[SyncedFrame] = []
         if self._last_lidar is not None and stamp_ns == self._last_lidar:
             self.counts["lidar_duplicate"] += 1
@@ -98,6 +132,11 @@ class LidarAnchoredSync:
             for buf in self._images:
                 while buf and buf[-1][0] > stamp_ns + self.max_delay_ns:
                     buf.pop()
+        elif (
+            self._pending is not None and self._pending[1] is None and stamp_ns - self._pending[0] <= self.max_delay_ns
+        ):
+            self.counts["camera_frame_superseded"] += 1  # the LiDAR is back for this very moment
+            self._pending = None
         elif self._pending is not None:
             out.append(self._emit())  # a newer sweep ends the wait of the previous one
         self._last_lidar = stamp_ns
@@ -108,8 +147,9 @@ class LidarAnchoredSync:
         """Emit the waiting sweep once each camera has an image stamped at or after it, or the wait is over."""
         if self._pending is None:
             return []
-        stamp, _, arrived = self._pending
-        settled = all(any(s >= stamp for s, _ in buf) for buf in self._images)
+        stamp, sweep, arrived = self._pending
+        # a camera-anchored frame waits it out: its sweep may still come
+        settled = sweep is not None and all(any(s >= stamp for s, _ in buf) for buf in self._images)
         if settled or now_ns - arrived >= self.wait_ns:
             return [self._emit()]
         return []
@@ -131,6 +171,8 @@ class LidarAnchoredSync:
                 images.append(best[1])
                 stamps.append(best[0])
         self.counts["frames"] += 1
+        if sweep is None:
+            self.counts["frames_without_lidar"] += 1
         if any(m is None for m in images):
             self.counts["frames_masked"] += 1
         return SyncedFrame(stamp, sweep, tuple(images), tuple(stamps))
@@ -236,4 +278,5 @@ def make_sync(cfg: PerceptionConfig) -> SensorSync:
     n = len(cfg.image_topics)
     if cfg.sync_policy == APPROXIMATE:
         return SensorSync(ApproximateTimeSync(n + 1, cfg.sync_queue_size, cfg.sync_slop), n)
-    return SensorSync(LidarAnchoredSync(n, cfg.max_camera_lidar_delay, cfg.camera_wait), n)
+    policy = LidarAnchoredSync(n, cfg.max_camera_lidar_delay, cfg.camera_wait, lidar_timeout_s=cfg.lidar_timeout)
+    return SensorSync(policy, n)

@@ -4,7 +4,8 @@ it) share, so no reader guesses which ``*_ms`` keys are stages.
 
 On the wire (a diagnostic_msgs/KeyValue list, values as text): one ``<stage>_ms`` per pipeline
 stage (plus ``postprocess_ms`` and ``total_ms``), the frame-level ``host_ms``, ``latency_ms``,
-``stamp_age_ms``, ``camera_skew_ms``, and the counts ``masked_cameras``, ``points``, ``detections``.
+``stamp_age_ms``, ``camera_skew_ms``, the counts ``masked_cameras``, ``points``, ``detections``, and
+``mode``: the sensors the frame ran on (full, camera_only, lidar_only; older recordings lack it: full).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bevfusion_ros.core.errors import MessageError
+from bevfusion_ros.core.model import FULL, SENSOR_MODES
 
 PERCEPTION_NODE = "bevfusion_perception"
 MONITOR_NODE = "bevfusion_monitor"
@@ -33,10 +35,12 @@ class FrameTiming:
     masked_cameras: int  # by the sync policy or because the image could not be decoded
     points: int
     detections: int
+    mode: str = FULL  # degraded when not full: a sensor was lost for this frame
 
-    def encode(self) -> dict[str, float | int]:
-        values: dict[str, float | int] = {f"{k}_ms": v for k, v in self.stages_ms.items()}
+    def encode(self) -> dict[str, float | int | str]:
+        values: dict[str, float | int | str] = {f"{k}_ms": v for k, v in self.stages_ms.items()}
         values.update({k: getattr(self, k) for k in (*_FRAME_MS, *_COUNTS)})
+        values["mode"] = self.mode
         return values
 
     @classmethod
@@ -50,6 +54,10 @@ class FrameTiming:
                 raise MessageError(msg)
             frame[key] = _number(key, values[key])
         stages = {k[:-3]: _number(k, v) for k, v in values.items() if k.endswith("_ms") and k not in _FRAME_MS}
+        mode = str(values.get("mode", FULL))
+        if mode not in SENSOR_MODES:
+            msg = f"timing value 'mode' is {mode!r}; allowed: {', '.join(SENSOR_MODES)}"
+            raise MessageError(msg)
         return cls(
             stages,
             frame["host_ms"],
@@ -59,6 +67,7 @@ class FrameTiming:
             int(frame["masked_cameras"]),
             int(frame["points"]),
             int(frame["detections"]),
+            mode,
         )
 
 

@@ -16,7 +16,18 @@ import numpy as np
 import numpy.typing as npt
 
 from bevfusion_ros.core.errors import CalibrationError, InputError
-from bevfusion_ros.core.model import ONNX, ModelSpec, Stage, StageKind
+from bevfusion_ros.core.model import (
+    CAMERA,
+    CAMERA_ONLY,
+    FULL,
+    LIDAR,
+    LIDAR_ONLY,
+    ONNX,
+    ModelSpec,
+    Stage,
+    StageKind,
+    TensorSpec,
+)
 from bevfusion_ros.core.pipeline.backend import Backend, create_backend
 from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
 from bevfusion_ros.core.pipeline.detections import Detections
@@ -39,6 +50,14 @@ class FrameResult:
     # what a voxelize stage's caps cut off this frame (mmcv drops them too): voxels beyond max_voxels,
     # points beyond max_points in a kept voxel; empty when nothing was lost
     lidar_dropped: dict[str, int] = field(default_factory=dict)
+    mode: str = FULL  # the sensors the frame ran on (core.model.SENSOR_MODES)
+
+
+def sensor_mode(images: Sequence[object | None], points: object | None) -> str:
+    """camera_only without a sweep, lidar_only without any image, else full."""
+    if points is None:
+        return CAMERA_ONLY
+    return LIDAR_ONLY if all(img is None for img in images) else FULL
 
 
 def runtime_ms(spec: ModelSpec, timings_ms: Mapping[str, float]) -> float:
@@ -141,27 +160,48 @@ class Pipeline:
                 raise InputError(msg)
 
     def __call__(
-        self, images: Sequence[npt.NDArray[np.uint8] | None], points: npt.ArrayLike, keep_tensors: bool = False
+        self, images: Sequence[npt.NDArray[np.uint8] | None], points: npt.ArrayLike | None, keep_tensors: bool = False
     ) -> FrameResult:
-        """Run one frame. A ``None`` image masks that camera: it adds nothing to the camera BEV."""
+        """Run one frame. A ``None`` image masks that camera: it adds nothing to the camera BEV.
+
+        Without a sweep (``points`` None) the frame runs camera-only, and with every camera masked
+        LiDAR-only, where the model was trained so (``modality_dropout``): the missing branch is
+        skipped and its BEV features reach the fuser as zeros, as in training. A model trained
+        without LiDAR dropout refuses a frame without a sweep (InputError); one without camera
+        dropout runs an all-masked frame through the camera branch as before (zero image features).
+        """
         if self.rig is None or self.bevpool is None:
             msg = "pipeline has no calibration: call set_calibration(rig) before running frames"
             raise CalibrationError(msg)
         self._check_images(images)
+        mode = sensor_mode(images, points)
+        trained = self.spec.modality_dropout.allows(mode)
+        if mode == CAMERA_ONLY and not trained:
+            msg = (
+                f"model '{self.spec.name}' was not trained without LiDAR (no modality_dropout.lidar in its YAML): "
+                "a frame needs a LiDAR sweep"
+            )
+            raise InputError(msg)
+        missing = {CAMERA_ONLY: LIDAR, LIDAR_ONLY: CAMERA}.get(mode)
+        skipped = self.spec.branch(missing) if missing and trained else frozenset()
         timings: dict[str, float] = {}
         tensors: Tensors = {}
         dropped: dict[str, int] = {}
         start = time.perf_counter()
         points_used = 0
         for stage in self.spec.stages:
+            if stage.name in skipped:
+                continue
             t0 = time.perf_counter()
             if stage.kind is StageKind.IMAGE_PREPROCESS:
                 out: Tensors = {stage.outputs[0].name: self.preprocessor(images, len(self.spec.cameras))}
             elif stage.kind is StageKind.PILLARIZE:
+                assert points is not None  # a LiDAR stage is skipped without a sweep
                 cropped = crop_points(points, self.spec.lidar)
                 points_used = int(cropped.shape[0])
                 out = {stage.outputs[0].name: pillarize(cropped, self.spec.lidar)}
             elif stage.kind.voxel_based:
+                assert points is not None
                 out, used = self._voxel_stage(stage, points, tensors, dropped)
                 points_used = used if stage.kind is StageKind.VOXELIZE else points_used
             elif stage.kind is StageKind.BEVPOOL:
@@ -173,11 +213,16 @@ class Pipeline:
                 out = {stage.outputs[0].name: self.bevpool(feat, depth)}
             else:
                 backend = self.backends[stage.name]
-                out = backend.infer({t.name: tensors[t.name] for t in stage.inputs})
+                out = backend.infer({t.name: tensors[t.name] if t.name in tensors else _zeros(t) for t in stage.inputs})
             tensors.update(out)
             timings[stage.name] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
         dets, seg = decode_heads(self.spec, tensors)
         timings["postprocess"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - start) * 1e3
-        return FrameResult(dets, seg, timings, points_used, tensors if keep_tensors else {}, dropped)
+        return FrameResult(dets, seg, timings, points_used, tensors if keep_tensors else {}, dropped, mode)
+
+
+def _zeros(tensor: TensorSpec) -> npt.NDArray[np.generic]:
+    """A skipped branch's BEV features as the fuser sees them in modality-dropout training."""
+    return np.zeros(tensor.shape, tensor.dtype)

@@ -45,7 +45,8 @@ class BagFrame:
 
 def read_frames(bag: Path, spec: ModelSpec) -> Iterator[BagFrame]:
     """Every frame the node would run on, in order; frames it would drop (too many masked cameras)
-    are skipped. Problems with the bag or its calibration are one BevFusionError before the first frame."""
+    and frames without a sweep (the LiDAR lost) are skipped. Problems with the bag or its
+    calibration are one BevFusionError before the first frame."""
     topics = BagTopics.read(bag)
     cfg = load_config(node_values(topics, spec.cameras)).with_cameras(spec.cameras)
     check_sensor_topics(cfg, topics)
@@ -56,7 +57,7 @@ def read_frames(bag: Path, spec: ModelSpec) -> Iterator[BagFrame]:
         truth = StampCursor(ground_truth(bag, spec, with_map=False))
     for item in replay.frames():
         decoded = decode_frame(item.frame, decode, cfg.max_masked_cameras, use_distro=False)
-        if decoded.dropped is not None:
+        if decoded.dropped is not None or decoded.points is None:  # full frames only: no camera-anchored ones
             continue
         gt = truth.get(item.frame.stamp_ns) if truth is not None else None
         yield BagFrame(

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bevfusion_ros.core.errors import BagError, BevFusionError, ConfigError, MessageError
-from bevfusion_ros.core.model import Grid, ModelSpec
+from bevfusion_ros.core.model import FULL, Grid, ModelSpec
 from bevfusion_ros.core.perception.config import PerceptionConfig
 from bevfusion_ros.core.perception.sync import SyncedFrame, make_sync
 from bevfusion_ros.core.perception.timing import PERCEPTION_NODE, PERCEPTION_NODE_PATH, FrameTiming
@@ -298,6 +298,7 @@ class RecordedFrame:
     detections: Detections
     segmentation: Segmentation | None
     timings_ms: dict[str, float]
+    mode: str = FULL  # the sensors the frame ran on (core.model.SENSOR_MODES)
 
 
 def recorded_topics(spec: ModelSpec, node: str = NODE) -> dict[str, str]:
@@ -310,11 +311,11 @@ def recorded_outputs(bag: Path, spec: ModelSpec, node: str = NODE) -> Iterator[t
     """The node's published outputs, one RecordedFrame per LiDAR stamp that has detections."""
     from bevfusion_ros.ros import convert
 
-    def timing(m: Any) -> dict[str, float]:
+    def timing(m: Any) -> FrameTiming | None:
         try:
-            return FrameTiming.decode({v.key: v.value for s in m.status for v in s.values}).stages_ms
+            return FrameTiming.decode({v.key: v.value for s in m.status for v in s.values})
         except MessageError:
-            return {}
+            return None
 
     classes = spec.map.classes if spec.map else ()
     decoders: dict[str, Callable[[Any], Any]] = {
@@ -332,7 +333,8 @@ def recorded_outputs(bag: Path, spec: ModelSpec, node: str = NODE) -> Iterator[t
         if classes and len(layers) == len(classes):
             probs = np.stack([np.where(cells < 0, 0, cells).astype(np.float32) / 100.0 for cells, _ in layers])
             seg = Segmentation(probs, classes, layers[0][1])
-        yield stamp, RecordedFrame(det, seg, g.get(f"{node}/timing", {}))
+        t = g.get(f"{node}/timing")
+        yield stamp, RecordedFrame(det, seg, t.stages_ms if t else {}, t.mode if t else FULL)
 
 
 class StampCursor(Generic[T]):
@@ -355,11 +357,12 @@ class StampCursor(Generic[T]):
                 self.error, self._done = exc, True
         return self._head
 
-    def get(self, stamp: int) -> T | None:
-        while (head := self._peek()) is not None and head[0] < stamp:
+    def get(self, stamp: int, tolerance_ns: int = 0) -> T | None:
+        """The item stamped ``stamp`` (or within ``tolerance_ns`` of it, the first such). The item stays
+        held: a camera-anchored frame and the full frame of the sweep that ends it may share one."""
+        while (head := self._peek()) is not None and head[0] < stamp - tolerance_ns:
             self._head = None
-        if head is not None and head[0] == stamp:
-            self._head = None
+        if head is not None and abs(head[0] - stamp) <= tolerance_ns:
             return head[1]
         return None
 

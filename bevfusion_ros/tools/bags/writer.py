@@ -133,10 +133,13 @@ def write_bag(
     frames: Callable[[int], NuScenesFrame] | None = None,
     maps: Callable[[int], MapTruth] | None = None,
     ego_poses: Callable[[int], npt.NDArray[np.float64]] | None = None,
+    lost: Callable[[int], frozenset[str]] | None = None,
 ) -> Path:
     """Record ``n_frames`` at ``rate_hz``: the same ``frame`` each time, or ``frames(k)`` when given
     (its rig must be ``frame``'s: calibration and /tf_static come from ``frame``); ``maps(k)`` adds
-    frame k's map ground truth; ``ego_poses(k)`` (odom -> base_link, 4x4) adds /tf at each sweep."""
+    frame k's map ground truth; ``ego_poses(k)`` (odom -> base_link, 4x4) adds /tf at each sweep;
+    ``lost(k)`` names the sensors silent in frame k ("lidar", "cameras"): their messages are left out,
+    the ground truth stays (a sensor failure to evaluate the node's degraded modes on)."""
     t0 = round(frame.timestamp * 1e9)
     period = round(1e9 / rate_hz)
     autoware = optional.autoware_perception_msgs()  # the ground truth's velocities, where installed
@@ -153,7 +156,8 @@ def write_bag(
         for k in progress(range(n_frames), desc="writing bag", unit="frame", enabled=show_progress):
             frame = frames(k) if frames is not None else first
             events: list[tuple[int, str, str, Any]] = []
-            for cam in frame.cameras:
+            silent = lost(k) if lost is not None else frozenset()
+            for cam in frame.cameras if "cameras" not in silent else ():
                 ns = t0 + k * period + round((cam.timestamp - frame.timestamp) * 1e9)
                 hdr = build.header(camera_frame(cam.name), ns)
                 if compressed:
@@ -179,14 +183,9 @@ def write_bag(
                 )
             ns = t0 + k * period
             hdr = build.header(LIDAR_FRAME, ns)
-            events.append(
-                (
-                    ns,
-                    LIDAR_TOPIC,
-                    "sensor_msgs/msg/PointCloud2",
-                    build.pointcloud2_msg(frame.points, lidar_names, hdr, lidar_types),
-                )
-            )
+            if "lidar" not in silent:
+                cloud = build.pointcloud2_msg(frame.points, lidar_names, hdr, lidar_types)
+                events.append((ns, LIDAR_TOPIC, "sensor_msgs/msg/PointCloud2", cloud))
             events.append((ns, GT_TOPIC, "vision_msgs/msg/Detection3DArray", build.detections_msg(frame.boxes, hdr)))
             if autoware is not None:
                 objects = build.detected_objects_msg(frame.boxes, hdr, remap(frame.class_names), autoware)

@@ -4,6 +4,7 @@ a vehicle would; the topics are those of ``tools.bags.layout``, the writing is `
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,14 +40,43 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         help="with --scene: drive through scene SEED at this speed instead (one scene, the ego moving "
         "straight ahead, objects moving; /tf odom -> base_link per sweep, for multi-sweep models)",
     )
+    ap.add_argument(
+        "--lose",
+        action="append",
+        default=[],
+        metavar="SENSOR:FIRST:LAST",
+        help="leave SENSOR (lidar or cameras) out of frames FIRST..LAST (0-based, inclusive), ground truth kept: "
+        "a sensor failure for the node's degraded modes; repeatable",
+    )
     ap.add_argument("--compressed", action="store_true", help="write JPEG CompressedImage instead of raw bgr8")
     ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     ap.add_argument("--overwrite", action="store_true")
 
 
+LOSABLE = ("lidar", "cameras")
+
+
+def parse_losses(values: list[str], n_frames: int) -> Callable[[int], frozenset[str]] | None:
+    """--lose SENSOR:FIRST:LAST values -> the sensors silent in frame k."""
+    spans: list[tuple[str, int, int]] = []
+    for v in values:
+        parts = v.split(":")
+        ok = len(parts) == 3 and parts[0] in LOSABLE and all(p.isdigit() for p in parts[1:])
+        if not ok or not int(parts[1]) <= int(parts[2]) < n_frames:
+            raise SystemExit(
+                f"make-bag: --lose {v!r} must be SENSOR:FIRST:LAST with SENSOR one of {', '.join(LOSABLE)} and "
+                f"0 <= FIRST <= LAST < --frames ({n_frames})"
+            )
+        spans.append((parts[0], int(parts[1]), int(parts[2])))
+    if not spans:
+        return None
+    return lambda k: frozenset(s for s, a, b in spans if a <= k <= b)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.rate <= 0:
         raise SystemExit("--frames must be >= 1 and --rate > 0")
+    lost = parse_losses(args.lose, args.frames)
     frame = load_frame(args.frame)
     maker = map_maker = poses = None
     if args.ego_speed is not None and args.scene is None:
@@ -105,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         frames=maker,
         maps=map_maker,
         ego_poses=poses,
+        lost=lost,
     )
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(

@@ -35,7 +35,7 @@ from bevfusion_ros.core.eval.agreement import (
     frame_quality,
 )
 from bevfusion_ros.core.eval.metrics import DetectionEvaluator, MapIoU
-from bevfusion_ros.core.model import ModelSpec, load_model
+from bevfusion_ros.core.model import LIDAR_ONLY, ModelSpec, load_model
 from bevfusion_ros.core.perception.config import PerceptionConfig, load_config
 from bevfusion_ros.core.perception.lidar_input import Problem
 from bevfusion_ros.core.pipeline.detections import Detections
@@ -133,6 +133,10 @@ class ReplayRun:
         self.runner.close()
 
 
+# the ground truth is stamped at the LiDAR sweeps; under half a 10 Hz frame from a frame's stamp
+GT_STAMP_TOLERANCE_NS = 45_000_000
+
+
 @dataclass
 class RunScore:
     name: str
@@ -186,6 +190,8 @@ class RunResult:
     detection: dict[str, Any] | None  # None without ground truth
     map: dict[str, Any] | None  # None without map ground truth
     gt_per_class: dict[str, int]
+    # per sensor mode (full, camera_only, lidar_only) seen: frames, frames scored, mAP, NDS, mIoU
+    modes: dict[str, dict[str, Any]] = field(default_factory=dict)
     pr_curves: dict[str, Any] | None = None  # for the plots; not in evaluation.json
     latency_samples: dict[str, list[float]] = field(default_factory=dict)  # for the plots
 
@@ -219,6 +225,7 @@ class RunResult:
             "mean_ap": self.mean_ap,
             "nd_score": self.nd_score,
             "p99_ms": self.p99_ms,
+            "modes": self.modes,
         }
 
 
@@ -322,6 +329,7 @@ class Evaluation:
                 msg = f"run {n}: model {s.name} has other cameras or classes than {self.spec.name}; runs must agree"
                 raise ConfigError(msg)
         self.scores = {r.name: self._score(r.name) for r in self.runs}
+        self.mode_scores: dict[str, dict[str, RunScore]] = {r.name: {} for r in self.runs}
         self.agreement = {r.name: AgreementSummary() for r in self.runs[1:]}
         self.extremes: Extremes[FrameView] = Extremes(2)
         self.drops: Counter[str] = Counter()
@@ -416,6 +424,8 @@ class Evaluation:
         done = 0
         self.replay = replay
         poses = self._sweep_poses(cfg)
+        # as the node: too many masked cameras run LiDAR-only where every replayed model learned it
+        lidar_only = all(rr.spec.modality_dropout.allows(LIDAR_ONLY) for rr in self.replayed.values())
         sweeps = {
             name: LidarSweeps(rr.sweeps, poses, cfg.lidar_frame, use_distro=False)
             for name, rr in self.replayed.items()
@@ -427,12 +437,15 @@ class Evaluation:
                     break
                 done += 1
                 for lidar_sweeps in sweeps.values():  # a past sweep for the next frames, processed or not
-                    lidar_sweeps.offer(item.frame.stamp_ns, item.frame.lidar)
+                    if item.frame.lidar is not None:
+                        lidar_sweeps.offer(item.frame.stamp_ns, item.frame.lidar)
                 if item.rig is not None:
                     for name, rr in self.replayed.items():
                         self._collect(pending, points, name, rr.runner.set_calibration(item.rig))
                 try:
-                    decoded = decode_frame(item.frame, decode, cfg.max_masked_cameras, use_distro=False)
+                    decoded = decode_frame(
+                        item.frame, decode, cfg.max_masked_cameras, use_distro=False, lidar_only=lidar_only
+                    )
                 except BevFusionError as exc:
                     self.drops[f"frame_dropped_{type(exc).__name__}"] += 1
                     self._note_once("undecodable", f"frame at {item.frame.stamp_ns} ns dropped: {exc}")
@@ -443,12 +456,12 @@ class Evaluation:
                     self.drops["frame_too_many_masked"] += 1
                     continue
                 stamp = item.frame.stamp_ns
-                points[stamp] = decoded.points
+                points[stamp] = decoded.points if decoded.points is not None else np.zeros((0, 4), np.float32)
                 for name, rr in self.replayed.items():
                     t0 = time.perf_counter()
                     try:
                         cloud, problems = decoded.points, list[Problem]()
-                        if name in sweeps:
+                        if name in sweeps and decoded.points is not None:
                             cloud, problems = sweeps[name].densify(stamp, item.frame.lidar, decoded.points)
                         for cause, message in problems:
                             self.drops[f"{name}: {cause}"] += 1
@@ -481,7 +494,9 @@ class Evaluation:
         results: list[tuple[Any, Any]],
     ) -> None:
         for stamp, r in results:
-            pending.setdefault(stamp, {})[name] = RecordedFrame(r.detections, r.segmentation, dict(r.timings_ms))
+            pending.setdefault(stamp, {})[name] = RecordedFrame(
+                r.detections, r.segmentation, dict(r.timings_ms), r.mode
+            )
         for stamp in sorted(pending):
             if len(pending[stamp]) < len(self.replayed):
                 break
@@ -509,7 +524,8 @@ class Evaluation:
             rec = cur.get(stamp)
             if rec is not None:
                 outputs[name] = rec
-        gt = self.gt.get(stamp) if self.gt is not None else None
+        # a camera-anchored frame (the LiDAR lost) carries its image's stamp, a few ms off the sweep's
+        gt = self.gt.get(stamp, GT_STAMP_TOLERANCE_NS) if self.gt is not None else None
         if self.gt is not None and gt is None:
             self.frames_without_gt += 1
         for r in self.runs:
@@ -518,6 +534,10 @@ class Evaluation:
                 self.scores[r.name].missing += 1
                 continue
             self.scores[r.name].add(out, gt, stamp)
+            by_mode = self.mode_scores[r.name]
+            if out.mode not in by_mode:
+                by_mode[out.mode] = self._score(r.name)
+            by_mode[out.mode].add(out, gt, stamp)
         ref = outputs.get(self.runs[0].name)
         if ref is None:
             return
@@ -559,6 +579,7 @@ class Evaluation:
                     detection=detection,
                     map=seg,
                     gt_per_class=dict(Counter(n for _, d in s.det.gt for n in d.label_names())),
+                    modes={m: _mode_summary(ms) for m, ms in sorted(self.mode_scores[r.name].items())},
                     pr_curves=curves,
                     latency_samples=s.stages,
                 )
@@ -581,6 +602,17 @@ class Evaluation:
             agreement=self.agreement,
             extremes=self.extremes,
         )
+
+
+def _mode_summary(score: RunScore) -> dict[str, Any]:
+    """One sensor mode's frames of a run, scored on their own."""
+    out: dict[str, Any] = {"frames": score.frames, "frames_scored": score.scored}
+    if score.scored:
+        det = score.det.compute()
+        out.update(mean_ap=float(det["mean_ap"]), nd_score=float(det["nd_score"]))
+        if score.map is not None and score.map.tp.sum() + score.map.fn.sum() > 0:
+            out["miou"] = float(score.map.compute()["miou"])
+    return out
 
 
 def evaluate(options: EvaluationOptions) -> EvaluationResult:

@@ -210,6 +210,25 @@ def _run_rows(res: dict[str, Any]) -> list[list[str]]:
 
 
 RUN_HEADER = ["run", "model", "frames", "mAP", "NDS", "mIoU", "p50 ms", "p95 ms", "p99 ms", "frames/s"]
+MODE_HEADER = ["run", "sensor mode", "frames", "scored", "mAP", "NDS", "mIoU"]
+
+
+def _mode_rows(res: dict[str, Any]) -> list[list[str]]:
+    """Accuracy per sensor mode, where a run had frames without a sensor (else nothing to split)."""
+    rows = []
+    for r in res["runs"]:
+        modes = r.get("modes", {})
+        if set(modes) <= {"full"}:
+            continue
+        for mode, m in modes.items():
+            rows.append(
+                [r["name"], mode, str(m["frames"]), str(m["frames_scored"]), _f(m.get("mean_ap")),
+                 _f(m.get("nd_score")), _f(m.get("miou"))]
+            )  # fmt: skip
+    return rows
+
+
+MODES_TITLE = "Accuracy per sensor mode (frames run without a lost sensor's branch, scored on their own)"
 
 
 def _cmp_rows(res: dict[str, Any]) -> list[list[str]]:
@@ -264,6 +283,9 @@ def markdown(res: dict[str, Any], images: list[tuple[str, str]]) -> str:
         f"Evaluation throughput: {_f(thr, '.2f')} frames/s over {res['frames']} frames "
         f"({res['wall_s']:.1f} s, every run, decoding and scoring included; this machine).",
     ]
+    if modes := _mode_rows(res):
+        lines += ["", f"## {MODES_TITLE}", ""]
+        lines += _table(MODE_HEADER, modes)
     if len(res["runs"]) > 1:
         lines += ["", "## Agreement with the first run (same frames, boxes with score >= 0.3, matched within 2 m)", ""]
         lines += _table(CMP_HEADER, _cmp_rows(res))
@@ -336,6 +358,8 @@ def to_html(res: dict[str, Any], images: list[tuple[str, str]], out: Path) -> st
         f"<p>Evaluation throughput: {_f(res['evaluation_frames_per_s'], '.2f')} frames/s "
         f"over {res['frames']} frames.</p>",
     ]
+    if modes := _mode_rows(res):
+        parts += [f"<h2>{html.escape(MODES_TITLE)}</h2>", table(MODE_HEADER, modes)]
     if len(res["runs"]) > 1:
         parts += ["<h2>Agreement with the first run</h2>", table(CMP_HEADER, _cmp_rows(res))]
     parts.append("<h2>Gates</h2><ul>")

@@ -3,6 +3,7 @@ percentiles, detections per frame, and a BEV PNG of the last processed frame."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +66,19 @@ def summarise(
     drops = {c: int(diag.get(c, 0)) for c in DROP_CAUSES}
     drops.update({k: int(v) for k, v in diag.items() if k.startswith("frame_dropped_")})
     received = int(diag.get("/lidar/points received", 0))
+    without_lidar = int(diag.get("frames_without_lidar", 0))  # camera-anchored while the LiDAR was lost
     frames_out = len(frames)
     summary: dict[str, Any] = {
         "bag": str(bag),
         "model": spec.name,
         "lidar_sweeps_in_bag": sweeps,
         "lidar_sweeps_received": received,
+        "frames_without_lidar": without_lidar,
         "frames_out": frames_out,
+        "frames_per_mode": dict(Counter(f.mode for f in frames)),
         "drops": drops,
         "lost_in_transport": sweeps - received,
-        "unexplained_drops": sweeps - frames_out - sum(drops.values()),
+        "unexplained_drops": sweeps + without_lidar - frames_out - sum(drops.values()),
         "masked_camera_frames": int(sum(f.masked_cameras > 0 for f in frames)),
         "latency_ms": _pct([f.latency_ms for f in frames]),
         "total_ms": _pct([f.stages_ms["total"] for f in frames]),
@@ -154,8 +158,10 @@ def markdown(s: dict[str, Any]) -> str:
         f"# Perception node on {s['bag']}",
         "",
         f"- model {s['model']}; node exit code {s['node_exit_code']}",
-        f"- LiDAR sweeps: {s['lidar_sweeps_in_bag']} in the bag, {s['lidar_sweeps_received']} received, "
+        f"- LiDAR sweeps: {s['lidar_sweeps_in_bag']} in the bag, {s['lidar_sweeps_received']} received; "
+        f"camera-anchored frames while the LiDAR was lost: {s['frames_without_lidar']}; "
         f"**{s['frames_out']} frames out**",
+        "- sensor modes of the frames out: " + ", ".join(f"{m} {n}" for m, n in sorted(s["frames_per_mode"].items())),
         f"- drops by cause: {drops}; lost in transport {s['lost_in_transport']}; "
         f"**unexplained {s['unexplained_drops']}**",
         f"- frames with a masked camera: {s['masked_camera_frames']}",

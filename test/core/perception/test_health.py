@@ -58,3 +58,15 @@ def test_problem_log_rate_limits_per_cause():
     assert log.report("empty_cloud", "y", now=5.0) is True
     assert log.report("bad_image", "z", now=10.0) is True
     assert log.counts["bad_image"] == 3 and log.last_message["bad_image"] == "z"
+
+
+def test_sensor_modes_count_frames_and_report_each_change_once():
+    from bevfusion_ros.core.perception.health import ModeChange, SensorModes
+
+    modes = SensorModes()
+    seen = [modes.update(m, now=float(i)) for i, m in enumerate(["full", "full", "camera_only", "camera_only", "full"])]
+    assert seen == [ModeChange(None, "full", 0), None, ModeChange("full", "camera_only", 2), None,
+                    ModeChange("camera_only", "full", 2)]  # fmt: skip
+    assert modes.frames == {"full": 3, "camera_only": 2}
+    assert modes.transitions == {"full -> camera_only": 1, "camera_only -> full": 1}
+    assert modes.current == "full" and modes.since == 4.0

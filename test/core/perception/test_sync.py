@@ -202,3 +202,52 @@ def test_a_sweep_alone_waits_for_its_images_then_finish_masks_them() -> None:
     assert sync.add(2, 5_000, "lidar", 0) == []
     (frame,) = sync.finish(0)
     assert frame.images == (None, None) and sync.masked_per_camera == [1, 1]
+
+
+def lost_lidar_sync() -> LidarAnchoredSync:
+    return LidarAnchoredSync(3, max_delay_s=0.05, wait_s=0.05, lidar_timeout_s=0.3)
+
+
+def test_a_silent_lidar_hands_the_trigger_to_the_first_live_camera() -> None:
+    sync = lost_lidar_sync()
+    step = 100 * MS
+    frames = sync.add_lidar(1 * S, "sweep", 0) + feed_frame(sync, 1 * S, [0, 10, 20], 0)
+    assert [f.lidar for f in frames] == ["sweep"]
+    out = []
+    for k in range(1, 7):  # the LiDAR falls silent after 1 s; the cameras go on at 10 Hz
+        t = 1 * S + k * step
+        out += feed_frame(sync, t, [0, 10, 20], now_ns=k * step)
+        out += sync.poll(k * step + 60 * MS)  # each camera-anchored frame waits the whole camera_wait
+    # frames from the first image stamped lidar_timeout after the last sweep, at camera 0's stamps
+    assert [f.stamp_ns for f in out] == [1 * S + k * step for k in (3, 4, 5, 6)]
+    assert all(f.lidar is None and f.masked == () for f in out)
+    assert out[0].images == (f"img0@{S + 3 * step}", f"img1@{S + 3 * step + 10 * MS}", f"img2@{S + 3 * step + 20 * MS}")
+    assert sync.counts["frames_without_lidar"] == 4
+
+
+def test_the_lidar_s_return_replaces_the_camera_frame_of_its_moment() -> None:
+    sync = lost_lidar_sync()
+    sync.add_lidar(1 * S, "sweep", 0)
+    feed_frame(sync, 1 * S + 500 * MS, [0, 10, 20], now_ns=0)  # camera-anchored, waiting
+    frames = sync.add_lidar(1 * S + 520 * MS, "back", now_ns=10 * MS)
+    frames += feed_frame(sync, 1 * S + 520 * MS, [0], now_ns=20 * MS) + sync.poll(100 * MS)
+    assert [(f.lidar, f.stamp_ns) for f in frames] == [("back", 1 * S + 520 * MS)]
+    assert sync.counts["camera_frame_superseded"] == 1 and sync.counts["frames_without_lidar"] == 0
+
+
+def test_a_lidar_that_never_spoke_and_a_dead_front_camera() -> None:
+    sync = lost_lidar_sync()
+    out = []
+    for k in range(5):  # camera 0 never sends: camera 1 paces the frames
+        out += feed_frame(sync, 1 * S + k * 100 * MS, [0, 10, 20], now_ns=k * 100 * MS, skip=(0,))
+        out += sync.poll(k * 100 * MS + 60 * MS)
+    assert [f.stamp_ns for f in out] == [1 * S + k * 100 * MS + 10 * MS for k in (3, 4)]
+    assert all(f.masked == (0,) for f in out)
+
+
+def test_no_camera_frames_without_lidar_timeout() -> None:
+    sync = LidarAnchoredSync(2, max_delay_s=0.05, wait_s=0.0)
+    out = []
+    for k in range(20):
+        out += feed_frame(sync, k * 100 * MS, [0, 5], now_ns=k * 100 * MS) + sync.poll(k * 100 * MS + 1)
+    assert out == []

@@ -42,3 +42,13 @@ def test_a_broken_record_names_its_key(key: str, value: str | None, words: str) 
         wire[key] = value
     with pytest.raises(MessageError, match=words):
         FrameTiming.decode(wire)
+
+
+def test_the_sensor_mode_travels_and_older_records_are_full() -> None:
+    t = FrameTiming({"total": 1.0}, 1.0, 2.0, 3.0, 4.0, 6, 0, 5, "camera_only")
+    text = {k: str(v) for k, v in t.encode().items()}
+    assert FrameTiming.decode(text).mode == "camera_only"
+    del text["mode"]
+    assert FrameTiming.decode(text).mode == "full"
+    with pytest.raises(MessageError, match="'mode' is 'radar_only'; allowed: full, camera_only, lidar_only"):
+        FrameTiming.decode({**text, "mode": "radar_only"})

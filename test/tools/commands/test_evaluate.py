@@ -270,3 +270,27 @@ def test_tensorrt_run_against_the_fake(scene_bag: Path, tmp_path: Path, trt_fake
     assert trt["name"] == "tensorrt:fp16" and trt["frames"] == 2 and trt["latency_ms"]["head.bbox"]["n"] == 2
     cmp = res["comparisons"]["tensorrt:fp16"]
     assert cmp["a_found_in_b"] > 0.95 and cmp["centre_m"]["p95"] < 0.05 and cmp["seg_miou"] > 0.95
+
+
+def test_a_bag_with_lost_sensors_is_scored_per_sensor_mode(tmp_path: Path, frame_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """make-bag --lose leaves every camera out of frames 1-3 and the LiDAR out of frames 6-10; the
+    replay runs frame 2 LiDAR-only (1 and 3 borrow their neighbours' images within
+    max_camera_lidar_delay), the LiDAR's gap camera-only from lidar_timeout on, and the report
+    splits the accuracy by mode."""
+    bag = tmp_path / "lost"
+    args = ["make-bag", "--frame", str(frame_dir), "--scene", str(SEED), "--frames", "12", "--out", str(bag)]
+    assert cli.main([*args, "--lose", "cameras:1:3", "--lose", "lidar:6:10"]) == 0
+    code, res = evaluate(bag, tmp_path / "eval")
+    assert code == 0 and res is not None
+    modes = res["runs"][0]["modes"]
+    assert set(modes) == {"full", "camera_only", "lidar_only"}
+    assert modes["full"]["frames"] >= 5 and 1 <= modes["lidar_only"]["frames"] <= 3
+    # the last sweep at 0.5 s: camera frames from 0.8 s (the front camera's offset to the LiDAR decides 0.8)
+    assert modes["camera_only"]["frames"] in (2, 3)
+    assert res["sync"]["sync_frames_without_lidar"] == modes["camera_only"]["frames"]
+    assert all(m["frames_scored"] == m["frames"] for m in modes.values())  # ground truth found for each
+    assert 0 < modes["camera_only"]["mean_ap"] < modes["full"]["mean_ap"]
+    for report in ("report.md", "report.html"):
+        assert "Accuracy per sensor mode" in (tmp_path / "eval" / report).read_text()
+    with pytest.raises(SystemExit, match=r"--lose 'radar:1:2' must be SENSOR:FIRST:LAST"):
+        cli.main([*args, "--overwrite", "--lose", "radar:1:2"])
