@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from timing import median_ms  # benchmarks/, the script's own folder
+from timing import gpu_times, median_ms  # benchmarks/, the script's own folder
 
 from bevfusion_ros.core.cuda import driver as cuda
 from bevfusion_ros.core.cuda.kernels import CudaBevPool, CudaImagePreprocessor, CudaPillarizer, StandInEngine
@@ -35,16 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _gpu_ms(launch: Any, s: cuda.Stream, n: int) -> float:
-    launch()
-    a, b = cuda.Event(), cuda.Event()
-    times = []
-    for _ in range(n):
-        a.record(s)
-        launch()
-        b.record(s)
-        b.synchronize()
-        times.append(b.elapsed_ms(a))
-    return statistics.median(times)
+    return gpu_times(launch, s, n, warmups=1)["median_ms"]
 
 
 def _standin_ms_per_iter(spec: Any, s: cuda.Stream) -> float:

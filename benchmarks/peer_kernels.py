@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from timing import densified  # benchmarks/, the script's own folder
+from timing import densified, gpu_times  # benchmarks/, the script's own folder
 
 from bevfusion_ros.core.cuda import driver as cuda
 from bevfusion_ros.core.cuda.kernels import CudaBevPool, CudaImagePreprocessor, upload
@@ -60,21 +60,6 @@ def build_peer(peer: Path, build: Path) -> ctypes.CDLL:
 
 def floats(*v: float) -> Any:
     return (ctypes.c_float * len(v))(*v)
-
-
-def gpu_times(launch: Any, s: cuda.Stream, n: int) -> dict[str, float]:
-    """Median and p99 GPU time of ``launch`` (events around it on stream ``s``) after 3 warm-ups."""
-    for _ in range(3):
-        launch()
-    a, b = cuda.Event(), cuda.Event()
-    times = []
-    for _ in range(n):
-        a.record(s)
-        launch()
-        b.record(s)
-        b.synchronize()
-        times.append(b.elapsed_ms(a))
-    return {"median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99))}
 
 
 def read(ptr: int, shape: tuple[int, ...], dtype: Any, s: cuda.Stream) -> np.ndarray:

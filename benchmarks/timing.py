@@ -1,5 +1,5 @@
-"""What the benchmarks share: the median wall time of a call (after one warm-up call), and the real
-sweep densified as 10 sweeps would be."""
+"""What the benchmarks share: the median wall time of a call (after one warm-up call), the GPU time
+of a launch on a stream, and the real sweep densified as 10 sweeps would be."""
 
 from __future__ import annotations
 
@@ -30,3 +30,21 @@ def densified(sweep: npt.NDArray[np.float32], sweeps: int = 10, seed: int = 0) -
     pts = np.concatenate([sweep + rng.normal(0, 0.05, sweep.shape).astype(np.float32) * jitter for _ in range(sweeps)])
     lag = np.repeat(np.arange(sweeps, dtype=np.float32) * 0.05, len(sweep))[:, None]
     return np.concatenate([pts, lag], axis=1).astype(np.float32)
+
+
+def gpu_times(launch: Callable[[], Any], stream: Any, n: int, warmups: int = 3) -> dict[str, float]:
+    """Median and p99 GPU time (ms) of ``launch``: CUDA events around it on ``stream`` (a
+    core.cuda.driver.Stream; imported here so the CPU benchmarks need no pycuda)."""
+    from bevfusion_ros.core.cuda import driver as cuda
+
+    for _ in range(warmups):
+        launch()
+    a, b = cuda.Event(), cuda.Event()
+    times = []
+    for _ in range(n):
+        a.record(stream)
+        launch()
+        b.record(stream)
+        b.synchronize()
+        times.append(b.elapsed_ms(a))
+    return {"median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99))}

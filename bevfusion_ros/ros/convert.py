@@ -8,7 +8,7 @@ malformed message raises :class:`MessageError` naming the problem.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -99,6 +99,9 @@ def pointcloud2_to_points(
 
         if not isinstance(msg, PointCloud2):  # sensor_msgs_py asserts the rclpy type; a bag's message is not
             pc2 = None
+    if msg.is_bigendian:  # before sensor_msgs_py, which byte-swaps msg.data in place
+        big = decode_points(msg.data, specs, *args, True, required, optional_fields)
+        _check_byte_order(big, lambda: decode_points(msg.data, specs, *args, False, required, optional_fields))
     if pc2 is None:
         return decode_points(msg.data, specs, *args, bool(msg.is_bigendian), required, optional_fields, drop_nonfinite)
     nbytes = np.frombuffer(msg.data, dtype=np.uint8).size
@@ -113,6 +116,33 @@ def pointcloud2_to_points(
         raise MessageError(text) from exc
     out = out.reshape(-1, len(wanted))
     return PointCloud(finite_rows(out) if drop_nonfinite else out, tuple(wanted))
+
+
+# metres: beyond any automotive LiDAR's reach, as a byte-swapped float almost always is
+PLAUSIBLE_RANGE_M = 1e4
+
+
+def _plausible_share(cloud: PointCloud) -> float:
+    """Points whose coordinates a LiDAR can report: finite, under PLAUSIBLE_RANGE_M, and 0 or above
+    a micrometre (byte-swapped small floats come out as denormals like 5.7e-41)."""
+    a = np.abs(cloud.xyz.astype(np.float64))
+    if not len(a):
+        return 0.0
+    ok = np.isfinite(a) & (a < PLAUSIBLE_RANGE_M) & ((a == 0) | (a > 1e-6))
+    return float(np.mean(ok.all(axis=1)))
+
+
+def _check_byte_order(big_endian: PointCloud, little_endian: Callable[[], PointCloud]) -> None:
+    """A cloud flagged is_bigendian whose coordinates make sense only read little-endian carries a
+    wrong flag: refused, naming it, rather than published as garbage points."""
+    if _plausible_share(big_endian) >= 0.5:
+        return
+    if _plausible_share(little_endian()) >= 0.9:
+        msg = (
+            "is_bigendian is set, but the coordinates are plausible only read little-endian: the driver's "
+            "flag is wrong (refused rather than guessed)"
+        )
+        raise MessageError(msg)
 
 
 def detection3d_array_to_detections(msg: Any, class_names: Iterable[str] = ()) -> Detections:

@@ -6,15 +6,16 @@ Works on rclpy messages and rosbags' deserialized messages alike (``convert`` is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from bevfusion_ros.core.errors import MessageError
+from bevfusion_ros.core.errors import InputError, MessageError
 from bevfusion_ros.core.perception.sync import SyncedFrame
+from bevfusion_ros.core.sensors.pointcloud import finite_rows
 from bevfusion_ros.core.sensors.rig import CameraRig
 from bevfusion_ros.ros import convert
 
@@ -42,9 +43,15 @@ def decode_frame(
     max_masked: int,
     use_distro: bool = True,
     lidar_only: bool = False,
+    image_sizes: Sequence[tuple[int, int]] = (),
+    lidar_frame: str = "",
 ) -> DecodedFrame:
     """Images (an undecodable one masks its camera) and the cloud's x, y, z, intensity (None in a
     camera-anchored frame without a sweep).
+
+    An image whose size is not its calibration's (``image_sizes``, (width, height) per camera) masks
+    its camera like an undecodable one. A sweep in another frame than ``lidar_frame`` (when given)
+    is a MessageError: the calibration's transforms start from that frame.
 
     More than ``max_masked`` masked cameras make the frame LiDAR-only (every camera masked) where
     ``lidar_only`` (the model was trained without cameras) and it has a sweep; otherwise they set
@@ -57,11 +64,23 @@ def decode_frame(
             images.append(None)
             continue
         try:
-            images.append(decode_image(msg))
+            image = decode_image(msg)
         except MessageError as exc:
             bad.append((i, str(exc)))
             images.append(None)
+            continue
+        if image_sizes and (image.shape[1], image.shape[0]) != tuple(image_sizes[i]):
+            w, h = image_sizes[i]
+            bad.append((i, f"image is {image.shape[1]}x{image.shape[0]} but its calibration is for {w}x{h}"))
+            image = None
+        images.append(image)
     masked = sum(img is None for img in images)
+    if frame.lidar is not None and lidar_frame and str(frame.lidar.header.frame_id) != lidar_frame:
+        msg = (
+            f"the sweep is in frame '{frame.lidar.header.frame_id}' but the calibration starts from "
+            f"lidar_frame '{lidar_frame}'"
+        )
+        raise MessageError(msg)
     if masked > max_masked:
         if lidar_only and frame.lidar is not None:
             return DecodedFrame([None] * len(images), xyzi(frame.lidar, use_distro), len(images), tuple(bad))
@@ -72,9 +91,15 @@ def decode_frame(
 
 
 def xyzi(cloud_msg: Any, use_distro: bool = True) -> npt.NDArray[np.float32]:
-    """A PointCloud2's x, y, z, intensity columns (N, 4), non-finite rows dropped."""
-    cloud = convert.pointcloud2_to_points(cloud_msg, use_distro=use_distro)
-    return cloud.data[:, [cloud.fields.index(f) for f in XYZI]]
+    """A PointCloud2's x, y, z, intensity columns (N, 4), non-finite rows dropped; a cloud with points
+    but none finite is an InputError that says how many came."""
+    cloud = convert.pointcloud2_to_points(cloud_msg, use_distro=use_distro, drop_nonfinite=False)
+    points = cloud.data[:, [cloud.fields.index(f) for f in XYZI]]
+    kept = finite_rows(points)
+    if len(points) and not len(kept):
+        msg = f"point cloud has no finite points (all {len(points)} received are NaN or infinite)"
+        raise InputError(msg)
+    return kept
 
 
 def rig_with_camera_info(rig: CameraRig, index: int, msg: Any) -> CameraRig | None:

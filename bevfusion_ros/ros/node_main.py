@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from bevfusion_ros.core.errors import BevFusionError
+
 
 def run(
     name: str, make: Callable[[], Any], args: list[str] | None = None, start: Callable[[Any], int | None] | None = None
@@ -19,8 +21,6 @@ def run(
     import rclpy
     from rclpy.exceptions import ParameterException
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
-    from bevfusion_ros.core.errors import BevFusionError
 
     owns_process()
     rclpy.init(args=args)
@@ -110,4 +110,8 @@ def tool_main(prog: str, doc: str | None, add_arguments: Callable[[Any], None], 
     args = ap.parse_args(remove_ros_args(sys.argv)[1:])
     args.rclpy_args = sys.argv
     owns_process()
-    return run(args)
+    try:
+        return run(args)
+    except BevFusionError as exc:  # as bevfusion-ros does: one line naming the tool, exit 2
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2

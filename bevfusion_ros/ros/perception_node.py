@@ -54,6 +54,8 @@ from bevfusion_ros.ros.sweeps import LidarSweeps, SweepPoses
 Tag = tuple[SyncedFrame, float, int, float]  # frame, when offered (monotonic s), masked cameras, host ms
 
 NODE_NAME = PERCEPTION_NODE
+# a sensor clock this far ahead of the node's is wrong (clock not synced), not early: its frames are refused
+MAX_STAMP_AHEAD_NS = 1_000_000_000
 PARAMETER_NAMES = frozenset(p.name for p in PARAMETERS)
 
 
@@ -216,6 +218,11 @@ class PerceptionNode(LifecycleNode):
 
     def _offer(self, frame: SyncedFrame) -> None:
         assert self.cfg is not None
+        now = self.get_clock().now().nanoseconds
+        if now > 0 and frame.stamp_ns - now > MAX_STAMP_AHEAD_NS:  # 0: sim time before the first /clock
+            ahead = (frame.stamp_ns - now) / 1e9
+            self.problem("stamp_in_future", f"frame at {frame.stamp_ns} ns dropped: stamped {ahead:.1f} s ahead of now")
+            return
         if frame.lidar is not None:
             self.lidar_frame_id = frame.lidar.header.frame_id
             if self.lidar_sweeps is not None:  # every sweep is a past sweep for the next ones, processed or not
@@ -241,10 +248,13 @@ class PerceptionNode(LifecycleNode):
         if rig is None:
             return
         old, intr = current.intrinsics[index], rig.intrinsics[index]
-        self.get_logger().info(
-            f"camera {current.names[index]}: CameraInfo differs from the calibration in use "
-            f"({old.width}x{old.height} -> {intr.width}x{intr.height}); geometry recomputed before the next frame"
-        )
+        # a K that changes every frame must not flood the log: once per camera per interval, all counted
+        if self.problems.report(f"camera_info_changed {current.names[index]}", "geometry recomputed"):
+            self.get_logger().info(
+                f"camera {current.names[index]}: CameraInfo differs from the calibration in use "
+                f"({old.width}x{old.height} fx {old.fx:g} -> {intr.width}x{intr.height} fx {intr.fx:g}); geometry "
+                f"recomputed before the next frame (said at most every {self.problems.interval_s:.0f} s; counted)"
+            )
         self.current_rig = rig
         self.pending_rig.put(rig)
 
@@ -283,7 +293,15 @@ class PerceptionNode(LifecycleNode):
         if self.inputs is None:
             return True
         try:
-            decoded = decode_frame(frame, self.inputs.image, self.cfg.max_masked_cameras, lidar_only=self.lidar_only_ok)
+            sizes = self.current_rig.image_sizes() if self.current_rig is not None else ()
+            decoded = decode_frame(
+                frame,
+                self.inputs.image,
+                self.cfg.max_masked_cameras,
+                lidar_only=self.lidar_only_ok,
+                image_sizes=sizes,
+                lidar_frame=self.cfg.lidar_frame,
+            )
         except BevFusionError as exc:
             self.problem(f"frame_dropped_{type(exc).__name__}", str(exc))
             return True

@@ -271,6 +271,13 @@ class FramePublisher:
             self.lidar.publish(cloud if cloud is not None else self.cloud(ns))
 
 
+def fed_node(ros_node, scene_bag, frame_dir, spec, *params: str):  # type: ignore[no-untyped-def]
+    """A node on the scene bag's calibration, fed frame by frame by a FramePublisher, its outputs collected."""
+    calibration = f"calibration_file:={scene_bag / 'calibration.yaml'}"
+    proc = start_node(calibration, "backend_threads:=2", "camera_wait:=0.2", "diagnostics_period:=0.2", *params)
+    return proc, FramePublisher(ros_node, frame_dir), Outputs(ros_node, spec.map.classes)
+
+
 def diag_values(out: Outputs) -> dict[str, str]:
     merged: dict[str, str] = {}
     for s in out.got["/diagnostics"][-1].status:
@@ -279,15 +286,7 @@ def diag_values(out: Outputs) -> dict[str, str]:
 
 
 def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag, frame_dir, spec) -> None:
-    proc = start_node(
-        f"calibration_file:={scene_bag / 'calibration.yaml'}",
-        "backend_threads:=2",
-        "camera_wait:=0.2",
-        "max_camera_lidar_delay:=0.05",
-        "diagnostics_period:=0.2",
-    )
-    pub = FramePublisher(ros_node, frame_dir)
-    out = Outputs(ros_node, spec.map.classes)
+    proc, pub, out = fed_node(ros_node, scene_bag, frame_dir, spec, "max_camera_lidar_delay:=0.05")
     det_topic = f"{NODE}/timing"
     t = 1_000 * 10**9
     step = 10**8
@@ -348,6 +347,10 @@ def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag,
             lambda: pub.send(t + 4 * step + 1), lambda: counter("lidar_duplicate") >= 1, "the duplicate to be counted"
         )
 
+        # a sensor clock 11 days ahead of the node's: refused and counted, not published
+        future = time.time_ns() + 11 * 86400 * 10**9
+        after(lambda: pub.send(future), lambda: counter("stamp_in_future") >= 1, "the future frame to be counted")
+
         # stamps jump back 500 s (a bag loop): a new timeline, frames flow again
         back = t - 500 * 10**9
         after(lambda: pub.send(back), lambda: frames_out() == 5, "a frame after stamps went backwards")
@@ -368,13 +371,14 @@ def test_bad_input_is_counted_and_the_node_keeps_publishing(ros_node, scene_bag,
     assert int(d["masked CAM_BACK_RIGHT"]) >= 2
     assert int(d["frame_dropped_InputError"]) == 1 and int(d["lidar_duplicate"]) == 1
     assert int(d["frame_dropped_MessageError"]) == 1 and int(d["bad_camera_info"]) == 1
-    assert int(d["lidar_stamp_backwards"]) == 1
+    assert int(d["lidar_stamp_backwards"]) == 1 and int(d["stamp_in_future"]) == 1
     masked = [int(float({kv.key: kv.value for kv in m.status[0].values}["masked_cameras"])) for m in out.got[det_topic]]
     assert masked == [0, 1, 1, 1, 0, 0], masked
     stamps = [build.stamp_ns(m.header.stamp) for m in out.got[f"{NODE}/detections"]]
     assert stamps == [t, t + step, t + 2 * step, t + 3 * step, back, back + step]
     # each cause is logged once (rate-limited), not once per message
     assert log.count("bad_image:") == 1 and log.count("frame_dropped_InputError:") == 1, log
+    assert log.count("stamp_in_future:") == 1 and "ahead of now" in log, log
 
 
 def test_a_lost_sensor_degrades_the_frames_flagged_and_counted(ros_node, scene_bag, frame_dir, spec) -> None:  # type: ignore[no-untyped-def]
@@ -382,15 +386,7 @@ def test_a_lost_sensor_degrades_the_frames_flagged_and_counted(ros_node, scene_b
     LiDAR-only, a LiDAR silent for lidar_timeout hands the trigger to the cameras (camera-only frames
     at the front camera's stamps), and its return ends it; each frame's mode is in ~/timing, each
     change logged once and counted in the "sensor modes" diagnostics."""
-    proc = start_node(
-        f"calibration_file:={scene_bag / 'calibration.yaml'}",
-        "backend_threads:=2",
-        "camera_wait:=0.2",
-        "lidar_timeout:=0.3",
-        "diagnostics_period:=0.2",
-    )
-    pub = FramePublisher(ros_node, frame_dir)
-    out = Outputs(ros_node, spec.map.classes)
+    proc, pub, out = fed_node(ros_node, scene_bag, frame_dir, spec, "lidar_timeout:=0.3")
     t, step = 2_000 * 10**9, 10**8
 
     def modes() -> list[str]:

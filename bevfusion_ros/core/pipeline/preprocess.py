@@ -174,6 +174,12 @@ def crop_points(points: npt.ArrayLike, cfg: LidarConfig) -> F32:
     r = cfg.point_cloud_range
     keep = finite & (p[:, 0] >= r[0]) & (p[:, 0] < r[3]) & (p[:, 1] >= r[1]) & (p[:, 1] < r[4])
     keep &= (p[:, 2] >= r[2]) & (p[:, 2] < r[5])
+    if not keep.any():  # a sweep in other units or another frame: the model would see no LiDAR at all
+        msg = (
+            f"none of the cloud's {int(finite.sum())} finite points lies inside lidar.point_cloud_range "
+            f"{list(r)} (wrong units or frame?)"
+        )
+        raise InputError(msg)
     return np.ascontiguousarray(p[keep])
 
 

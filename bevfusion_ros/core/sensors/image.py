@@ -85,6 +85,35 @@ def compressed_kind(fmt: str) -> str:
     raise MessageError(msg)
 
 
+# 8K (33 MP) is the largest automotive camera frame we expect; a few hundred kB of PNG can declare
+# 144 MP and cost gigabytes once decoded
+MAX_DECODED_PIXELS = 40_000_000
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def compressed_size(buf: npt.NDArray[np.uint8]) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR or a JPEG's start-of-frame header, without decoding; None
+    where the header cannot be read (the decoder then says what is wrong)."""
+    data = buf.tobytes()[:65536] if buf.size > 65536 else buf.tobytes()
+    if data.startswith(_PNG_SIGNATURE) and len(data) >= 24 and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker in _JPEG_SOF:
+            return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
+
+
 def decode_compressed(
     data: bytes | bytearray | memoryview | npt.NDArray[np.uint8], fmt: str, order: ChannelOrder = "rgb"
 ) -> Image:
@@ -93,6 +122,13 @@ def decode_compressed(
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         msg = f"compressed image ('{fmt}') has no data"
+        raise MessageError(msg)
+    size = compressed_size(buf)
+    if size is not None and size[0] * size[1] > MAX_DECODED_PIXELS:
+        msg = (
+            f"compressed image ('{fmt}', {buf.size} bytes) declares {size[0]}x{size[1]} pixels, over the "
+            f"{MAX_DECODED_PIXELS / 1e6:.0f} MP this node decodes: refused before decoding"
+        )
         raise MessageError(msg)
     cv2 = import_cv2()
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)

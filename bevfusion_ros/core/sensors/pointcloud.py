@@ -80,8 +80,14 @@ def _check_layout(
     if width < 0 or height < 0:
         msg = f"point cloud has negative size (width={width}, height={height})"
         raise MessageError(msg)
-    if height > 1 and row_step < width * point_step:
+    if row_step < width * point_step:  # one row cannot be shorter than its points, whatever the height
         msg = f"row_step {row_step} is smaller than width*point_step = {width}*{point_step}"
+        raise MessageError(msg)
+    names = [f.name for f in fields]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        offsets = {n: [f.offset for f in fields if f.name == n] for n in twice}
+        msg = f"point cloud field name(s) repeated, so which bytes are meant is ambiguous: {offsets} (name: offsets)"
         raise MessageError(msg)
     for f in fields:
         if f.datatype not in DATATYPES:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bevfusion_ros.core.errors import ConfigError
 from bevfusion_ros.core.eval.metrics import DetectionEvaluator, MapIoU
 from bevfusion_ros.core.model import load_model
 from bevfusion_ros.core.pipeline.pipeline import Pipeline
@@ -58,6 +59,9 @@ def markdown(m: dict[str, Any], title: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.scenes < 1:
+        msg = f"--scenes must be >= 1 (how many held-out scenes to score), got {args.scenes}"
+        raise ConfigError(msg)
     spec = load_model(args.model or default_model())
     rig = frame_rig(args.frame, spec.cameras, *scenes.RENDER_SIZE)
     det_eval = DetectionEvaluator(spec.class_names)

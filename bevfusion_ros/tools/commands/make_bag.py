@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from bevfusion_ros.core.errors import ConfigError
 from bevfusion_ros.tools.bags.writer import MapTruth, scene_frame, write_bag
 from bevfusion_ros.tools.data.nuscenes_frame import NuScenesFrame, load_frame
 
@@ -63,8 +64,8 @@ def parse_losses(values: list[str], n_frames: int) -> Callable[[int], frozenset[
         parts = v.split(":")
         ok = len(parts) == 3 and parts[0] in LOSABLE and all(p.isdigit() for p in parts[1:])
         if not ok or not int(parts[1]) <= int(parts[2]) < n_frames:
-            raise SystemExit(
-                f"make-bag: --lose {v!r} must be SENSOR:FIRST:LAST with SENSOR one of {', '.join(LOSABLE)} and "
+            raise ConfigError(
+                f"--lose {v!r} must be SENSOR:FIRST:LAST with SENSOR one of {', '.join(LOSABLE)} and "
                 f"0 <= FIRST <= LAST < --frames ({n_frames})"
             )
         spans.append((parts[0], int(parts[1]), int(parts[2])))
@@ -75,12 +76,12 @@ def parse_losses(values: list[str], n_frames: int) -> Callable[[int], frozenset[
 
 def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.rate <= 0:
-        raise SystemExit("--frames must be >= 1 and --rate > 0")
+        raise ConfigError("--frames must be >= 1 and --rate > 0")
     lost = parse_losses(args.lose, args.frames)
     frame = load_frame(args.frame)
     maker = map_maker = poses = None
     if args.ego_speed is not None and args.scene is None:
-        raise SystemExit("--ego-speed drives through a generated scene: give --scene SEED")
+        raise ConfigError("--ego-speed drives through a generated scene: give --scene SEED")
     if args.scene is not None:
         from bevfusion_ros.core.model import load_model
         from bevfusion_ros.core.resources import default_model

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bevfusion_ros.core.errors import BevFusionError, DependencyError
+from bevfusion_ros.core.errors import BevFusionError, ConfigError, DependencyError
 from bevfusion_ros.ros.msgtypes import message_class
 from bevfusion_ros.ros.node_main import shielded_teardown
 from bevfusion_ros.tools.bags.io import iter_raw, open_reader, read_ahead
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.executors import ExternalShutdownException
 
     if args.rate <= 0 or args.loop < 1:
-        raise SystemExit("--rate must be > 0 and --loop >= 1")
+        raise ConfigError("--rate must be > 0 and --loop >= 1")
     rclpy.init(args=getattr(args, "rclpy_args", None))
     node = rclpy.create_node("bag_player")
     stats: PlayStats | None = None

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bevfusion_ros.core.errors import BevFusionError
+from bevfusion_ros.core.errors import BevFusionError, ConfigError
 from bevfusion_ros.ros import convert
 from bevfusion_ros.ros.build import occupancy_grid_to_array
 from bevfusion_ros.ros.msgtypes import message_class
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             topics.setdefault(t, ty)
     if not topics:
-        raise SystemExit("nothing to probe: give --bag or --topic")
+        raise ConfigError("nothing to probe: give --bag or --topic")
     rclpy.init(args=getattr(args, "rclpy_args", None))
     node = rclpy.create_node("topic_probe")
     probe = Probe(node, topics, args.reliability)

@@ -23,9 +23,10 @@ from typing import Any
 
 import yaml
 
-from bevfusion_ros.core.errors import BevFusionError
+from bevfusion_ros.core.errors import BevFusionError, ConfigError
 from bevfusion_ros.core.model import load_model
 from bevfusion_ros.core.paramspec import parse_override
+from bevfusion_ros.core.perception.config import load_config
 from bevfusion_ros.core.perception.timing import PERCEPTION_NODE, PERCEPTION_NODE_PATH
 from bevfusion_ros.core.resources import config_file, default_model
 from bevfusion_ros.ros.optional import autoware_perception_msgs
@@ -132,11 +133,15 @@ def run(args: argparse.Namespace) -> int:
     through the ros2 CLI and reads the recorder's status file and the launch log."""
     from bevfusion_ros.tools.bags.io import open_reader
 
+    if args.rate <= 0:
+        msg = f"--rate must be > 0 (the playback speed), got {args.rate}"
+        raise ConfigError(msg)
+    overrides = dict(parse_override(p) for p in args.param)
+    load_config(overrides)  # an unknown name or a value out of range: said here, before anything starts
     env = transport_env()
     spec = load_model(args.model or default_model())
     calibration = args.calibration or args.bag / "calibration.yaml"
     args.out.mkdir(parents=True, exist_ok=True)
-    overrides = dict(parse_override(p) for p in args.param)
     reader = open_reader(args.bag)
     sweeps = sum(c.msgcount for c in reader.connections if c.topic == LIDAR_TOPIC)
     if any(c.topic == image_topic(spec.cameras[0], True) for c in reader.connections):

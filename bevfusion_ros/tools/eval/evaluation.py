@@ -426,6 +426,7 @@ class Evaluation:
         poses = self._sweep_poses(cfg)
         # as the node: too many masked cameras run LiDAR-only where every replayed model learned it
         lidar_only = all(rr.spec.modality_dropout.allows(LIDAR_ONLY) for rr in self.replayed.values())
+        rig = first.rig  # the calibration in use: images of another size mask their camera, as in the node
         sweeps = {
             name: LidarSweeps(rr.sweeps, poses, cfg.lidar_frame, use_distro=False)
             for name, rr in self.replayed.items()
@@ -440,11 +441,18 @@ class Evaluation:
                     if item.frame.lidar is not None:
                         lidar_sweeps.offer(item.frame.stamp_ns, item.frame.lidar)
                 if item.rig is not None:
+                    rig = item.rig
                     for name, rr in self.replayed.items():
                         self._collect(pending, points, name, rr.runner.set_calibration(item.rig))
                 try:
                     decoded = decode_frame(
-                        item.frame, decode, cfg.max_masked_cameras, use_distro=False, lidar_only=lidar_only
+                        item.frame,
+                        decode,
+                        cfg.max_masked_cameras,
+                        use_distro=False,
+                        lidar_only=lidar_only,
+                        image_sizes=rig.image_sizes(),
+                        lidar_frame=cfg.lidar_frame,
                     )
                 except BevFusionError as exc:
                     self.drops[f"frame_dropped_{type(exc).__name__}"] += 1
