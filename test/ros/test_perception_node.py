@@ -544,3 +544,43 @@ def test_voxel_caps_that_cut_a_sweep_are_counted_and_logged(ros_node, tmp_path, 
         log = stop(proc)
     assert "lidar_capped: the voxelize caps dropped part of the sweep: lidar.voxelize.voxels_over_max_voxels" in log
     assert log.count("lidar_capped:") == 1, log  # once per 10 s, however many frames
+
+
+def _last_stamp(out: Outputs) -> int | None:
+    dets = out.got.get(f"{NODE}/detections", [])
+    return build.stamp_ns(dets[-1].header.stamp) if dets else None
+
+
+def test_the_hostile_input_corpus_is_refused_named_counted_and_survived(ros_node, scene_bag, frame_dir, spec) -> None:  # type: ignore[no-untyped-def]
+    """test/helpers/hostile_inputs.py's corpus against one live node: each bad input raises its
+    counter and gets a log line naming it, and the good frame after it comes out."""
+    from helpers.hostile_inputs import CORPUS
+
+    proc, pub, out = fed_node(ros_node, scene_bag, frame_dir, spec)
+    t, step = 3_000 * 10**9, 10**8
+    failures: list[str] = []
+    try:
+        out.wait(lambda: out.n("labels") > 0 and pub.matched(), 60, proc, "node active and subscribed")
+        pub.send(t)
+        out.wait(lambda: out.n(f"{NODE}/timing") == 1, 60, proc, "a first good frame")
+        for k, case in enumerate(CORPUS):
+            ns = t + (2 * k + 1) * step
+            before = int(diag_values(out).get(case.counter, 0)) if out.got.get("/diagnostics") else 0
+            case.send(pub, ns)  # the node is idle: nothing replaces it in the one-slot mailbox
+            out.wait(
+                lambda c=case, b=before: int(diag_values(out).get(c.counter, 0)) > b,
+                30,
+                proc,
+                f"{case.counter} to count {case.category}: {case.name}",
+            )
+            frames = out.n(f"{NODE}/timing")
+            pub.send(ns + step)  # a good frame: the node must have recovered
+            out.wait(lambda f=frames: out.n(f"{NODE}/timing") > f, 60, proc, f"a good frame after {case.name}")
+            # the frame of a masked camera comes out too: wait until this good one is out, so the node is idle
+            out.wait(lambda t=ns + step: _last_stamp(out) == t, 60, proc, f"the good frame after {case.name}")
+    finally:
+        log = stop(proc)
+    for case in CORPUS:
+        if case.says not in log:
+            failures.append(f"{case.category}: {case.name}: no log line saying {case.says!r}")
+    assert not failures, "\n".join(failures) + "\n" + log

@@ -291,8 +291,9 @@ def check_gates(
     """Release gates over run summaries (the first run is the reference for the mAP drop).
 
     Each run is a mapping with ``name``, ``mean_ap`` (None without ground truth) and ``p99_ms``
-    (None when the run has no timings). A gate whose number is missing fails: a release must not
-    pass on a check that could not be made.
+    (None when the run has no timings); a compared run's ``same_frames`` ({``mean_ap``,
+    ``reference_mean_ap``} on the frames both runs have), where present, is what its drop compares.
+    A gate whose number is missing fails: a release must not pass on a check that could not be made.
     """
     gates: list[Gate] = []
     runs = list(runs)
@@ -309,6 +310,9 @@ def check_gates(
             gates.append(Gate("max_p99_ms", name, p99, max_p99_ms, ok, text))
         if max_map_drop_pct is not None and ref is not None and r is not ref:
             m0 = ref.get("mean_ap")
+            same = r.get("same_frames")  # both scored on the frames both have, where given
+            if same and same.get("mean_ap") is not None:
+                m, m0 = same["mean_ap"], same["reference_mean_ap"]
             if m is None or m0 is None or m0 <= 0:
                 gates.append(
                     Gate(

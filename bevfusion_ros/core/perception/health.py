@@ -4,6 +4,7 @@ shares it between its executor (sensor callbacks, diagnostics timer) and its inf
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter, deque
@@ -13,6 +14,8 @@ from typing import Generic, TypeVar
 import numpy as np
 
 T = TypeVar("T")
+_NUMBER = re.compile(r"[-+]?\d[\d.e+-]*")
+MAX_LOG_KEYS = 256
 
 
 class LatestSlot(Generic[T]):
@@ -105,7 +108,9 @@ class LatencyStats:
 
 class ProblemLog:
     """Counts problems per cause and says when one should be logged: the first time, then at most
-    once per ``interval_s``, so a broken sensor at 10 Hz gives one line, not a flood."""
+    once per ``interval_s``, so a broken sensor at 10 Hz gives one line, not a flood. The limit is
+    per cause and kind of message (its text with the numbers blanked): two different faults that
+    share a cause (two malformed clouds) each get their line; one fault repeating gets one."""
 
     def __init__(self, interval_s: float = 10.0) -> None:
         self.interval_s = interval_s
@@ -120,9 +125,12 @@ class ProblemLog:
         with self._lock:
             self.counts[cause] += 1
             self.last_message[cause] = message
-            last = self._last_log.get(cause)
+            key = f"{cause}: {_NUMBER.sub('#', message)[:80]}"
+            last = self._last_log.get(key)
             if last is None or now - last >= self.interval_s:
-                self._last_log[cause] = now
+                if len(self._last_log) >= MAX_LOG_KEYS:  # bounded: the oldest kinds are forgotten first
+                    del self._last_log[min(self._last_log, key=self._last_log.__getitem__)]
+                self._last_log[key] = now
                 return True
             return False
 

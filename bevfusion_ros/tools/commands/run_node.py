@@ -1,11 +1,11 @@
 """``bevfusion-ros run-node --bag BAG``: the perception node on a bag, over a real ROS 2 graph.
 
 A thin wrapper over what a user runs by hand: ``ros2 launch bevfusion_ros bevfusion.launch.py`` with
-the bag's calibration, ``autostart:=false`` and ``bag:=BAG`` (the launch file's player), the
-package's recorder beside it (rosbag2 is C++ and absent here), the node brought up with ``ros2
-lifecycle set ... configure`` / ``activate``, SIGINT to the launch once the bag is played and the node
-idle. Writes <out>/outputs (mcap), summary.json, summary.md, a BEV PNG of the last processed frame,
-and the logs of the launch and the recorder.
+the bag's calibration and ``autostart:=false``, the package's recorder beside it (rosbag2 is C++ and
+absent here), the node brought up with ``ros2 lifecycle set ... configure`` / ``activate``, then the
+package's player (``ros2 bag play``), SIGINT to the launch once the bag is played and the node idle.
+Writes <out>/outputs (mcap), summary.json, summary.md, a BEV PNG of the last processed frame, and
+the logs of the launch, the recorder and the player.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     launch_args = [
         f"params_file:={params}", f"calibration_file:={calibration}", f"backend:={args.backend}",
-        "autostart:=false", f"bag:={args.bag}", f"rate:={args.rate}", f"lidar_topic:={LIDAR_TOPIC}",
+        "autostart:=false", f"lidar_topic:={LIDAR_TOPIC}",
         f"monitor:={'true' if args.monitor else 'false'}", f"monitor_params_file:={monitor_params}",
     ]  # fmt: skip
     if args.model:
@@ -193,7 +193,24 @@ def run(args: argparse.Namespace) -> int:
         # the latched LabelInfo arriving shows the recorder is matched with the node's publishers
         _wait(lambda: _status(status)["counts"].get(f"{NODE}/labels", 0) > 0, 60, procs, "the recorder", args.out)
         print(f"perception node active (ros2 lifecycle set); playing {args.bag} ({sweeps} sweeps) at x{args.rate}")
-        _wait(lambda: "played " in launch_log.read_text(), 3600, procs, "the bag to finish", args.out)
+        # The player starts now, from here, not from the launch file: waiting there for "a subscriber
+        # on the LiDAR topic" was met by a DDS reader of an earlier process not yet timed out, and the
+        # bag was played before the node was active.
+        player_cmd = [
+            *(sys.executable, "-m", "bevfusion_ros.tools.commands.play", str(args.bag), "--rate", str(args.rate)),
+            *("--wait-subscribers", "1", "--wait-topics", LIDAR_TOPIC, "--delay", "1.0"),
+        ]
+        with open(args.out / "player.log", "w") as log:
+            player = subprocess.Popen(
+                player_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True
+            )
+        try:
+            _wait(lambda: player.poll() is not None, 3600, procs, "the bag to finish", args.out)
+        finally:
+            _stop(player)
+        if player.returncode != 0:
+            msg = f"the bag player exited ({player.returncode}); see {args.out / 'player.log'}"
+            raise BevFusionError(msg)
 
         def idle() -> bool:  # at least one frame out, then nothing for 3 s
             st = _status(status)

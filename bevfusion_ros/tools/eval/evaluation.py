@@ -331,6 +331,9 @@ class Evaluation:
         self.scores = {r.name: self._score(r.name) for r in self.runs}
         self.mode_scores: dict[str, dict[str, RunScore]] = {r.name: {} for r in self.runs}
         self.agreement = {r.name: AgreementSummary() for r in self.runs[1:]}
+        # per compared run: the first run and it, scored on the frames both have (with ground truth),
+        # so a delta compares like with like when a recording lacks frames the replay has
+        self.common = {r.name: (self._score(self.runs[0].name), self._score(r.name)) for r in self.runs[1:]}
         self.extremes: Extremes[FrameView] = Extremes(2)
         self.drops: Counter[str] = Counter()
         self.frames_without_gt = 0
@@ -555,6 +558,9 @@ class Evaluation:
                 self.agreement[r.name].add(
                     frame_agreement(stamp, ref.detections, other.detections, ref.segmentation, other.segmentation)
                 )
+                ref_common, other_common = self.common[r.name]
+                ref_common.add(ref, gt, stamp)
+                other_common.add(other, gt, stamp)
         if gt is not None and gt.detections is not None:
             q = frame_quality(gt.detections, ref.detections)
             self.per_frame.append({"stamp_ns": stamp, "tp": q.tp, "fp": q.fp, "fn": q.fn, "f1": q.f1})
@@ -592,12 +598,19 @@ class Evaluation:
                     latency_samples=s.stages,
                 )
             )
+        comparisons = {n: a.summary() for n, a in self.agreement.items()}
+        for n, (ref_common, other_common) in self.common.items():
+            comparisons[n]["same_frames"] = _same_frames(ref_common, other_common)
+        summaries = [r.summary() for r in runs]
+        for summary in summaries[1:]:  # the mAP drop gate compares the same frames too
+            same = comparisons[summary["name"]]["same_frames"]
+            summary["same_frames"] = same
         o = self.options
-        gates = check_gates([r.summary() for r in runs], o.min_map, o.max_map_drop, o.max_p99_ms)
+        gates = check_gates(summaries, o.min_map, o.max_map_drop, o.max_p99_ms)
         return EvaluationResult(
             bag=o.bag,
             runs=runs,
-            comparisons={n: a.summary() for n, a in self.agreement.items()},
+            comparisons=comparisons,
             frames=max((s.frames for s in self.scores.values()), default=0),
             frames_without_ground_truth=self.frames_without_gt,
             per_frame=self.per_frame,
@@ -610,6 +623,15 @@ class Evaluation:
             agreement=self.agreement,
             extremes=self.extremes,
         )
+
+
+def _same_frames(ref: RunScore, other: RunScore) -> dict[str, Any]:
+    """mAP of the first run and of another on the frames both produced (with ground truth)."""
+    out: dict[str, Any] = {"frames": ref.scored, "reference_mean_ap": None, "mean_ap": None}
+    if ref.scored:
+        out["reference_mean_ap"] = float(ref.det.compute()["mean_ap"])
+        out["mean_ap"] = float(other.det.compute()["mean_ap"])
+    return out
 
 
 def _mode_summary(score: RunScore) -> dict[str, Any]:

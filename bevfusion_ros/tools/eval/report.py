@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +184,7 @@ def write_report(result: EvaluationResult, out: Path) -> None:
             images.append((f"{label.capitalize()} frame {i + 1} ({ref})", f"plots/{label}_{i + 1}.png"))
     md = markdown(res, images)
     (out / "report.md").write_text(md)
-    (out / "report.html").write_text(to_html(res, images, out))
+    (out / "report.html").write_text(to_html(md, f"Evaluation of {res['bag']}", out))
     (out / "summary.txt").write_text(summary_text(res, out))
 
 
@@ -232,14 +233,14 @@ MODES_TITLE = "Accuracy per sensor mode (frames run without a lost sensor's bran
 
 
 def _cmp_rows(res: dict[str, Any]) -> list[list[str]]:
-    ref = res["runs"][0]
     rows = []
     for r in res["runs"][1:]:
         c = res["comparisons"][r["name"]]
         d_map = "n/a"
-        if r["mean_ap"] is not None and ref["mean_ap"]:
-            diff = r["mean_ap"] - ref["mean_ap"]
-            d_map = f"{diff:+.4f} ({100 * diff / ref['mean_ap']:+.1f} %)"
+        same = c.get("same_frames", {})
+        if same.get("mean_ap") is not None and same["reference_mean_ap"]:
+            diff = same["mean_ap"] - same["reference_mean_ap"]
+            d_map = f"{diff:+.4f} ({100 * diff / same['reference_mean_ap']:+.1f} %) on {same['frames']} frames"
         rows.append(
             [
                 r["name"],
@@ -265,7 +266,7 @@ CMP_HEADER = [
     "score delta mean",
     "|score delta| p95",
     "map IoU between runs",
-    "mAP delta",
+    "mAP delta (same frames)",
 ]
 
 
@@ -319,7 +320,10 @@ def markdown(res: dict[str, Any], images: list[tuple[str, str]]) -> str:
     lines += ["", "## Input", ""]
     drops = ", ".join(f"{k} {v}" for k, v in res["drops"].items()) or "none"
     lines.append(f"- frames dropped before inference: {drops}")
-    lines.append(f"- frames without ground truth: {res['frames_without_ground_truth']}")
+    if any(r["detection"] for r in res["runs"]) or res["frames_without_ground_truth"]:
+        lines.append(f"- frames without ground truth: {res['frames_without_ground_truth']}")
+    else:
+        lines.append("- ground truth: none in the bag, so no accuracy is scored (latency and agreement only)")
     if res["sync"]:
         lines.append("- sync policy: " + ", ".join(f"{k} {v}" for k, v in res["sync"].items()))
     if res["incomplete"]:
@@ -339,47 +343,65 @@ def _verdict(res: dict[str, Any]) -> str:
     return "All gates pass." if not failed else "FAILED: " + "; ".join(f"{g['name']} ({g['run']})" for g in failed)
 
 
-def to_html(res: dict[str, Any], images: list[tuple[str, str]], out: Path) -> str:
-    def table(header: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><tr>{head}</tr>{body}</table>"
-
+def to_html(markdown_text: str, title: str, out: Path) -> str:
+    """report.md rendered as one HTML page, plots inlined: the same sections, tables and notes as
+    the Markdown (one source), in the few Markdown forms ``markdown`` writes."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>Evaluation of {html.escape(res['bag'])}</title>",
+        f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}"
         ".fail{color:#b00}.pass{color:#070}img{max-width:100%;border:1px solid #ddd;margin:.5em 0}</style>",
         "</head><body>",
-        f"<h1>Evaluation of {html.escape(res['bag'])}</h1>",
-        f"<p><b>{html.escape(_verdict(res))}</b></p>",
-        table(RUN_HEADER, _run_rows(res)),
-        f"<p>Evaluation throughput: {_f(res['evaluation_frames_per_s'], '.2f')} frames/s "
-        f"over {res['frames']} frames.</p>",
     ]
-    if modes := _mode_rows(res):
-        parts += [f"<h2>{html.escape(MODES_TITLE)}</h2>", table(MODE_HEADER, modes)]
-    if len(res["runs"]) > 1:
-        parts += ["<h2>Agreement with the first run</h2>", table(CMP_HEADER, _cmp_rows(res))]
-    parts.append("<h2>Gates</h2><ul>")
-    for g in res["gates"]:
-        cls = "pass" if g["passed"] else "fail"
-        parts.append(
-            f"<li class='{cls}'>{'PASS' if g['passed'] else 'FAIL'} {html.escape(g['name'])} "
-            f"({html.escape(g['run'])}): {html.escape(g['text'])}</li>"
-        )
-    parts.append("</ul><h2>Notes</h2><ul>")
-    if res["incomplete"]:
-        parts.append(f"<li class='fail'>incomplete: {html.escape(res['incomplete'])}</li>")
-    parts += [f"<li>{html.escape(n)}</li>" for n in res["notes"]]
-    parts.append("</ul>")
-    for caption, rel in images:
-        data = base64.b64encode((out / rel).read_bytes()).decode()
-        cap = html.escape(caption)
-        parts.append(f"<h3>{cap}</h3><img alt='{cap}' src='data:image/png;base64,{data}'>")
+    table: list[list[str]] = []
+    items: list[str] = []
+
+    def cells(line: str) -> list[str]:
+        return [c.strip() for c in line.strip().strip("|").split(" | ")]
+
+    def close() -> None:
+        if table:
+            head = "".join(f"<th>{_inline(c)}</th>" for c in table[0])
+            body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in table[1:])
+            parts.append(f"<table><tr>{head}</tr>{body}</table>")
+            table.clear()
+        if items:
+            parts.append("<ul>" + "".join(items) + "</ul>")
+            items.clear()
+
+    for line in markdown_text.splitlines():
+        if line.startswith("|"):
+            if not set(line) <= set("|-: "):  # the header's separator row
+                table.append(cells(line))
+            continue
+        if line.startswith("- "):
+            text = line[2:]
+            cls = " class='fail'" if text.startswith(("FAIL", "**incomplete")) else ""
+            cls = " class='pass'" if text.startswith("PASS") else cls
+            items.append(f"<li{cls}>{_inline(text)}</li>")
+            continue
+        close()
+        if line.startswith("!["):
+            caption, rel = line[2:].split("](", 1)
+            data = base64.b64encode((out / rel.rstrip(")")).read_bytes()).decode()
+            parts.append(f"<h3>{html.escape(caption)}</h3><img alt='{html.escape(caption)}' "
+                         f"src='data:image/png;base64,{data}'>")  # fmt: skip
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            parts.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+        elif line.strip():
+            parts.append(f"<p>{_inline(line)}</p>")
+    close()
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _inline(text: str) -> str:
+    """Markdown's **bold** and `code` inside a line, the rest escaped."""
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
 
 
 def summary_text(res: dict[str, Any], out: Path) -> str:

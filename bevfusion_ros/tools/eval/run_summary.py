@@ -84,6 +84,7 @@ def summarise(
         "total_ms": _pct([f.stages_ms["total"] for f in frames]),
         "host_ms": _pct([f.host_ms for f in frames]),
         "detections_per_frame": float(np.mean([f.detections for f in frames])) if frames else 0.0,
+        "detection_score_threshold": spec.post.score_threshold,
         "node_exit_code": node_exit,
     }
     if monitor_log is not None:
@@ -165,7 +166,8 @@ def markdown(s: dict[str, Any]) -> str:
         f"- drops by cause: {drops}; lost in transport {s['lost_in_transport']}; "
         f"**unexplained {s['unexplained_drops']}**",
         f"- frames with a masked camera: {s['masked_camera_frames']}",
-        f"- detections per frame: {s['detections_per_frame']:.1f}",
+        f"- detections per frame: {s['detections_per_frame']:.1f} (every published box: score >= "
+        f"{s['detection_score_threshold']:g}, the model's postprocess.score_threshold)",
     ]
     if lat:
         lines += [

@@ -60,6 +60,14 @@ def test_problem_log_rate_limits_per_cause():
     assert log.counts["bad_image"] == 3 and log.last_message["bad_image"] == "z"
 
 
+def test_problem_log_limits_each_kind_of_message_not_the_whole_cause():
+    log = ProblemLog(interval_s=10.0)
+    assert log.report("frame_dropped_MessageError", "cloud data has 100 bytes, expected 160", now=0.0)
+    assert not log.report("frame_dropped_MessageError", "cloud data has 96 bytes, expected 7680", now=1.0)
+    assert log.report("frame_dropped_MessageError", "is_bigendian is set, but ...", now=2.0)  # another fault
+    assert log.counts["frame_dropped_MessageError"] == 3
+
+
 def test_sensor_modes_count_frames_and_report_each_change_once():
     from bevfusion_ros.core.perception.health import ModeChange, SensorModes
 

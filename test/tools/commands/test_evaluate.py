@@ -84,6 +84,10 @@ def test_replay_scores_and_compares(scene_bag: Path, tmp_path: Path, frame_dir: 
     md = (out / "report.md").read_text()
     for name in ("ap_per_class", "pr_curves", "latency", "scores_0", "worst_1", "best_1"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 5_000 and f"plots/{name}.png" in md
+    # the HTML carries every table and note of the Markdown: both are one text
+    for heading in ("onnxruntime:fp32: per class", "Agreement with the first run", "Gates", "Input"):
+        assert f"## {heading}" in md and f"<h2>{heading}" in html
+    assert html.count("<table>") == md.count("\n|---") and "map class" in html and "Stage latency" in html
     json.loads((out / "evaluation.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
 
 
@@ -99,13 +103,16 @@ def test_gates_set_the_exit_code(scene_bag: Path, tmp_path: Path) -> None:
     assert code == 0 and res is not None and res["passed"] and len(res["gates"]) == 2
 
 
-def fake_recording(bag: Path, out: Path, shift_m: float = 0.0) -> Path:
+def fake_recording(bag: Path, out: Path, shift_m: float = 0.0, skip: tuple[int, ...] = ()) -> Path:
     """What the node publishes for every sweep of ``bag`` (its message builders, the pipeline's
-    results), written as a recorder would; ``shift_m`` moves every box along x."""
+    results), written as a recorder would; ``shift_m`` moves every box along x; the frames in
+    ``skip`` are left out (a node busy or a recorder late)."""
     spec = load_model(default_model())
     assert spec.map is not None
     with Pipeline(spec) as pipe, BagWriter(out) as w:
-        for f in read_frames(bag, spec):
+        for i, f in enumerate(read_frames(bag, spec)):
+            if i in skip:
+                continue
             pipe.set_calibration(f.rig)
             r = pipe(f.images, f.points)
             hdr = build.header("lidar_top", f.stamp_ns)
@@ -170,11 +177,27 @@ def test_recorded_outputs_score_like_the_replay(scene_bag: Path, tmp_path: Path)
     assert res2["runs"][1]["mean_ap"] < res2["runs"][0]["mean_ap"]
 
 
+def test_a_recording_missing_frames_is_compared_on_the_frames_it_has(scene_bag: Path, tmp_path: Path) -> None:
+    """Every box of the recording agrees with the replay, but it lacks frame 1: the delta and the
+    mAP-drop gate compare the 2 common frames (0 difference), not 2 frames with 3."""
+    rec = fake_recording(scene_bag, tmp_path / "rec", skip=(1,))
+    code, res = evaluate(scene_bag, tmp_path / "ev", "--compare", f"recorded:{rec}", "--max-map-drop", "0.01")
+    assert code == 0 and res is not None
+    replayed, recorded = res["runs"]
+    assert (replayed["frames"], recorded["frames"]) == (FRAMES, FRAMES - 1)
+    same = res["comparisons"][f"recorded:{rec}"]["same_frames"]
+    assert same["frames"] == FRAMES - 1 and same["mean_ap"] == pytest.approx(same["reference_mean_ap"], abs=1e-9)
+    assert all(g["passed"] for g in res["gates"])
+    assert f"+0.0000 (+0.0 %) on {FRAMES - 1} frames" in (tmp_path / "ev" / "report.md").read_text()
+
+
 def test_bag_without_ground_truth_is_replayed_and_says_so(scene_bag: Path, tmp_path: Path) -> None:
     bag = copy_bag(scene_bag, tmp_path / "nogt", keep=lambda t: not t.startswith("/ground_truth"))
     code, res = evaluate(bag, tmp_path / "ev", "--max-frames", "1")
     assert code == 0 and res is not None and res["frames"] == 1
     assert res["runs"][0]["detection"] is None and any("no ground truth" in n for n in res["notes"])
+    md = (tmp_path / "ev" / "report.md").read_text()
+    assert "ground truth: none in the bag" in md and "frames without ground truth" not in md
     assert res["runs"][0]["latency_ms"]["total"]["n"] == 1
     code, res = evaluate(bag, tmp_path / "ev2", "--max-frames", "1", "--min-map", "0.1")
     assert code == 1 and res is not None and "no ground truth" in res["gates"][0]["text"]
