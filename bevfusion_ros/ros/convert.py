@@ -100,8 +100,11 @@ def pointcloud2_to_points(
         if not isinstance(msg, PointCloud2):  # sensor_msgs_py asserts the rclpy type; a bag's message is not
             pc2 = None
     if msg.is_bigendian:  # before sensor_msgs_py, which byte-swaps msg.data in place
-        big = decode_points(msg.data, specs, *args, True, required, optional_fields)
+        raw = decode_points(msg.data, specs, *args, True, required, optional_fields, drop_nonfinite=False)
+        big = PointCloud(finite_rows(raw.data), raw.fields)
         _check_byte_order(big, lambda: decode_points(msg.data, specs, *args, False, required, optional_fields))
+        if pc2 is None:  # already decoded: the checked cloud is the answer
+            return big if drop_nonfinite else raw
     if pc2 is None:
         return decode_points(msg.data, specs, *args, bool(msg.is_bigendian), required, optional_fields, drop_nonfinite)
     nbytes = np.frombuffer(msg.data, dtype=np.uint8).size

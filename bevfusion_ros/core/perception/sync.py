@@ -132,9 +132,7 @@ class LidarAnchoredSync:
             for buf in self._images:
                 while buf and buf[-1][0] > stamp_ns + self.max_delay_ns:
                     buf.pop()
-        elif (
-            self._pending is not None and self._pending[1] is None and stamp_ns - self._pending[0] <= self.max_delay_ns
-        ):
+        elif self._camera_frame_near(stamp_ns):
             self.counts["camera_frame_superseded"] += 1  # the LiDAR is back for this very moment
             self._pending = None
         elif self._pending is not None:
