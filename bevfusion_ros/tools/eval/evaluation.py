@@ -593,7 +593,7 @@ class Evaluation:
                     detection=detection,
                     map=seg,
                     gt_per_class=dict(Counter(n for _, d in s.det.gt for n in d.label_names())),
-                    modes={m: _mode_summary(ms) for m, ms in sorted(self.mode_scores[r.name].items())},
+                    modes=_mode_summaries(self.mode_scores[r.name], detection, seg),
                     pr_curves=curves,
                     latency_samples=s.stages,
                 )
@@ -634,14 +634,21 @@ def _same_frames(ref: RunScore, other: RunScore) -> dict[str, Any]:
     return out
 
 
-def _mode_summary(score: RunScore) -> dict[str, Any]:
-    """One sensor mode's frames of a run, scored on their own."""
-    out: dict[str, Any] = {"frames": score.frames, "frames_scored": score.scored}
-    if score.scored:
-        det = score.det.compute()
-        out.update(mean_ap=float(det["mean_ap"]), nd_score=float(det["nd_score"]))
-        if score.map is not None and score.map.tp.sum() + score.map.fn.sum() > 0:
-            out["miou"] = float(score.map.compute()["miou"])
+def _mode_summaries(
+    by_mode: dict[str, RunScore], detection: dict[str, Any] | None, seg: dict[str, Any] | None
+) -> dict[str, dict[str, Any]]:
+    """Each sensor mode's frames of a run, scored on their own. A run in one mode only holds the same
+    frames as the whole run: its ``detection`` and ``seg`` scores are reused, not computed again."""
+    out: dict[str, dict[str, Any]] = {}
+    for mode, score in sorted(by_mode.items()):
+        entry: dict[str, Any] = {"frames": score.frames, "frames_scored": score.scored}
+        if score.scored:
+            det = detection if len(by_mode) == 1 else score.det.compute()
+            assert det is not None  # scored frames: the run's own detection score exists
+            entry.update(mean_ap=float(det["mean_ap"]), nd_score=float(det["nd_score"]))
+            if score.map is not None and score.map.tp.sum() + score.map.fn.sum() > 0:
+                entry["miou"] = float((seg if len(by_mode) == 1 and seg else score.map.compute())["miou"])
+        out[mode] = entry
     return out
 
 

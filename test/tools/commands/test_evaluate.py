@@ -61,6 +61,11 @@ def test_replay_scores_and_compares(scene_bag: Path, tmp_path: Path, frame_dir: 
     # the bag's ground truth has velocities (/ground_truth/objects) and the reference model predicts
     # none: its velocity error is the objects' speed, no longer a free 0 against zero-velocity truth
     assert fp32["detection"]["tp_errors"]["vel_err"] > 0.3
+    # every frame full: the one mode's scores are the run's
+    assert fp32["modes"] == {
+        "full": {"frames": FRAMES, "frames_scored": FRAMES, "mean_ap": fp32["mean_ap"],
+                 "nd_score": fp32["nd_score"], "miou": fp32["map"]["miou"]}
+    }  # fmt: skip
     for stage in ("camera.backbone", "fuser", "total"):
         assert fp32["latency_ms"][stage]["n"] == FRAMES and fp32["latency_ms"][stage]["p99"] > 0
     cmp = res["comparisons"]["onnxruntime:int8"]
