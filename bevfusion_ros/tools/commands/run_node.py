@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -32,6 +30,7 @@ from bevfusion_ros.core.resources import config_file, default_model
 from bevfusion_ros.ros.optional import autoware_perception_msgs
 from bevfusion_ros.ros.transport import transport_env
 from bevfusion_ros.tools.bags.layout import LIDAR_TOPIC, image_topic
+from bevfusion_ros.tools.processes import start, stop
 
 NODE = PERCEPTION_NODE_PATH
 
@@ -80,18 +79,6 @@ def _status(path: Path) -> dict[str, Any]:
         return dict(json.loads(path.read_text()))
     except (OSError, ValueError):
         return {"counts": {}, "idle_s": {}}
-
-
-def _stop(proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
-    """SIGINT (ros2 launch passes it on to every node it started, and escalates itself); a process
-    still there after ``timeout`` is killed with its whole session, so no node outlives the run."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def _params_file(shipped: Path, node: str, values: dict[str, Any], out: Path) -> Path:
@@ -172,15 +159,9 @@ def run(args: argparse.Namespace) -> int:
     procs: dict[str, subprocess.Popen[str]] = {}
     ros2 = str(Path(sys.executable).parent / "ros2")
     try:
-        with open(launch_log, "w") as log:
-            procs["ros2 launch"] = subprocess.Popen(
-                [ros2, "launch", "bevfusion_ros", "bevfusion.launch.py", *launch_args],
-                stdout=log, stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True,
-            )  # fmt: skip
-        with open(args.out / "recorder.log", "w") as log:
-            procs["recorder"] = subprocess.Popen(
-                rec_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True
-            )
+        launch_cmd = [ros2, "launch", "bevfusion_ros", "bevfusion.launch.py", *launch_args]
+        procs["ros2 launch"] = start(launch_cmd, launch_log, env)
+        procs["recorder"] = start(rec_cmd, args.out / "recorder.log", env)
         _wait(status.is_file, 60, procs, "the recorder", args.out)
         for transition in ("configure", "activate"):
 
@@ -200,14 +181,11 @@ def run(args: argparse.Namespace) -> int:
             *(sys.executable, "-m", "bevfusion_ros.tools.commands.play", str(args.bag), "--rate", str(args.rate)),
             *("--wait-subscribers", "1", "--wait-topics", LIDAR_TOPIC, "--delay", "1.0"),
         ]
-        with open(args.out / "player.log", "w") as log:
-            player = subprocess.Popen(
-                player_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True
-            )
+        player = start(player_cmd, args.out / "player.log", env)
         try:
             _wait(lambda: player.poll() is not None, 3600, procs, "the bag to finish", args.out)
         finally:
-            _stop(player)
+            stop(player)
         if player.returncode != 0:
             msg = f"the bag player exited ({player.returncode}); see {args.out / 'player.log'}"
             raise BevFusionError(msg)
@@ -220,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for name in ("ros2 launch", "recorder"):
             if name in procs:
-                _stop(procs[name])
+                stop(procs[name])
     node_exit = _exit_code(launch_log.read_text(), "perception_node")
     from bevfusion_ros.tools.eval.run_summary import summarise
 
