@@ -11,7 +11,7 @@ AUTOWARE_MSGS_DIR ?= $(SHARED)/ros_interfaces/autoware_perception_msgs/msg
 FRAME_DIR ?= $(SHARED)/data/nuscenes_frame
 ROS_SRC ?= $(SHARED)/ros_src
 # what share/bevfusion_ros links to: a file added or removed there re-links it
-SHARE_FILES := package.xml $(wildcard launch/*.py config/*.* config/engines/*.yaml engines/*.* engines/reference/*.* engines/reference/int8/*.* engines/examples/*/*.*)
+SHARE_FILES := package.xml $(wildcard launch/*.py config/*.* config/engines/*.yaml engines/*.* engines/reference/*.* engines/reference/int8/*.* engines/voxelnet/*.* engines/examples/*/*.*)
 DEMO_DIR ?= build/demo
 DEMO_FRAMES ?= 20
 DEMO_SCENES ?= 50

@@ -19,6 +19,7 @@ setup(
         (f"share/{PACKAGE}/engines", glob("engines/*.yaml") + glob("engines/*.md")),
         (f"share/{PACKAGE}/engines/reference", [p for p in glob("engines/reference/*") if isfile(p)]),
         (f"share/{PACKAGE}/engines/reference/int8", glob("engines/reference/int8/*.onnx")),
+        (f"share/{PACKAGE}/engines/voxelnet", glob("engines/voxelnet/*")),
         *((f"share/{PACKAGE}/{d}", glob(f"{d}/*")) for d in sorted(glob("engines/examples/*")) if isdir(d)),
     ],
     python_requires=">=3.10",

@@ -1,10 +1,14 @@
 """Export a trained checkpoint to one ONNX file per stage, and write the golden outputs for CI.
 
-    python -m training.export --checkpoint bevfusion_tiny.pt --frame-json PATH/frame.json
+    python -m training.export --checkpoint bevfusion-tiny-ref.pt --frame-json PATH/frame.json
+    python -m training.export --model engines/voxelnet/model.yaml --checkpoint bevfusion-voxelnet-ref.pt \
+        --frame-json PATH/frame.json --golden test/data/golden_voxelnet.npz
 
 Golden: for a fixed generated scene, every stage's output from PyTorch (a fixed random subset of
 elements plus summary statistics, to keep the file small) and the decoded boxes. The CI test runs
-the ONNX Runtime pipeline on the same inputs and compares stage by stage, without torch.
+the ONNX Runtime pipeline on the same inputs and compares stage by stage, without torch. A voxel
+model's scene is the last frame of scenes.drive (its sweeps densified), and its sparse encoder is
+exported in Autoware's plugin-op contract with batch norm folded into the weights.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from torch import nn
 from bevfusion_ros.core.model import ModelSpec, load_model
 from bevfusion_ros.core.pipeline.postprocess import decode_boxes
 from bevfusion_ros.tools.data import scenes
-from training.data import SampleMaker, load_rig
-from training.model import BevFusionTiny
+from training.data import SampleMaker, SweepSequenceMaker, load_rig
+from training.model import BevFusionTiny, voxel_based
+from training.sparse_conv import SparseEncoder, export_encoder
 from training.train import MODEL_YAML, build_index
 
 GOLDEN_SEED = 20_000_001
@@ -39,10 +44,15 @@ def stage_modules(model: BevFusionTiny) -> dict[str, nn.Module]:
     }
 
 
-def export(model: BevFusionTiny, spec: ModelSpec, opset: int = 17) -> None:
+def export(model: BevFusionTiny, spec: ModelSpec, example: dict[str, np.ndarray], opset: int = 17) -> None:
     model.eval()
     for name, module in stage_modules(model).items():
         stage = spec.stage(name)
+        if isinstance(module, SparseEncoder):
+            ins = tuple(torch.from_numpy(example[t.name]) for t in stage.inputs)
+            export_encoder(module, *ins, spec.path(stage), output=stage.outputs[0].name)
+            print(f"{name}: {spec.path(stage)} {spec.path(stage).stat().st_size / 1e6:.2f} MB")
+            continue
         args = tuple(torch.zeros(t.shape) for t in stage.inputs)
         path = spec.path(stage)
         torch.onnx.export(
@@ -58,19 +68,30 @@ def export(model: BevFusionTiny, spec: ModelSpec, opset: int = 17) -> None:
         print(f"{name}: {path} {path.stat().st_size / 1e6:.2f} MB")
 
 
+def golden_inputs(spec: ModelSpec, frame_json: str) -> dict[str, np.ndarray]:
+    """The model's inputs for the golden scene, made by the runtime's own pre-processing."""
+    rig = load_rig(frame_json, spec.cameras)
+    if voxel_based(spec):
+        maker = SweepSequenceMaker(spec, rig)
+        scene, cloud = scenes.drive(GOLDEN_SEED, spec.lidar.sweeps, frames=1)[-1]
+        sample = maker.sample(scene, cloud)
+        return {"images": sample["images"][None], "voxels": sample["voxels"], "coors": sample["coors"]}
+    images, pillars, _, _ = SampleMaker(spec, rig).inputs(scenes.generate_scene(GOLDEN_SEED))
+    return {"images": images, "lidar_pillars": pillars}
+
+
 @torch.no_grad()
-def golden(model: BevFusionTiny, spec: ModelSpec, maker: SampleMaker, out: Path) -> None:
+def golden(model: BevFusionTiny, spec: ModelSpec, inputs: dict[str, np.ndarray], out: Path) -> None:
     model.eval()
-    scene = scenes.generate_scene(GOLDEN_SEED)
-    images, pillars, _, _ = maker.inputs(scene)
-    t: dict[str, torch.Tensor] = {"images": torch.from_numpy(images), "lidar_pillars": torch.from_numpy(pillars)}
+    t: dict[str, torch.Tensor] = {k: torch.from_numpy(v) for k, v in inputs.items()}
     t["camera_feature"], t["camera_depth"] = model.camera_backbone(t["images"])
     t["camera_bev"] = model.bevpool(t["camera_feature"], t["camera_depth"])
     t["camera_bev_feature"] = model.vtransform(t["camera_bev"])
-    t["lidar_bev_feature"] = model.lidar_backbone(t["lidar_pillars"])
+    lidar = spec.stage("lidar.backbone")
+    t[lidar.outputs[0].name] = model.lidar_backbone(*(t[i.name] for i in lidar.inputs))
     t["fused"] = model.fuser(t["camera_bev_feature"], t["lidar_bev_feature"])
-    for k, v in zip(("heatmap", "reg", "height", "dim", "rot"), model.box_head(t["fused"]), strict=True):
-        t[k] = v
+    box_names = model.box_tensors
+    t.update(zip(box_names, model.box_head(t["fused"]), strict=True))
     t["map_probs"] = model.map_head(t["fused"])
     rng = np.random.default_rng(0)
     data: dict[str, np.ndarray] = {"seed": np.array(GOLDEN_SEED)}
@@ -81,11 +102,10 @@ def golden(model: BevFusionTiny, spec: ModelSpec, maker: SampleMaker, out: Path)
         data[f"{k}/values"] = a.reshape(-1)[idx]
         data[f"{k}/stats"] = np.array([a.mean(), a.std(), np.abs(a).max()], np.float64)
         data[f"{k}/shape"] = np.array(a.shape)
-    dets = decode_boxes(
-        {k: t[k].numpy() for k in ("heatmap", "reg", "height", "dim", "rot")}, spec.post, spec.class_names
-    )
+    dets = decode_boxes({k: t[k].numpy() for k in box_names}, spec.post, spec.class_names)
     data["boxes/centers"], data["boxes/sizes"], data["boxes/yaw"] = dets.centers, dets.sizes, dets.yaw
     data["boxes/scores"], data["boxes/labels"] = dets.scores, dets.labels
+    data["boxes/velocities"] = dets.velocities
     np.savez_compressed(out, **data)
     print(f"golden: {out} ({out.stat().st_size / 1e3:.0f} kB, {len(dets)} boxes)")
 
@@ -103,9 +123,13 @@ def main() -> None:
     spec = load_model(args.model, check_files=False)
     model = BevFusionTiny(spec, build_index(spec, args.frame_json))
     model.load_state_dict(torch.load(args.checkpoint, map_location="cpu"))
-    export(model, spec)
+    model.eval()
+    if isinstance(model.lidar_backbone, SparseEncoder):
+        model.lidar_backbone.fold_norms()
+    inputs = golden_inputs(spec, args.frame_json)
+    export(model, spec, inputs)
     Path(args.golden).parent.mkdir(parents=True, exist_ok=True)
-    golden(model, spec, SampleMaker(spec, load_rig(args.frame_json, spec.cameras)), Path(args.golden))
+    golden(model, spec, inputs, Path(args.golden))
     print(json.dumps({"params": sum(p.numel() for p in model.parameters())}))
 
 

@@ -1,7 +1,10 @@
 """BEVFusion-tiny in PyTorch, one nn.Module per deployment stage so each exports to its own ONNX file.
 
 Shapes come from the model YAML (engines/reference/model.yaml); bevpool is not a module: training
-uses the runtime's own precomputed indices (core/pipeline/bevpool.py) through ``index_add_``.
+uses the runtime's own precomputed indices (core/pipeline/bevpool.py) through ``index_add_``. The
+LiDAR branch follows the YAML too: pillar statistics into 2D convolutions (the reference model), or
+voxels into a sparse encoder (engines/voxelnet/model.yaml); the box head predicts velocity when the
+YAML's head.bbox has a ``vel`` output.
 """
 
 from __future__ import annotations
@@ -13,6 +16,20 @@ from torch import nn
 
 from bevfusion_ros.core.model import ModelSpec
 from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
+from training.sparse_conv import SparseEncoder, Vec3
+
+# (c_out, ksize, stride, padding, subm): mmdet3d's SparseEncoder at reduced width on the 16 x 512 x
+# 512 grid of engines/voxelnet: conv_input, a submanifold block per stage with its strided
+# down-sampling, conv_out along z (2 levels x 32 channels = the 64-channel 128 x 128 BEV map)
+VOXELNET_LAYERS: tuple[tuple[int, Vec3, Vec3, Vec3, bool], ...] = (
+    (16, (3, 3, 3), (1, 1, 1), (1, 1, 1), True),
+    (16, (3, 3, 3), (1, 1, 1), (1, 1, 1), True),
+    (32, (3, 3, 3), (2, 2, 2), (1, 1, 1), False),
+    (32, (3, 3, 3), (1, 1, 1), (1, 1, 1), True),
+    (64, (3, 3, 3), (2, 2, 2), (1, 1, 1), False),
+    (64, (3, 3, 3), (1, 1, 1), (1, 1, 1), True),
+    (32, (3, 1, 1), (2, 1, 1), (1, 0, 0), False),
+)
 
 
 def conv(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:
@@ -89,6 +106,22 @@ class LidarBackbone(nn.Module):
         return self.body(pillars)
 
 
+def voxel_based(spec: ModelSpec) -> bool:
+    """Whether the YAML's LiDAR branch starts with voxels (a sparse encoder), not pillar statistics."""
+    return any(st.name == "lidar.voxelize" for st in spec.stages)
+
+
+def voxel_encoder(spec: ModelSpec) -> SparseEncoder:
+    """The sparse encoder for the YAML's voxelize stage; features are divided by the point-cloud
+    range (x, y, z), 255 (raw intensity) and the sweeps' span (time lag) before the first layer."""
+    stage = spec.stage("lidar.voxelize")
+    assert stage.voxels is not None
+    r = spec.lidar.point_cloud_range
+    scale = {"x": r[3], "y": r[4], "z": max(abs(r[2]), abs(r[5])), "intensity": 255.0, "time_lag": 0.5}
+    features = spec.lidar.point_features
+    return SparseEncoder(len(features), stage.voxels.grid.shape, VOXELNET_LAYERS, [scale[f] for f in features], True)
+
+
 class Fuser(nn.Module):
     """ConvFuser + a two-scale SECOND-style decoder with an FPN neck, as BEVFusion's fuser/decoder."""
 
@@ -112,7 +145,7 @@ class Fuser(nn.Module):
 class BoxHead(nn.Module):
     """CenterPoint head: heatmap logits per class, sub-cell offset, z, log size, (sin, cos) yaw."""
 
-    def __init__(self, cin: int, classes: int) -> None:
+    def __init__(self, cin: int, classes: int, velocity: bool = False) -> None:
         super().__init__()
         self.shared = conv(cin, 64)
 
@@ -120,11 +153,13 @@ class BoxHead(nn.Module):
             return nn.Sequential(conv(64, 64), nn.Conv2d(64, n, 3, 1, 1))
 
         self.heatmap, self.reg, self.height, self.dim, self.rot = (branch(n) for n in (classes, 2, 1, 3, 2))
+        self.vel = branch(2) if velocity else None  # (vx, vy) m/s in the LiDAR frame's axes
         nn.init.constant_(self.heatmap[-1].bias, -2.19)  # prior 0.1, as CenterPoint
 
     def forward(self, fused: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = self.shared(fused)
-        return self.heatmap(x), self.reg(x), self.height(x), self.dim(x), self.rot(x)
+        out = (self.heatmap(x), self.reg(x), self.height(x), self.dim(x), self.rot(x))
+        return out if self.vel is None else (*out, self.vel(x))
 
 
 class MapHead(nn.Module):
@@ -158,40 +193,37 @@ class BevFusionTiny(nn.Module):
         self.camera_backbone = CameraBackbone(feat, spec.camera_bev.depth_bins)
         self.bevpool = BevPool(index)
         self.vtransform = VTransform(feat, spec.tensor("camera_bev_feature").shape[1])
-        self.lidar_backbone = LidarBackbone(
-            spec.tensor("lidar_pillars").shape[1], spec.tensor("lidar_bev_feature").shape[1]
+        self.voxel_based = voxel_based(spec)
+        self.lidar_backbone: nn.Module = (
+            voxel_encoder(spec)
+            if self.voxel_based
+            else LidarBackbone(spec.tensor("lidar_pillars").shape[1], spec.tensor("lidar_bev_feature").shape[1])
         )
         self.fuser = Fuser(
             spec.tensor("camera_bev_feature").shape[1],
             spec.tensor("lidar_bev_feature").shape[1],
             spec.tensor("fused").shape[1],
         )
-        self.box_head = BoxHead(spec.tensor("fused").shape[1], len(spec.class_names))
+        self.box_tensors = tuple(t.name for t in spec.stage("head.bbox").outputs)
+        self.box_head = BoxHead(spec.tensor("fused").shape[1], len(spec.class_names), "vel" in self.box_tensors)
         assert spec.map is not None
         self.map_head = MapHead(spec.tensor("fused").shape[1], len(spec.map.classes), spec)
 
     def forward(
         self,
         images: torch.Tensor,
-        pillars: torch.Tensor,
+        lidar: tuple[torch.Tensor, ...],
         drop_camera: torch.Tensor | None = None,
         drop_lidar: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
+        """``lidar``: (pillars,) or (voxels, coors) with coors' first column the sample's index."""
         feat, depth = self.camera_backbone(images)
         cam = self.vtransform(self.bevpool(feat, depth))
-        lid = self.lidar_backbone(pillars)
+        lid = self.lidar_backbone(*lidar, images.shape[0]) if self.voxel_based else self.lidar_backbone(*lidar)
         if drop_camera is not None:
             cam = cam * (1 - drop_camera)[:, None, None, None]
         if drop_lidar is not None:
             lid = lid * (1 - drop_lidar)[:, None, None, None]
         fused = self.fuser(cam, lid)
-        heat, reg, height, dim, rot = self.box_head(fused)
-        return {
-            "camera_depth": depth,
-            "heatmap": heat,
-            "reg": reg,
-            "height": height,
-            "dim": dim,
-            "rot": rot,
-            "map_logits": self.map_head.logits(fused),
-        }
+        out = dict(zip(self.box_tensors, self.box_head(fused), strict=True))
+        return {"camera_depth": depth, **out, "map_logits": self.map_head.logits(fused)}

@@ -5,7 +5,8 @@ a rule book built here with a dense lookup table (a different algorithm from the
 search in core/pipeline/sparse_conv.py, so the golden test compares two implementations). Under
 ``torch.onnx.export`` each layer becomes ``autoware::GetIndicePairsImplicitGemm`` +
 ``autoware::ImplicitGemm`` (engines/README.md), bias and ReLU ordinary nodes, and ``dense()``
-``ScatterND``. Inference only: no backward through the rule book.
+``ScatterND``. Training runs the same gather-GEMM-scatter through autograd (the rule book itself
+needs no gradient); batch norm, used in training, is folded into the weights before export.
 
     python -m training.sparse_conv --frame PATH/nuscenes_frame --out test/data/sparse_encoder_golden
 
@@ -54,34 +55,39 @@ def rule_book(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(out_indices [M, 4] int32, pair_fwd [K, M] int32) through dense lookup tables."""
     idx = indices.long()
-    offsets = torch.stack(torch.meshgrid(*(torch.arange(n) for n in k), indexing="ij"), -1).reshape(-1, 3)
-    pad = torch.tensor([kk // 2 * dd for kk, dd in zip(k, d, strict=True)] if subm else list(p))
-    shift = offsets * torch.tensor(d) - pad  # [K, 3]
+    dev = idx.device if idx.is_cuda else None  # (a CPU device argument breaks the ONNX tracer)
+
+    def vec(v: Sequence[int]) -> torch.Tensor:
+        return torch.tensor(list(v), device=dev)
+
+    offsets = torch.stack(torch.meshgrid(*(torch.arange(n, device=dev) for n in k), indexing="ij"), -1).reshape(-1, 3)
+    pad = vec([kk // 2 * dd for kk, dd in zip(k, d, strict=True)] if subm else p)
+    shift = offsets * vec(d) - pad  # [K, 3]
     oshape = shape if subm else out_shape(shape, k, s, p, d)
     n_in = len(idx)
     if subm:
-        table = torch.full((batch_size, *shape), -1, dtype=torch.long)
-        table[idx[:, 0], idx[:, 1], idx[:, 2], idx[:, 3]] = torch.arange(n_in)
-        pairs = torch.full((len(shift), n_in), -1, dtype=torch.long)
+        table = torch.full((batch_size, *shape), -1, dtype=torch.long, device=dev)
+        table[idx[:, 0], idx[:, 1], idx[:, 2], idx[:, 3]] = torch.arange(n_in, device=dev)
+        pairs = torch.full((len(shift), n_in), -1, dtype=torch.long, device=dev)
         for kk, sh in enumerate(shift):
             q = idx[:, 1:] + sh
-            ok = ((q >= 0) & (q < torch.tensor(shape))).all(1)
+            ok = ((q >= 0) & (q < vec(shape))).all(1)
             pairs[kk, ok] = table[idx[ok, 0], q[ok, 0], q[ok, 1], q[ok, 2]]
         return indices.int().clone(), pairs.int()  # a fresh tensor: the tracer must not alias the input
     # every (offset, input) that lands on an output site: o * s = i - shift
     cand = []
     for kk, sh in enumerate(shift):
         num = idx[:, 1:] - sh
-        o = torch.div(num, torch.tensor(s), rounding_mode="floor")
-        ok = ((num % torch.tensor(s)) == 0).all(1) & ((o >= 0) & (o < torch.tensor(oshape))).all(1)
+        o = torch.div(num, vec(s), rounding_mode="floor")
+        ok = ((num % vec(s)) == 0).all(1) & ((o >= 0) & (o < vec(oshape))).all(1)
         rows = torch.nonzero(ok).squeeze(1)
         cand.append((kk, rows, torch.cat([idx[rows, :1], o[rows]], 1)))
-    table = torch.full((batch_size, *oshape), -1, dtype=torch.long)
+    table = torch.full((batch_size, *oshape), -1, dtype=torch.long, device=dev)
     for _, _, oc in cand:
         table[oc[:, 0], oc[:, 1], oc[:, 2], oc[:, 3]] = 0
     out_idx = torch.nonzero(table >= 0)  # row-major: ascending (batch, z, y, x)
-    table[out_idx[:, 0], out_idx[:, 1], out_idx[:, 2], out_idx[:, 3]] = torch.arange(len(out_idx))
-    pairs = torch.full((len(shift), len(out_idx)), -1, dtype=torch.long)
+    table[out_idx[:, 0], out_idx[:, 1], out_idx[:, 2], out_idx[:, 3]] = torch.arange(len(out_idx), device=dev)
+    pairs = torch.full((len(shift), len(out_idx)), -1, dtype=torch.long, device=dev)
     for kk, rows, oc in cand:
         pairs[kk, table[oc[:, 0], oc[:, 1], oc[:, 2], oc[:, 3]]] = rows
     return out_idx.int(), pairs.int()
@@ -103,7 +109,9 @@ class _Pairs(torch.autograd.Function):
     def forward(ctx: Any, indices: torch.Tensor, batch_size: int, shape: Vec3, k: Vec3, s: Vec3, p: Vec3, d: Vec3,
                 subm: bool) -> tuple[torch.Tensor, ...]:  # fmt: skip
         out_idx, pairs = rule_book(indices, batch_size, shape, k, s, p, d, subm)
-        bits = torch.tensor([1 << i for i in range(pairs.shape[0])], dtype=torch.long)
+        bits = torch.tensor(
+            [1 << i for i in range(pairs.shape[0])], dtype=torch.long, device=pairs.device if pairs.is_cuda else None
+        )
         mask = ((pairs >= 0).long() * bits[:, None]).sum(0)
         mask32 = torch.where(mask >= 2**31, mask - 2**32, mask).int()
         argsort = torch.argsort(-mask, stable=True).int()
@@ -151,7 +159,11 @@ class SparseConv3d(nn.Module):
         book = x.books.get(key) if self.subm and self.indice_key else None
         if book is None:
             book = _Pairs.apply(x.indices, x.batch_size, x.spatial_shape, self.k, self.s, self.p, self.d, self.subm)
-        features = _Gemm.apply(x.features, self.weight, book[1], book[2], book[3], self.subm) + self.bias
+        if torch.onnx.is_in_onnx_export():
+            gemm = _Gemm.apply(x.features, self.weight, book[1], book[2], book[3], self.subm)
+        else:  # the same arithmetic, differentiable (the autograd.Function above only names the op)
+            gemm = gather_gemm_scatter(x.features, self.weight, book[1])
+        features = gemm + self.bias
         if self.subm:
             books = dict(x.books)
             if self.indice_key:
@@ -161,8 +173,9 @@ class SparseConv3d(nn.Module):
         return SparseTensor(features, book[0], shape, x.batch_size)
 
 
-def relu(x: SparseTensor) -> SparseTensor:
-    return SparseTensor(torch.relu(x.features), x.indices, x.spatial_shape, x.batch_size, x.books)
+def relu(x: SparseTensor, norm: nn.Module | None = None) -> SparseTensor:
+    f = x.features if norm is None else norm(x.features)
+    return SparseTensor(torch.relu(f), x.indices, x.spatial_shape, x.batch_size, x.books)
 
 
 def dense_bev(x: SparseTensor) -> torch.Tensor:
@@ -185,23 +198,58 @@ ENCODER_LAYERS: tuple[tuple[int, Vec3, Vec3, Vec3, bool], ...] = (
 
 
 class SparseEncoder(nn.Module):
-    """Submanifold and strided layers, each followed by ReLU, then the dense BEV map."""
+    """Submanifold and strided layers, each followed by (batch norm and) ReLU, then the dense BEV map.
 
-    def __init__(self, c_in: int, sparse_shape: Vec3, layers: Sequence[tuple[int, Vec3, Vec3, Vec3, bool]]) -> None:
+    ``input_scale`` divides each voxel feature by a constant (x, y, z by the range, raw 0..255
+    intensity, time lag), a Mul node in the export. With ``norm``, each layer has batch norm for
+    training; ``fold_norms`` moves it into the weights and bias, as deployment exports do."""
+
+    def __init__(
+        self,
+        c_in: int,
+        sparse_shape: Vec3,
+        layers: Sequence[tuple[int, Vec3, Vec3, Vec3, bool]],
+        input_scale: Sequence[float] | None = None,
+        norm: bool = False,
+    ) -> None:
         super().__init__()
-        self.sparse_shape = sparse_shape
-        convs = []
+        self.sparse_shape = _triple(sparse_shape)  # plain ints: the exporter rejects numpy attributes
+        self.input_scale: torch.Tensor | None
+        if input_scale is None:
+            self.input_scale = None
+        else:
+            self.register_buffer("input_scale", torch.tensor(list(input_scale), dtype=torch.float32))
+        convs, norms = [], []
         level = 0  # submanifold layers between two strided ones share their sites, so one rule book
         for c_out, k, s, p, subm in layers:
             level += 0 if subm else 1
             convs.append(SparseConv3d(c_in, c_out, k, s, p, subm=subm, indice_key=f"subm{level}" if subm else ""))
+            norms.append(nn.BatchNorm1d(c_out, momentum=0.01) if norm else nn.Identity())
             c_in = c_out
         self.convs = nn.ModuleList(convs)
+        self.norms = nn.ModuleList(norms)
 
-    def forward(self, voxels: torch.Tensor, coors: torch.Tensor) -> torch.Tensor:
-        x = SparseTensor(voxels, coors, self.sparse_shape)
-        for conv in self.convs:
-            x = relu(conv(x))
+    @torch.no_grad()
+    def fold_norms(self) -> None:
+        for i, (conv, bn) in enumerate(zip(self.convs, self.norms, strict=True)):
+            if not isinstance(bn, nn.BatchNorm1d):
+                continue
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            conv.weight.mul_(scale.reshape(-1, 1, 1, 1, 1))
+            conv.bias.copy_((conv.bias - bn.running_mean) * scale + bn.bias)
+            self.norms[i] = nn.Identity()
+
+    def forward(self, voxels: torch.Tensor, coors: torch.Tensor, batch_size: int = 1) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export():
+            return self._encode(voxels, coors, 1)  # deployment runs one frame; (the tracer mangles the int argument)
+        with torch.autocast(voxels.device.type, enabled=False):  # sums over many sites: fp32
+            return self._encode(voxels.float(), coors, batch_size)
+
+    def _encode(self, voxels: torch.Tensor, coors: torch.Tensor, batch_size: int) -> torch.Tensor:
+        f = voxels if self.input_scale is None else voxels / self.input_scale
+        x = SparseTensor(f, coors, self.sparse_shape, batch_size)
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            x = relu(conv(x), None if isinstance(norm, nn.Identity) else norm)
         return dense_bev(x)
 
 

@@ -330,6 +330,11 @@ class ModelSpec:
         """The stages that depend on ``modality``'s sensor alone (its branch up to the fuser)."""
         return frozenset(n for n, m in stage_modalities(self.stages).items() if m == {modality})
 
+    @property
+    def predicts_velocity(self) -> bool:
+        """Whether a stage emits the head's ``vel`` map (the decoders' optional velocity)."""
+        return any(t.name == "vel" for s in self.stages for t in s.outputs)
+
     def tensor(self, name: str) -> TensorSpec:
         for s in self.stages:
             for t in (*s.inputs, *s.outputs):

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from bevfusion_ros.core.model import Grid
 from bevfusion_ros.core.pipeline.detections import Detections
 from bevfusion_ros.core.sensors.rig import CameraRig, box_corners, scale_intrinsics
+from bevfusion_ros.core.sensors.sweeps import SweepBuffer
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -291,6 +292,36 @@ def moved(scene: Scene, shift_xy: tuple[float, float], dt: float) -> Scene:
     centers[:, :2] += b.velocities.astype(np.float64) * dt - (sx, sy)
     boxes = Detections.create(centers, b.sizes, b.yaw, b.scores, b.labels, b.class_names, b.velocities)
     return replace(scene, roads=roads, carparks=carparks, boxes=boxes)  # type: ignore[arg-type]
+
+
+DRIVE_MAX_SPEED = 14.0  # m/s, the ego's top speed in drive()
+
+
+def drive(
+    seed: int, sweeps: int, frames: int, rate: float = 10.0, ego_speed: float | None = None
+) -> list[tuple[Scene, F32]]:
+    """``frames`` consecutive frames of a drive through scene ``seed``: the ego moves straight at
+    ``ego_speed`` (default: random up to DRIVE_MAX_SPEED) on a random heading, objects move at their
+    own velocities, the LiDAR sweeps at ``rate`` Hz. Each frame is its scene in the current LiDAR
+    frame and the (N, 5) cloud of the current and ``sweeps - 1`` past sweeps (x, y, z, intensity,
+    time lag), densified by the runtime's own SweepBuffer with the ego poses, as the node does."""
+    rng = np.random.default_rng(seed + 7_777_777)
+    start = generate_scene(seed)
+    speed = float(rng.uniform(0.0, DRIVE_MAX_SPEED)) if ego_speed is None else ego_speed
+    heading = rng.uniform(-np.pi, np.pi)
+    velocity = speed * np.array([np.cos(heading), np.sin(heading)])
+    buffer = SweepBuffer(sweeps)
+    out = []
+    for k in range(sweeps - 1 + frames):
+        t = k / rate
+        shift = velocity * t  # the LiDAR's position in the first frame's axes
+        scene = moved(start, (float(shift[0]), float(shift[1])), t)
+        pose = np.eye(4)
+        pose[:2, 3] = shift
+        cloud = buffer.add(lidar_sweep(scene, rng), t, pose).points
+        if k >= sweeps - 1:
+            out.append((scene, cloud))
+    return out
 
 
 def _ray_boxes(

@@ -190,6 +190,7 @@ class RunResult:
     detection: dict[str, Any] | None  # None without ground truth
     map: dict[str, Any] | None  # None without map ground truth
     gt_per_class: dict[str, int]
+    predicts_velocity: bool = False  # else the devkit's AVE scores velocities of 0, not the model's
     # per sensor mode (full, camera_only, lidar_only) seen: frames, frames scored, mAP, NDS, mIoU
     modes: dict[str, dict[str, Any]] = field(default_factory=dict)
     pr_curves: dict[str, Any] | None = None  # for the plots; not in evaluation.json
@@ -206,6 +207,13 @@ class RunResult:
     @property
     def p99_ms(self) -> float | None:
         return self.latency_ms.get("total", {}).get("p99")
+
+    @property
+    def mean_ave(self) -> float | None:
+        """The devkit's mAVE (m/s), for a model that predicts velocity."""
+        if not (self.detection and self.predicts_velocity):
+            return None
+        return float(self.detection["tp_errors"]["vel_err"])
 
     def summary(self) -> dict[str, Any]:
         """evaluation.json's entry for this run."""
@@ -224,6 +232,8 @@ class RunResult:
             "gt_per_class": self.gt_per_class,
             "mean_ap": self.mean_ap,
             "nd_score": self.nd_score,
+            "predicts_velocity": self.predicts_velocity,
+            "mean_ave": self.mean_ave,
             "p99_ms": self.p99_ms,
             "modes": self.modes,
         }
@@ -593,6 +603,7 @@ class Evaluation:
                     detection=detection,
                     map=seg,
                     gt_per_class=dict(Counter(n for _, d in s.det.gt for n in d.label_names())),
+                    predicts_velocity=s.spec.predicts_velocity,
                     modes=_mode_summaries(self.mode_scores[r.name], detection, seg),
                     pr_curves=curves,
                     latency_samples=s.stages,

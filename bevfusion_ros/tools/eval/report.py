@@ -200,6 +200,7 @@ def _run_rows(res: dict[str, Any]) -> list[list[str]]:
                 str(r["frames"]),
                 _f(r["mean_ap"]),
                 _f(r["nd_score"]),
+                _f(r.get("mean_ave")),
                 _f(m["miou"]) if m else "n/a",
                 _f(lat.get("p50"), ".1f"),
                 _f(lat.get("p95"), ".1f"),
@@ -210,7 +211,7 @@ def _run_rows(res: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-RUN_HEADER = ["run", "model", "frames", "mAP", "NDS", "mIoU", "p50 ms", "p95 ms", "p99 ms", "frames/s"]
+RUN_HEADER = ["run", "model", "frames", "mAP", "NDS", "mAVE m/s", "mIoU", "p50 ms", "p95 ms", "p99 ms", "frames/s"]
 MODE_HEADER = ["run", "sensor mode", "frames", "scored", "mAP", "NDS", "mIoU"]
 
 
@@ -295,13 +296,17 @@ def markdown(res: dict[str, Any], images: list[tuple[str, str]]) -> str:
         if not det:
             continue
         lines += ["", f"## {r['name']}: per class", ""]
-        lines += ["| class | ground-truth boxes | AP | ATE m | ASE | AOE rad |", "|---|---|---|---|---|---|"]
+        lines += [
+            "| class | ground-truth boxes | AP | ATE m | ASE | AOE rad | AVE m/s |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for c, aps in det["label_aps"].items():
             tp = det["label_tp_errors"][c]
             n = r["gt_per_class"].get(c, 0)
             ap = f"{np.mean(list(aps.values())):.3f}" + ("" if n else " (no ground truth: 0 by the devkit)")
+            ave = _f(tp["vel_err"]) if r.get("predicts_velocity") else "n/a (no velocity head)"
             lines.append(
-                f"| {c} | {n} | {ap} | {_f(tp['trans_err'])} | {_f(tp['scale_err'])} | {_f(tp['orient_err'])} |"
+                f"| {c} | {n} | {ap} | {_f(tp['trans_err'])} | {_f(tp['scale_err'])} | {_f(tp['orient_err'])} | {ave} |"
             )
         if r["map"]:
             lines += ["", "| map class | IoU (best threshold) |", "|---|---|"]

@@ -61,6 +61,9 @@ def test_replay_scores_and_compares(scene_bag: Path, tmp_path: Path, frame_dir: 
     # the bag's ground truth has velocities (/ground_truth/objects) and the reference model predicts
     # none: its velocity error is the objects' speed, no longer a free 0 against zero-velocity truth
     assert fp32["detection"]["tp_errors"]["vel_err"] > 0.3
+    # ...so the report gives no mAVE for it (test_multi_sweep.py: one for a model that predicts)
+    assert not fp32["predicts_velocity"] and fp32["mean_ave"] is None
+    assert "n/a (no velocity head)" in (tmp_path / "ev" / "report.md").read_text()
     # every frame full: the one mode's scores are the run's
     assert fp32["modes"] == {
         "full": {"frames": FRAMES, "frames_scored": FRAMES, "mean_ap": fp32["mean_ap"],

@@ -88,3 +88,15 @@ def test_replay_places_past_sweeps_by_the_bag_s_tf(drive_bag: Path, multi_sweep_
     assert list(counted.values()) == [FRAMES - 1], res["drops"]
     assert any("the bag has no /tf" in n for n in res["notes"])
     assert any("past sweep(s) left out" in n for n in res["notes"])
+
+
+def test_a_trained_velocity_model_scores_a_finite_mave(drive_bag: Path, tmp_path: Path) -> None:
+    """engines/voxelnet predicts velocity from its 5 densified sweeps: the replay scores the model's
+    velocities against the bag's (DetectedObjects) ground truth, the report says mAVE and AVE per class."""
+    model = Path(__file__).resolve().parents[3] / "engines" / "voxelnet" / "model.yaml"
+    res = evaluate(drive_bag, tmp_path / "voxelnet", model)
+    (run,) = res["runs"]
+    assert run["predicts_velocity"] and run["mean_ap"] > 0.1
+    assert 0 < run["mean_ave"] < 10 and np.isfinite(run["mean_ave"])
+    report = (tmp_path / "voxelnet" / "report.md").read_text()
+    assert f"| {run['mean_ave']:.3f} |" in report and "AVE m/s" in report and "no velocity head" not in report
