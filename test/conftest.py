@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,9 +32,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # The nodes free their segments on every exit path (tested); a process a test had to kill
     # (SIGKILL) cannot. Only the files that appeared during this session are candidates: other
     # users' and other runs' segments are not ours to judge.
+    from helpers import orphans
+
     from bevfusion_ros.ros.transport import clean_orphaned_shm, fastdds_shm_files
 
+    orphans.kill(orphans.in_domain(DOMAIN_ID, include_daemon=True))
     clean_orphaned_shm(min_age_s=5.0, only=fastdds_shm_files() - _shm_before)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test() -> Iterator[None]:
+    """A process of this run's domain still there after its test is killed, and the test is told:
+    the next tests would otherwise discover its node (issue 19: one killed launch test broke 8)."""
+    from helpers import orphans
+
+    yield
+    if killed := orphans.kill(orphans.in_domain(DOMAIN_ID)):
+        warnings.warn(f"killed {len(killed)} process(es) the test left running: {'; '.join(killed)}", stacklevel=1)
 
 
 @pytest.fixture(scope="session")

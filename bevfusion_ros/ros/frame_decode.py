@@ -15,11 +15,12 @@ import numpy.typing as npt
 
 from bevfusion_ros.core.errors import InputError, MessageError
 from bevfusion_ros.core.perception.sync import SyncedFrame
-from bevfusion_ros.core.sensors.pointcloud import finite_rows
+from bevfusion_ros.core.sensors.pointcloud import DATATYPES, finite_rows
 from bevfusion_ros.core.sensors.rig import CameraRig
 from bevfusion_ros.ros import convert
 
 XYZI = ("x", "y", "z", "intensity")
+FLOAT32 = 7  # sensor_msgs/PointField.FLOAT32
 
 
 @dataclass(frozen=True)
@@ -91,15 +92,36 @@ def decode_frame(
 
 
 def xyzi(cloud_msg: Any, use_distro: bool = True) -> npt.NDArray[np.float32]:
-    """A PointCloud2's x, y, z, intensity columns (N, 4), non-finite rows dropped; a cloud with points
-    but none finite is an InputError that says how many came."""
+    """A PointCloud2's x, y, z, intensity columns (N, 4), rows with a non-finite value dropped (a NaN
+    intensity would reach the model's features); a cloud with points but none finite is an
+    InputError that says how many came."""
     cloud = convert.pointcloud2_to_points(cloud_msg, use_distro=use_distro, drop_nonfinite=False)
     points = cloud.data[:, [cloud.fields.index(f) for f in XYZI]]
-    kept = finite_rows(points)
+    kept = finite_rows(points, columns=len(XYZI))
     if len(points) and not len(kept):
-        msg = f"point cloud has no finite points (all {len(points)} received are NaN or infinite)"
+        msg = (
+            f"point cloud has no finite points (all {len(points)} received have a NaN or infinite x, y, z or intensity)"
+        )
         raise InputError(msg)
     return kept
+
+
+def cloud_conversion(cloud_msg: Any) -> str | None:
+    """What reading a PointCloud2 as float32 x, y, z, intensity points changes, in words (None: it is
+    that already, one row, little-endian)."""
+    types = {str(f.name): int(f.datatype) for f in cloud_msg.fields}
+    changes = []
+    other = [f"{n} {DATATYPES[types[n]].name}" for n in XYZI if types.get(n) in DATATYPES and types[n] != FLOAT32]
+    if other:
+        changes.append(f"{', '.join(other)} read as float32")
+    height, width = int(cloud_msg.height), int(cloud_msg.width)
+    if height > 1:
+        changes.append(f"organised {height}x{width} cloud read as {height * width} points")
+        if int(cloud_msg.row_step) > width * int(cloud_msg.point_step):
+            changes.append(f"rows padded to {int(cloud_msg.row_step)} bytes skipped")
+    if cloud_msg.is_bigendian:
+        changes.append("big-endian values byte-swapped")
+    return ", ".join(changes) or None
 
 
 def rig_with_camera_info(rig: CameraRig, index: int, msg: Any) -> CameraRig | None:

@@ -59,6 +59,23 @@ def sensor_qos(cfg: PerceptionConfig) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg.qos_depth, reliability=reliability)
 
 
+# The sync's counters that drop an input or mask a camera, and the line each gets in the log (once
+# per kind per problem_log_interval, through the node's ProblemLog): a stamp fault otherwise only
+# shows as a frame that never came or a camera masked without a word.
+SYNC_FAULTS = {
+    "lidar_duplicate": "a sweep stamped like the previous one; dropped",
+    "lidar_out_of_order": "a sweep older than the previous one (out of order, under 1 s); dropped",
+    "lidar_stamp_backwards": "the LiDAR stamps went back over 1 s (a bag loop or a clock reset): waiting images "
+    "dropped, a new timeline starts",
+    "camera_stamp_backwards": "{topic}: the image stamps went back over 1 s: its older images dropped",
+    "camera_duplicate": "{topic}: an image stamped like an earlier one; ignored",
+    "stamp_backwards": "{topic}: stamps went back over 1 s: every queue cleared, a new timeline starts",
+    "duplicate": "{topic}: a message stamped like an earlier one replaced it",
+    "camera_stale": "camera(s) {cameras} masked: no image within max_camera_lidar_delay of the sweep",
+    "camera_missing": "camera(s) {cameras} masked: no image received yet",
+}
+
+
 class Inputs:
     """Subscriptions and the sync policy; calls ``offer(SyncedFrame)`` for each complete frame."""
 
@@ -130,13 +147,29 @@ class Inputs:
             self.problem("zero_stamp", f"{topic}: message has no stamp; dropped")
             return
         if self.sync is not None:
-            for f in self.sync.add(index, stamp, msg, time.monotonic_ns()):
-                self.offer(f)
+            sync = self.sync
+            self._offer_all(lambda: sync.add(index, stamp, msg, time.monotonic_ns()), topic)
 
     def _poll(self) -> None:
         if self.sync is not None:
-            for f in self.sync.poll(time.monotonic_ns()):
-                self.offer(f)
+            sync = self.sync
+            self._offer_all(lambda: sync.poll(time.monotonic_ns()), "")
+
+    def _offer_all(self, step: Callable[[], list[SyncedFrame]], topic: str) -> None:
+        """Run one sync step, report the faults it counted, offer the frames it completed."""
+        assert self.sync is not None
+        counts, masked = dict(self.sync.counts), self.sync.masked_per_camera
+        frames = step()
+        newly_masked = [
+            name
+            for name, before, after in zip(self.cfg.camera_names, masked, self.sync.masked_per_camera, strict=False)
+            if after > before
+        ]
+        for cause, text in SYNC_FAULTS.items():
+            if self.sync.counts.get(cause, 0) > counts.get(cause, 0):
+                self.problem(cause, text.format(topic=topic, cameras=", ".join(newly_masked) or "?"))
+        for f in frames:
+            self.offer(f)
 
     def _on_mf_set(self, *msgs: Any) -> None:
         self.offer(frame_from_set([(build.stamp_ns(m.header.stamp), m) for m in msgs]))

@@ -45,9 +45,10 @@ from bevfusion_ros.core.perception.runner import DirectRunner, StreamedRunner
 from bevfusion_ros.core.perception.sync import SyncedFrame
 from bevfusion_ros.core.perception.timing import PERCEPTION_NODE
 from bevfusion_ros.core.pipeline.pipeline import FrameResult, Pipeline, runtime_ms
+from bevfusion_ros.core.sensors.image import raw_conversion
 from bevfusion_ros.core.sensors.rig import CameraRig
 from bevfusion_ros.ros import diagnostics, optional, params, perception_health
-from bevfusion_ros.ros.frame_decode import decode_frame, rig_with_camera_info
+from bevfusion_ros.ros.frame_decode import cloud_conversion, decode_frame, rig_with_camera_info
 from bevfusion_ros.ros.perception_io import Inputs, Outputs
 from bevfusion_ros.ros.sweeps import LidarSweeps, SweepPoses
 
@@ -75,6 +76,7 @@ class PerceptionNode(LifecycleNode):
         self.slot: LatestSlot[tuple[SyncedFrame, float]] = LatestSlot()
         self.pending_rig: LatestSlot[CameraRig] = LatestSlot()
         self.problems = ProblemLog()
+        self._noted: set[str] = set()  # the legal input conversions already logged
         self.latency_ms = LatencyStats()
         self.total_ms = LatencyStats()
         self.host_ms = LatencyStats()
@@ -101,6 +103,8 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self.cfg, self.pipeline, self.runner, self.current_rig = done.cfg, done.pipeline, done.runner, done.rig
+        self._noted.clear()
+        self.problems.interval_s = self.cfg.problem_log_interval
         self.lidar_only_ok = done.spec.modality_dropout.allows(LIDAR_ONLY)
         if done.sweeps is not None:
             try:
@@ -307,6 +311,7 @@ class PerceptionNode(LifecycleNode):
             return True
         for i, why in decoded.bad_images:
             self.problem("bad_image", f"{self.cfg.image_topics[i]}: {why}; camera masked")
+        self._note_conversions(frame)
         if decoded.dropped is not None:
             self.problem("frame_too_many_masked", decoded.dropped)
             return True
@@ -323,6 +328,23 @@ class PerceptionNode(LifecycleNode):
             return True
         self._publish_all(done)
         return True
+
+    def _note_conversions(self, frame: SyncedFrame) -> None:
+        """A legal but unusual input (mono8 or rgba8 images, padded rows, a float64 or organised
+        cloud) is read correctly and said once at INFO, so a sensor's real format is on record."""
+        assert self.cfg is not None
+        notes: list[tuple[str, str]] = []
+        if not self.inputs or not self.inputs.compressed:
+            for topic, msg in zip(self.cfg.image_topics, frame.images, strict=True):
+                if msg is not None and (change := raw_conversion(str(msg.encoding), int(msg.width), int(msg.step))):
+                    notes.append((f"{topic} {change}", f"{topic}: {change}"))
+        if frame.lidar is not None:
+            if (change := cloud_conversion(frame.lidar)) is not None:
+                notes.append((change, f"{self.cfg.lidar_topic}: {change}"))
+        for key, text in notes:
+            if key not in self._noted:
+                self._noted.add(key)
+                self.get_logger().info(f"accepted: {text} (said once)")
 
     def _publish_all(self, done: list[tuple[Tag, FrameResult]]) -> None:
         assert self.outputs is not None and self.cfg is not None and self.pipeline is not None

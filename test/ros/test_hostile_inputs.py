@@ -61,8 +61,17 @@ def test_row_step_shorter_than_one_row_is_refused_and_a_longer_one_is_padding() 
 
 
 def test_an_all_nan_cloud_says_how_many_points_came() -> None:
-    with pytest.raises(InputError, match="all 3 received are NaN or infinite"):
+    with pytest.raises(InputError, match="all 3 received have a NaN or infinite"):
         xyzi(cloud(np.full((3, 4), np.nan, np.float32)), use_distro=False)
+
+
+def test_a_point_with_a_nan_intensity_is_dropped_like_a_nan_coordinate() -> None:
+    points = POINTS.copy()
+    points[1, 3] = np.nan
+    np.testing.assert_array_equal(xyzi(cloud(points), use_distro=False), POINTS[[0, 2]])
+    points[:, 3] = np.inf
+    with pytest.raises(InputError, match="all 3 received have a NaN or infinite x, y, z or intensity"):
+        xyzi(cloud(points), use_distro=False)
 
 
 def test_a_cloud_of_huge_coordinates_has_no_point_in_range(spec) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from autoware_perception_msgs.msg import DetectedObjects
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from vision_msgs.msg import Detection3DArray, LabelInfo
 
 from bevfusion_ros.core.model import load_model
@@ -243,11 +243,13 @@ def test_out_of_range_parameter_is_refused_with_its_range(tmp_path) -> None:
 class FramePublisher:
     """Publishes generated-scene frames (or broken variants) straight into the node's input topics."""
 
-    def __init__(self, node, frame_dir) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, node, frame_dir, compressed: bool = False) -> None:  # type: ignore[no-untyped-def]
         self.node = node
         self.frame = scene_frame(load_frame(frame_dir), SCENE_SEED)
+        self.compressed = compressed
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        self.images = [node.create_publisher(Image, image_topic(c.name), qos) for c in self.frame.cameras]
+        kind = CompressedImage if compressed else Image
+        self.images = [node.create_publisher(kind, image_topic(c.name, compressed), qos) for c in self.frame.cameras]
         self.lidar = node.create_publisher(PointCloud2, LIDAR_TOPIC, qos)
         self.info = node.create_publisher(CameraInfo, info_topic(self.frame.cameras[0].name), qos)
 
@@ -255,7 +257,8 @@ class FramePublisher:
         return all(p.get_subscription_count() > 0 for p in (*self.images, self.lidar, self.info))
 
     def image_msgs(self, ns: int) -> list:
-        return [build.image_msg(c.image_bgr, build.header(c.name.lower(), ns)) for c in self.frame.cameras]
+        make = build.compressed_image_msg if self.compressed else build.image_msg
+        return [make(c.image_bgr, build.header(c.name.lower(), ns)) for c in self.frame.cameras]
 
     def cloud(self, ns: int, points=None):  # type: ignore[no-untyped-def]
         pts = self.frame.points if points is None else points
@@ -271,11 +274,13 @@ class FramePublisher:
             self.lidar.publish(cloud if cloud is not None else self.cloud(ns))
 
 
-def fed_node(ros_node, scene_bag, frame_dir, spec, *params: str):  # type: ignore[no-untyped-def]
+def fed_node(ros_node, scene_bag, frame_dir, spec, *params: str, compressed: bool = False):  # type: ignore[no-untyped-def]
     """A node on the scene bag's calibration, fed frame by frame by a FramePublisher, its outputs collected."""
     calibration = f"calibration_file:={scene_bag / 'calibration.yaml'}"
+    if compressed:
+        params = (*params, "image_transport:=compressed")
     proc = start_node(calibration, "backend_threads:=2", "camera_wait:=0.2", "diagnostics_period:=0.2", *params)
-    return proc, FramePublisher(ros_node, frame_dir), Outputs(ros_node, spec.map.classes)
+    return proc, FramePublisher(ros_node, frame_dir, compressed), Outputs(ros_node, spec.map.classes)
 
 
 def diag_values(out: Outputs) -> dict[str, str]:
@@ -546,24 +551,43 @@ def test_voxel_caps_that_cut_a_sweep_are_counted_and_logged(ros_node, tmp_path, 
     assert log.count("lidar_capped:") == 1, log  # once per 10 s, however many frames
 
 
+FAULT_COUNTERS = ("bad_image", "frame_dropped_MessageError", "frame_dropped_InputError", "bad_camera_info")
+
+
 def _last_stamp(out: Outputs) -> int | None:
     dets = out.got.get(f"{NODE}/detections", [])
     return build.stamp_ns(dets[-1].header.stamp) if dets else None
 
 
-def test_the_hostile_input_corpus_is_refused_named_counted_and_survived(ros_node, scene_bag, frame_dir, spec) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("transport", ["raw", "compressed"])
+def test_the_hostile_input_corpus_is_refused_named_counted_and_survived(
+    ros_node, scene_bag, frame_dir, spec, transport
+) -> None:  # type: ignore[no-untyped-def]
     """test/helpers/hostile_inputs.py's corpus against one live node: each bad input raises its
-    counter and gets a log line naming it, and the good frame after it comes out."""
-    from helpers.hostile_inputs import CORPUS
+    counter and gets a log line naming it, and the good frame after it comes out. make test runs
+    one case per kind of fault; BEVFUSION_CORPUS=full (make soak) runs every case."""
+    from helpers.hostile_inputs import COMPRESSED_CORPUS, CORPUS, LEGAL
 
-    proc, pub, out = fed_node(ros_node, scene_bag, frame_dir, spec)
+    full = os.environ.get("BEVFUSION_CORPUS") == "full"
+    corpus = [c for c in (COMPRESSED_CORPUS if transport == "compressed" else CORPUS) if full or c.fast]
+    legal = [c for c in LEGAL if (full or c.fast) and transport == "raw"]
+    # every refusal logged (a second fault of one kind would otherwise wait 10 s for its line)
+    proc, pub, out = fed_node(
+        ros_node,
+        scene_bag,
+        frame_dir,
+        spec,
+        "problem_log_interval:=0.0",
+        "max_camera_lidar_delay:=0.05",  # the previous frame's images (0.1 s old) are stale for the next sweep
+        compressed=transport == "compressed",
+    )
     t, step = 3_000 * 10**9, 10**8
     failures: list[str] = []
     try:
         out.wait(lambda: out.n("labels") > 0 and pub.matched(), 60, proc, "node active and subscribed")
         pub.send(t)
         out.wait(lambda: out.n(f"{NODE}/timing") == 1, 60, proc, "a first good frame")
-        for k, case in enumerate(CORPUS):
+        for k, case in enumerate(corpus):
             ns = t + (2 * k + 1) * step
             before = int(diag_values(out).get(case.counter, 0)) if out.got.get("/diagnostics") else 0
             case.send(pub, ns)  # the node is idle: nothing replaces it in the one-slot mailbox
@@ -578,9 +602,21 @@ def test_the_hostile_input_corpus_is_refused_named_counted_and_survived(ros_node
             out.wait(lambda f=frames: out.n(f"{NODE}/timing") > f, 60, proc, f"a good frame after {case.name}")
             # the frame of a masked camera comes out too: wait until this good one is out, so the node is idle
             out.wait(lambda t=ns + step: _last_stamp(out) == t, 60, proc, f"the good frame after {case.name}")
+        faults = {k: v for k, v in diag_values(out).items() if k in FAULT_COUNTERS}
+        for k, variant in enumerate(legal):  # read correctly: out whole, nothing counted as a fault
+            ns = t + (2 * (len(corpus) + k) + 1) * step
+            variant.send(pub, ns)
+            out.wait(lambda t=ns: _last_stamp(out) == t, 60, proc, f"the frame of {variant.category}: {variant.name}")
+            timing = {kv.key: kv.value for kv in out.got[f"{NODE}/timing"][-1].status[0].values}
+            if float(timing["masked_cameras"]) != 0 or float(timing["points"]) < 1000:
+                failures.append(f"{variant.category}: {variant.name}: read as {timing}")
+        out.wait(lambda: out.n("/diagnostics") > 0, 10, proc, "diagnostics")
+        after = {k: v for k, v in diag_values(out).items() if k in FAULT_COUNTERS}
+        if legal and after != faults:
+            failures.append(f"legal variants counted as faults: {faults} -> {after}")
     finally:
         log = stop(proc)
-    for case in CORPUS:
+    for case in (*corpus, *legal):
         if case.says not in log:
             failures.append(f"{case.category}: {case.name}: no log line saying {case.says!r}")
     assert not failures, "\n".join(failures) + "\n" + log

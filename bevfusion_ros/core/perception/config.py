@@ -107,6 +107,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("processing_budget_ms", 100.0, "per-frame processing time above which diagnostics warn", (1.0, 10000.0)),
     ParamSpec("diagnostics_period", 1.0, "seconds between diagnostics messages", (0.1, 60.0)),
     ParamSpec("stale_input_timeout", 1.0, "an input silent this long is reported as stale (s)", (0.05, 60.0)),
+    ParamSpec(
+        "problem_log_interval",
+        10.0,
+        "seconds between log lines of one kind of input fault (each is counted in diagnostics); 0 logs every one",
+        (0.0, 3600.0),
+    ),
     ParamSpec("autostart", True, "main(): configure and activate at start (false: wait for lifecycle commands)"),
 )
 
@@ -152,6 +158,7 @@ class PerceptionConfig:
     processing_budget_ms: float
     diagnostics_period: float
     stale_input_timeout: float
+    problem_log_interval: float
     autostart: bool
 
     def with_cameras(self, model_cameras: Sequence[str]) -> PerceptionConfig:

@@ -28,6 +28,17 @@ _RAW_ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
     "8UC1": (1, (0, 0, 0)),
 }
 SUPPORTED_RAW_ENCODINGS = tuple(_RAW_ENCODINGS)
+
+
+def raw_conversion(encoding: str, width: int, step: int) -> str | None:
+    """What reading a supported raw image as bgr8 changes, in words (None: it is bgr8, rows unpadded)."""
+    channels = _RAW_ENCODINGS[encoding][0] if encoding in _RAW_ENCODINGS else 3
+    changes = [] if encoding == "bgr8" else [f"'{encoding}' converted to bgr8"]
+    if step > width * channels:
+        changes.append(f"rows padded to {step} bytes skipped")
+    return ", ".join(changes) or None
+
+
 SUPPORTED_COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
 
 

@@ -133,14 +133,31 @@ def resolve_fields(
         if by_name[name].count != 1:
             msg = f"field '{name}' has count {by_name[name].count}; a scalar (count 1) is expected"
             raise MessageError(msg)
+    _check_no_overlap([by_name[n] for n in wanted], fields)
     return wanted
 
 
-def finite_rows(points: FloatArray) -> FloatArray:
-    """Drop points whose x, y or z is NaN or infinite."""
+def _span(f: FieldSpec) -> tuple[int, int]:
+    return f.offset, f.offset + DATATYPES[f.datatype].itemsize * max(f.count, 1)
+
+
+def _check_no_overlap(read: Sequence[FieldSpec], fields: Sequence[FieldSpec]) -> None:
+    """A field the node reads must own its bytes: overlapping another field, one of the two layouts
+    is wrong, and reading would turn the other's bytes into points (fields it ignores may overlap)."""
+    for f in read:
+        a0, a1 = _span(f)
+        for g in fields:
+            b0, b1 = _span(g)
+            if g is not f and a0 < b1 and b0 < a1:
+                msg = f"fields '{f.name}' (bytes {a0}..{a1}) and '{g.name}' (bytes {b0}..{b1}) overlap"
+                raise MessageError(msg)
+
+
+def finite_rows(points: FloatArray, columns: int = 3) -> FloatArray:
+    """Drop points with a NaN or infinite value in their first ``columns`` columns (x, y, z)."""
     if points.shape[0] == 0:
         return points
-    keep = np.isfinite(points[:, : min(3, points.shape[1])]).all(axis=1)
+    keep = np.isfinite(points[:, : min(columns, points.shape[1])]).all(axis=1)
     return points if keep.all() else points[keep]
 
 

@@ -52,7 +52,7 @@ class Check:
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--out", default="selftest", help="report and engine directory")
+    ap.add_argument("--out", default="build/selftest", help="report and engine directory")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated of {', '.join(VARIANTS)}")
     ap.add_argument("--frames", type=int, default=4, help="comparison/benchmark frames")
     ap.add_argument("--calibration-frames", type=int, default=16, help="frames for the INT8 calibrator")

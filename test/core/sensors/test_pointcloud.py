@@ -108,6 +108,14 @@ def _xyz_i(point_step=16):
         ({"height": 2, "width": 5, "row_step": 40}, "row_step 40 is smaller than width*point_step = 5*16"),
         ({"fields": [*_xyz_i()[:3], FieldSpec("intensity", 12, 9)]}, "unknown datatype 9"),
         ({"fields": [FieldSpec("x", 0, 7, 3), *_xyz_i()[1:]]}, "field 'x' has count 3"),
+        (
+            {"fields": [*_xyz_i()[:3], FieldSpec("intensity", 6, 7)]},
+            "fields 'y' (bytes 4..8) and 'intensity' (bytes 6..10) overlap",
+        ),
+        (
+            {"fields": [*_xyz_i(), FieldSpec("ring", 10, 4)]},
+            "fields 'z' (bytes 8..12) and 'ring' (bytes 10..12) overlap",
+        ),
     ],
 )
 def test_malformed_clouds_raise_one_clear_error(case, needle) -> None:

@@ -25,15 +25,21 @@ def _checks(out: Path) -> dict[tuple[str, str], dict]:  # type: ignore[type-arg]
     return {(c["section"], c["name"]): c for c in json.loads((out / "selftest.json").read_text())}
 
 
-def test_without_tensorrt_it_runs_and_reports_what_it_skipped(tmp_path: Path) -> None:
-    assert selftest.run(_args(tmp_path, frames=1, variants="fp16")) == 0
-    checks = _checks(tmp_path)
+def test_without_tensorrt_it_runs_and_reports_what_it_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the command's own defaults: its report goes under build/, not into a new folder where it runs
+    monkeypatch.chdir(tmp_path)
+    ap = argparse.ArgumentParser()
+    selftest.add_arguments(ap)
+    assert selftest.run(ap.parse_args(["--frames", "1", "--variants", "fp16"])) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build"]
+    out = tmp_path / "build" / "selftest"
+    checks = _checks(out)
     assert checks[("environment", "tensorrt")]["status"] == "SKIP"
     assert "No module named 'tensorrt'" in checks[("environment", "tensorrt")]["detail"]
     assert checks[("variant fp16", "build")]["status"] == "SKIP"
     assert checks[("tensorrt assumptions", "calibrator exceptions are swallowed")]["status"] == "SKIP"
     assert checks[("reference", "latency")]["data"]["onnxruntime_ms"]["total"] > 0
-    md = (tmp_path / "selftest.md").read_text()
+    md = (out / "selftest.md").read_text()
     assert "| tensorrt | SKIP |" in md and "| camera.backbone |" in md
 
 
