@@ -60,6 +60,9 @@ MAX_STAMP_AHEAD_NS = 1_000_000_000
 PARAMETER_NAMES = frozenset(p.name for p in PARAMETERS)
 
 
+MAX_NOTED = 64  # distinct conversions said once each; a sensor changing its layout every frame stops there
+
+
 class PerceptionNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
@@ -342,7 +345,7 @@ class PerceptionNode(LifecycleNode):
             if (change := cloud_conversion(frame.lidar)) is not None:
                 notes.append((change, f"{self.cfg.lidar_topic}: {change}"))
         for key, text in notes:
-            if key not in self._noted:
+            if key not in self._noted and len(self._noted) < MAX_NOTED:
                 self._noted.add(key)
                 self.get_logger().info(f"accepted: {text} (said once)")
 
