@@ -12,7 +12,9 @@ monitor's metrics, then checks that every process exited 0 when launch shut them
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import unittest
 from pathlib import Path
@@ -39,12 +41,18 @@ FRAME_DIR = Path(
 NODE = "/bevfusion_perception"
 
 
+# launch_testing's descriptions take no tmp_path: the bags live here and go when the test process
+# ends (each run left 59 MB in /tmp before)
+BAG_DIR = Path(tempfile.gettempdir()) / f"bevfusion_launch_test_{os.getpid()}"
+atexit.register(shutil.rmtree, BAG_DIR, True)
+
+
 def make_bag(which: str) -> Path:
     """A small bag of the generated scenes or of the real frame, written once per test process."""
     from bevfusion_ros.tools.bags.writer import scene_frame, write_bag
     from bevfusion_ros.tools.data.nuscenes_frame import load_frame
 
-    out = Path(tempfile.gettempdir()) / f"bevfusion_launch_test_{os.getpid()}" / which
+    out = BAG_DIR / which
     if not (out / "calibration.yaml").is_file():
         frame = load_frame(FRAME_DIR)
         if which == "scene":
