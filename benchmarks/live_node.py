@@ -137,7 +137,6 @@ class LiveNode:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no output from the node within {timeout:.0f} s")
             self.send()
-            self.wait(lambda: True, 1, "")
             self.spin(1.0)
 
     def stats(self) -> tuple[float, float]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import golden
 
 from bevfusion_ros.core.errors import CalibrationError, InputError
 from bevfusion_ros.core.pipeline.preprocess import ImagePreprocessor, crop_points, pillarize
@@ -13,24 +14,11 @@ from bevfusion_ros.tools.data import scenes
 from bevfusion_ros.tools.data.nuscenes_frame import frame_rig
 
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "golden_reference.npz"
-# Per-stage tolerance relative to the tensor's max |value| (fp32 CPU kernels of ORT vs PyTorch;
-# errors grow a little along the chain since each stage is fed by the previous ORT stage).
-REL_TOL = {
-    "images": 1e-6,
-    "lidar_pillars": 1e-6,
-    "camera_feature": 1e-4,
-    "camera_depth": 1e-4,
-    "camera_bev": 1e-4,
-    "camera_bev_feature": 1e-4,
-    "lidar_bev_feature": 1e-4,
-    "fused": 2e-4,
-    "heatmap": 2e-4,
-    "reg": 2e-4,
-    "height": 2e-4,
-    "dim": 2e-4,
-    "rot": 2e-4,
-    "map_probs": 2e-4,
-}
+# every tensor the reference model's golden file holds (tolerances: helpers/golden.py)
+TENSORS = (
+    "images", "lidar_pillars", "camera_feature", "camera_depth", "camera_bev", "camera_bev_feature",
+    "lidar_bev_feature", "fused", "heatmap", "reg", "height", "dim", "rot", "map_probs",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -43,25 +31,17 @@ def golden_run(frame_dir, spec, pipeline):  # type: ignore[no-untyped-def]
     return g, result
 
 
-@pytest.mark.parametrize("name", sorted(REL_TOL))
+@pytest.mark.parametrize("name", TENSORS)
 def test_onnxruntime_matches_pytorch_per_stage(golden_run, name: str) -> None:  # type: ignore[no-untyped-def]
     g, result = golden_run
-    got = np.asarray(result.tensors[name], np.float32)
-    assert list(got.shape) == g[f"{name}/shape"].tolist()
-    want = g[f"{name}/values"]
-    scale = max(float(g[f"{name}/stats"][2]), 1e-6)
-    err = np.abs(got.reshape(-1)[g[f"{name}/index"]] - want).max() / scale
-    assert err <= REL_TOL[name], f"{name}: max error {err:.2e} x max|value| exceeds {REL_TOL[name]:.0e}"
-    assert got.mean() == pytest.approx(g[f"{name}/stats"][0], abs=REL_TOL[name] * scale * 10)
+    got = golden.assert_stage_matches(g, name, result.tensors[name])
+    tol = golden.REL_TOL[name] * golden.scale(g, name) * 10
+    assert got.mean() == pytest.approx(g[f"{name}/stats"][0], abs=tol)
 
 
 def test_decoded_boxes_match_pytorch(golden_run) -> None:  # type: ignore[no-untyped-def]
     g, result = golden_run
-    det = result.detections
-    assert len(det) == len(g["boxes/scores"]) > 10
-    assert np.array_equal(det.labels, g["boxes/labels"])
-    assert np.allclose(det.centers, g["boxes/centers"], atol=1e-3)
-    assert np.allclose(det.scores, g["boxes/scores"], atol=1e-4)
+    golden.assert_boxes_match(g, result.detections)
     assert set(result.timings_ms) >= {"camera.backbone", "camera.bevpool", "fuser", "head.bbox", "postprocess", "total"}
 
 
