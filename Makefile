@@ -17,7 +17,7 @@ DEMO_FRAMES ?= 20
 DEMO_SCENES ?= 50
 DEMO_RATE ?= 0.2
 
-.PHONY: setup test lint typecheck pytest demo evaluate soak quantize sparse-golden examples clean distclean
+.PHONY: setup test lint typecheck pytest demo evaluate soak quantize qat-export sparse-golden examples clean distclean
 
 setup: $(VENV)/.stamp-package $(VENV)/.stamp-trt-bindings
 
@@ -118,8 +118,9 @@ soak: setup
 	$(VPY) benchmarks/soak.py --frame $(FRAME_DIR) --frames $(SOAK_FRAMES) --out build/soak
 	BEVFUSION_CORPUS=full $(VPY) -m pytest -q test/ros/test_perception_node.py -k hostile_input_corpus
 
-# INT8 post-training quantisation with NVIDIA ModelOpt in its own venv (not part of make test; the
-# result, engines/reference/int8/ + model.int8.yaml, is committed), then its accuracy vs fp32.
+# INT8 post-training quantisation with NVIDIA ModelOpt in its own venv (not part of make test; writes
+# engines/reference/ptq/ + model.ptq.yaml, not committed: the shipped INT8 model, int8/, is the
+# quantisation-aware one below), then its accuracy vs fp32.
 QVENV := .venv-quant
 $(QVENV)/.stamp: requirements/quant.txt
 	$(PYTHON) -m venv $(QVENV)
@@ -128,8 +129,18 @@ $(QVENV)/.stamp: requirements/quant.txt
 
 quantize: setup $(QVENV)/.stamp
 	$(VPY) -m training.quantize --quant-python $(QVENV)/bin/python --frame $(FRAME_DIR)
-	$(VENV)/bin/bevfusion-ros eval-scenes --frame $(FRAME_DIR) --scenes 100 --out build/eval_fp32
-	$(VENV)/bin/bevfusion-ros eval-scenes --frame $(FRAME_DIR) --scenes 100 --model engines/reference/model.int8.yaml --out build/eval_int8
+	$(VENV)/bin/bevfusion-ros eval-scenes --frame $(FRAME_DIR) --scenes 300 --out build/eval_fp32
+	$(VENV)/bin/bevfusion-ros eval-scenes --frame $(FRAME_DIR) --scenes 300 --model engines/reference/model.ptq.yaml --out build/eval_ptq
+
+# Quantisation-aware training (training/qat.py): `train` runs on a CUDA GPU (its docstring has the
+# command); this exports the checkpoint it wrote, QAT_CKPT, as the shipped all-INT8 model
+# (engines/reference/int8/ + model.int8.yaml) with its golden file, then scores it and reports the
+# per-stage error against fp32.
+qat-export: setup $(TVENV)/.stamp
+	@test -n "$(QAT_CKPT)" || { echo "make qat-export: set QAT_CKPT=path/to/qat.pt (from training.qat train)"; exit 2; }
+	PYTHONPATH=$(CURDIR) $(TVENV)/bin/python -m training.qat export --frame-json $(FRAME_DIR)/frame.json --checkpoint $(QAT_CKPT)
+	$(VENV)/bin/bevfusion-ros eval-scenes --frame $(FRAME_DIR) --scenes 300 --model engines/reference/model.int8.yaml --out build/eval_int8
+	$(VPY) -m training.int8_report --variant QAT=engines/reference/model.int8.yaml
 
 # The PyTorch sparse-convolution layers (training/sparse_conv.py) in their own CPU torch venv (not part
 # of make test): re-exports the encoder and its golden outputs, test/data/sparse_encoder_golden.*,

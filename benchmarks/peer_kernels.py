@@ -169,14 +169,30 @@ def bevpool_row(dll: ctypes.CDLL, spec: Any, rig: CameraRig, s: cuda.Stream, n: 
     r["max_abs_diff"] = float(np.abs(a - b).max())
     r["max_rel_diff"] = float((np.abs(a - b) / np.maximum(np.abs(a), 1e-3)).max())
     r["note"] = "ours reads fp32 features and writes fp32; the peer reads and writes fp16 (half the bytes)"
+    # the fp16 path: the same half inputs as the peer's, ours still channel-major (an engine's NCHW
+    # output, transposed inside the launch), sums in float32, half out
+    ours16 = CudaBevPool(index, c, s, dtype="float16")
+    f16, d16 = upload(feat.astype(np.float16), s), upload(depth.astype(np.float16), s)
+    out16 = cuda.DeviceBuffer(ours16.out_bytes)
+    r16 = row(
+        f"bevpool fp16 ({index.points} frustum points, {len(intervals)} cells, 80 ch)",
+        gpu_times(lambda: ours16.launch(f16.ptr, d16.ptr, out16.ptr, s), s, n),
+        gpu_times(theirs_launch, s, n),
+    )
+    a16 = read(out16.ptr, (c, ny, nx), np.float16, s).astype(np.float32)
+    r16["max_abs_diff"] = float(np.abs(a16 - b).max())
+    r16["max_rel_diff"] = float((np.abs(a16 - b) / np.maximum(np.abs(a), 1e-3)).max())
+    r16["max_rel_diff_vs_ours_fp32"] = float((np.abs(a16 - a) / np.maximum(np.abs(a), 1e-3)).max())
+    r16["note"] = "both read and write fp16; ours includes its NCHW -> pixel-major transpose"
     dll.peer_bevpool_free(VP(peer))
-    for buf in (f_dev, d_dev, out, pf, pd, pi, piv):
+    for buf in (f_dev, d_dev, out, pf, pd, pi, piv, f16, d16, out16):
         buf.free()
     ours.free()
+    ours16.free()
     geometry = geometry_row(dll, spec, rig, transforms, s, n)
     geometry["ours_cpu_ms"] = index_ms
     geometry["ours_cells"] = len(intervals)
-    return [r, geometry]
+    return [r, r16, geometry]
 
 
 def geometry_row(

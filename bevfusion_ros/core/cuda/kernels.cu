@@ -131,6 +131,42 @@ extern "C" __global__ void bevpool(const float* feat_pixel_major, const float* d
   out[(size_t)c * grid_cells + cells[iv]] = acc;
 }
 
+// The fp16 path, for engines with fp16 outputs: half the bytes read and written. Features (N, C, hw)
+// half -> pixel-major half; then one thread per (interval, 8 channels): one 16-byte load brings a
+// frustum point's 8 channels, the sums stay in float32 (fmaf), each written once as half.
+extern "C" __global__ void channels_last_half(const __half* feat, int n_cameras, int channels, int hw, __half* out) {
+  int idx = blockIdx.x * blockDim.x + threadIdx.x;
+  if (idx >= n_cameras * channels * hw) return;
+  int pix = idx % hw, c = (idx / hw) % channels, cam = idx / (hw * channels);
+  out[((size_t)cam * hw + pix) * channels + c] = feat[idx];
+}
+
+extern "C" __global__ void bevpool_half8(const __half* feat_pixel_major, const __half* depth, const int* depth_index,
+                                         const int* feature_index, const int* starts, const int* cells, int n_intervals,
+                                         int channels, int hw, int grid_cells, const int* cam_mask, __half* out) {
+  int packs = channels / 8;
+  int idx = blockIdx.x * blockDim.x + threadIdx.x;
+  if (idx >= n_intervals * packs) return;
+  int iv = idx / packs, k = idx % packs;
+  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  const uint4* feat8 = reinterpret_cast<const uint4*>(feat_pixel_major);
+  for (int p = starts[iv]; p < starts[iv + 1]; ++p) {
+    int fi = feature_index[p];
+    if (cam_mask[fi / hw]) continue;
+    uint4 raw = feat8[(size_t)fi * packs + k];
+    const __half2* h = reinterpret_cast<const __half2*>(&raw);
+    float w = __half2float(depth[depth_index[p]]);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      float2 f = __half22float2(h[j]);
+      acc[2 * j] = fmaf(f.x, w, acc[2 * j]);
+      acc[2 * j + 1] = fmaf(f.y, w, acc[2 * j + 1]);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < 8; ++j) out[(size_t)(8 * k + j) * grid_cells + cells[iv]] = __float2half_rn(acc[j]);
+}
+
 // Stand-in for a TensorRT engine in GPU benchmarks where TensorRT does not exist: reads its inputs
 // (up to two), `iters` dependent multiply-adds per output element, writes every output element.
 extern "C" __global__ void standin_work(const float* a, long long n_a, const float* b, long long n_b, float* out,

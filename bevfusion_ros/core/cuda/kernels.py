@@ -162,14 +162,24 @@ class CudaPillarizer:
 
 
 class CudaBevPool:
-    """The bevpool index of one calibration on the device; features + depth -> (1, C, ny, nx)."""
+    """The bevpool index of one calibration on the device; features + depth -> (1, C, ny, nx).
 
-    def __init__(self, index: BevPoolIndex, channels: int, stream: cuda.Stream, slots: int = 2) -> None:
+    ``dtype`` float32: bit-exact with the numpy reference. float16 (engines with fp16 outputs):
+    features, depth and output in half, sums in float32; needs channels in multiples of 8."""
+
+    def __init__(
+        self, index: BevPoolIndex, channels: int, stream: cuda.Stream, slots: int = 2, dtype: str = "float32"
+    ) -> None:
         if index.points >= 2**31:
             msg = f"bevpool index has {index.points} points, more than the kernel's int32 indexing allows"
             raise BackendError(msg)
+        if dtype not in ("float32", "float16") or (dtype == "float16" and channels % 8):
+            msg = f"bevpool dtype must be 'float32' or 'float16' (channels a multiple of 8), got {dtype} for {channels}"
+            raise BackendError(msg)
         self.index = index
         self.channels = channels
+        self.dtype = dtype
+        item = 4 if dtype == "float32" else 2
         starts = np.r_[index.interval_starts, index.points].astype(np.int32)
         self._bufs = [
             upload(index.depth_index.astype(np.int32), stream),
@@ -182,11 +192,13 @@ class CudaBevPool:
         self._mask_host = [cuda.HostBuffer((index.n_cameras,), np.int32) for _ in range(slots)]
         self._mask = [cuda.DeviceBuffer(index.n_cameras * 4) for _ in range(slots)]
         fh, fw = index.feature_hw
-        self._pixel_major = [cuda.DeviceBuffer(index.n_cameras * fh * fw * channels * 4) for _ in range(slots)]
+        self._pixel_major = [cuda.DeviceBuffer(index.n_cameras * fh * fw * channels * item) for _ in range(slots)]
         ny, nx = index.grid_hw
-        self.out_bytes = channels * ny * nx * 4
-        self._fn = kernel("bevpool")
-        self._transpose = kernel("channels_last")
+        self.out_bytes = channels * ny * nx * item
+        half = dtype == "float16"
+        self._fn = kernel("bevpool_half8" if half else "bevpool")
+        self._transpose = kernel("channels_last_half" if half else "channels_last")
+        self._threads_per_cell = channels // 8 if half else channels
 
     def launch(
         self, features: int, depth: int, out: int, stream: cuda.Stream, masked: Sequence[int] = (), slot: int = 0
@@ -197,14 +209,14 @@ class CudaBevPool:
         mask_host.array[...] = 0
         mask_host.array[list(masked)] = 1
         cuda.copy_to_device(mask, mask_host.array, stream)
-        drv.memset_d32_async(int(out), 0, self.out_bytes // 4, stream.raw)  # empty cells stay 0
+        drv.memset_d32_async(int(out), 0, self.out_bytes // 4, stream.raw)  # empty cells stay 0 (C is even)
         fh, fw = ix.feature_hw
         pixel_major = self._pixel_major[slot]
         total = ix.n_cameras * self.channels * fh * fw
         dims = (np.int32(ix.n_cameras), np.int32(self.channels), np.int32(fh * fw))
         self._transpose(np.uintp(features), *dims, ptr(pixel_major), block=(256, 1, 1),
                         grid=((total + 255) // 256, 1), stream=stream.raw)  # fmt: skip
-        n = int(ix.interval_cells.size) * self.channels
+        n = int(ix.interval_cells.size) * self._threads_per_cell
         ny, nx = ix.grid_hw
         self._fn(
             ptr(pixel_major),

@@ -117,6 +117,36 @@ def test_bevpool_kernel_matches_numpy(ctx, spec, real, masked: tuple[int, ...]) 
     k.free()
 
 
+@pytest.mark.parametrize("masked", [(), (2, 4)])
+def test_fp16_bevpool_kernel_matches_numpy_on_the_same_half_inputs(ctx, spec, real, masked) -> None:  # type: ignore[no-untyped-def]
+    """The fp16 path reads half features and depth and writes half sums: against numpy in float32 on
+    the same half-rounded inputs, each cell is off by at most its own half rounding (2^-11 relative)
+    plus the float32 summation order."""
+    from bevfusion_ros.core.cuda.kernels import CudaBevPool
+
+    _, _, rig = real
+    pre = ImagePreprocessor(spec.image)
+    index = BevPoolIndex.create(rig, [pre.transform(w, h) for w, h in rig.image_sizes()], spec.image, spec.camera_bev)
+    rng = np.random.default_rng(1)
+    feat = rng.standard_normal((1, 6, 32, 16, 44)).astype(np.float16)
+    logits = rng.standard_normal((1, 6, 48, 16, 44))
+    depth = (np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)).astype(np.float16)
+    s = cuda.Stream()
+    k = CudaBevPool(index, 32, s, dtype="float16")
+    f_dev, d_dev = upload(feat, s), upload(depth, s)
+    out = cuda.DeviceBuffer(k.out_bytes)
+    k.launch(f_dev.ptr, d_dev.ptr, out.ptr, s, masked)
+    got = from_device(out, (1, 32, 128, 128), np.float16, s).astype(np.float32)
+    ref_feat = feat.astype(np.float32)
+    ref_feat[:, list(masked)] = 0.0
+    want = index(ref_feat, depth.astype(np.float32))
+    err = np.abs(got - want) / np.maximum(np.abs(want), 1e-3)
+    print(f"\nfp16 bevpool vs numpy (masked {masked}): max relative error {err.max():.3g}")
+    assert err.max() <= 2e-3
+    assert np.array_equal(got == 0, want == 0)  # the same cells empty (masked cameras add nothing)
+    k.free()
+
+
 def test_streamed_pipeline_pipelined_equals_sequential(ctx, spec, real) -> None:  # type: ignore[no-untyped-def]
     """Different frames in flight must never mix slots: the pipelined results of a sequence equal
     the sequential ones frame by frame (stand-in engines: deterministic GPU work, no TensorRT)."""

@@ -55,7 +55,7 @@ def test_with_fake_tensorrt_every_variant_is_built_compared_and_reported(trt_fak
         assert c[(f"variant {v}", "detections vs ONNX Runtime")]["status"] == "PASS"
         assert c[(f"variant {v}", "overlap")]["status"] == "SKIP"  # the fake CUDA has no nvcc
     build = c[("variant int8", "build")]["data"]
-    assert build["fuser"]["precision"] == "best" and build["lidar.backbone"]["precision"] == "fp16"
+    assert build["fuser"]["precision"] == "best" and build["lidar.backbone"]["precision"] == "best"  # QAT: all INT8
     assert "GPU fallback" in c[("variant int8-dla0", "DLA head.map")]["detail"]
     assert (tmp_path / "engines" / "int8-dla0" / "calibration" / "fuser.cache").is_file()
     # each assumption the fake makes about TensorRT is exercised by name (the fake holds them all; on a
