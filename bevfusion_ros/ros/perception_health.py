@@ -29,6 +29,7 @@ INPUT_PROBLEMS = (
     "frame_dropped_MessageError",
     "lidar_capped",  # frames whose sweep had more voxels or points per voxel than the model's caps
     "sweeps_without_pose",  # multi-sweep frames that left past sweeps out: no TF at their stamps
+    "implausible_ego_motion",  # ... or a TF that jumps faster than a vehicle moves, or is not rigid
     "stamp_in_future",  # frames refused: stamped over 1 s ahead of the node's clock
 )
 OUTPUT_RATE = "output rate"

@@ -6,8 +6,8 @@ must come out: the node recovers.
 
 CORPUS runs against a node on raw images, COMPRESSED_CORPUS against one on CompressedImage. make test
 runs the cases marked ``fast`` (one per kind of fault); make soak runs them all (BEVFUSION_CORPUS=full).
-Stamp cases come last: some start a new timeline. Process signals, bursts and rates are in
-benchmarks/soak.py."""
+Stamp cases come last: some start a new timeline. TF_CORPUS runs against a multi-sweep node.
+Process signals, bursts and rates are in benchmarks/soak.py."""
 
 from __future__ import annotations
 
@@ -444,3 +444,46 @@ LEGAL: tuple[Legal, ...] = (
     Legal("PointCloud2", "organised, 2 rows", _cloud_as(_organised_cloud), "organised 2x"),
     Legal("PointCloud2", "big-endian data flagged so", _cloud_as(_big_endian_cloud), "big-endian values byte-swapped"),
 )
+
+
+# TF, against a multi-sweep node (engines/voxelnet, 5 sweeps): each sweep's pose is the /tf odom ->
+# lidar_top at its stamp, the ego driving +x at EGO_SPEED. A bad pose must never place the past sweeps.
+ODOM, EGO_SPEED = "odom", 10.0  # m/s
+
+
+def publish_pose(
+    pub: Any, ns: int, dx: float = 0.0, rotation: tuple[float, ...] = (0.0, 0.0, 0.0, 1.0), x: float | None = None
+) -> None:
+    """odom -> lidar_top at ``ns`` on pub.tf: the ego's pose then, moved ``dx`` (or at ``x``)."""
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+
+    t = TransformStamped()
+    t.header = build.header(ODOM, ns)
+    t.child_frame_id = "lidar_top"
+    t.transform.translation.x = (EGO_SPEED * ns * 1e-9 if x is None else x) + dx
+    t.transform.rotation.x, t.transform.rotation.y, t.transform.rotation.z, t.transform.rotation.w = rotation
+    pub.tf.publish(TFMessage(transforms=[t]))
+
+
+def tf_case(name: str, pose: Callable[[Any, int], None], counter: str, says: str) -> Case:
+    def send(pub: Any, ns: int) -> None:
+        pose(pub, ns)
+        _with_images(pub, ns, pub.cloud(ns))
+
+    return Case("TF", name, send, counter, says)
+
+
+NO_POSE = "no TF odom -> lidar_top for the current sweep"
+TF_CORPUS: tuple[Case, ...] = (
+    fast(tf_case("no transform at the sweep's stamp", lambda p, ns: None, "sweeps_without_pose", NO_POSE)),
+    tf_case("the newest transform 2 s before the sweep", lambda p, ns: publish_pose(p, ns - 2 * 10**9),
+            "sweeps_without_pose", NO_POSE),
+    # (a quaternion of norm 2 is not a fault: tf2 normalises it on the way in, as core/sensors does)
+    tf_case("an all-zero quaternion", lambda p, ns: publish_pose(p, ns, rotation=(0.0, 0.0, 0.0, 0.0)),
+            "sweeps_without_pose", "TF_DENORMALIZED_QUATERNION"),
+    tf_case("a NaN translation", lambda p, ns: publish_pose(p, ns, x=float("nan")),
+            "sweeps_without_pose", "TF_NAN_INPUT"),
+    fast(tf_case("the pose jumps 500 m in 0.1 s", lambda p, ns: publish_pose(p, ns, dx=500.0),
+                 "implausible_ego_motion", "m/s, over 70 m/s")),
+)  # fmt: skip

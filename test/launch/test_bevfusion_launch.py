@@ -16,6 +16,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
@@ -99,7 +100,21 @@ class TestOutputs(unittest.TestCase):
             self.assertGreater(len(det.detections), 0)
             grid = wait.received_messages(f"{NODE}/map/drivable_area")[0]
             self.assertEqual((grid.info.width, grid.info.height), (200, 200))
-            self.assertEqual(grid.header.stamp, det.header.stamp)
+            # a frame's grid carries its detections' stamp. The first message of each need not be the
+            # same frame's (one subscription may match a frame later), so wait for a frame both saw.
+            self.assertTrue(self.common_stamps(wait), "no frame whose detections and grid both arrived")
+
+    @staticmethod
+    def common_stamps(wait: WaitForTopics, timeout_s: float = 60.0) -> set[tuple[int, int]]:
+        def stamps(topic: str) -> set[tuple[int, int]]:
+            return {(m.header.stamp.sec, m.header.stamp.nanosec) for m in wait.received_messages(topic)}
+
+        deadline = time.monotonic() + timeout_s
+        while not (common := stamps(f"{NODE}/detections") & stamps(f"{NODE}/map/drivable_area")):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)  # WaitForTopics' own thread keeps receiving meanwhile
+        return common
 
 
 @launch_testing.post_shutdown_test()

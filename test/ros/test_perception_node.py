@@ -19,6 +19,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection3DArray, LabelInfo
 
 from bevfusion_ros.core.model import load_model
@@ -252,6 +253,7 @@ class FramePublisher:
         self.images = [node.create_publisher(kind, image_topic(c.name, compressed), qos) for c in self.frame.cameras]
         self.lidar = node.create_publisher(PointCloud2, LIDAR_TOPIC, qos)
         self.info = node.create_publisher(CameraInfo, info_topic(self.frame.cameras[0].name), qos)
+        self.tf = node.create_publisher(TFMessage, "/tf", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
 
     def matched(self) -> bool:
         return all(p.get_subscription_count() > 0 for p in (*self.images, self.lidar, self.info))
@@ -619,4 +621,53 @@ def test_the_hostile_input_corpus_is_refused_named_counted_and_survived(
     for case in (*corpus, *legal):
         if case.says not in log:
             failures.append(f"{case.category}: {case.name}: no log line saying {case.says!r}")
+    assert not failures, "\n".join(failures) + "\n" + log
+
+
+def test_tf_faults_of_a_multi_sweep_node_are_named_counted_and_survived(ros_node, scene_bag, frame_dir, spec) -> None:  # type: ignore[no-untyped-def]
+    """hostile_inputs.TF_CORPUS against a node on the 5-sweep voxelnet model (null backend: the sweeps
+    are densified before any model runs): a sweep without a usable pose, or whose pose jumps, never
+    places the past sweeps; each case raises its counter, its cause is in the log, and the next
+    frame with a good pose comes out."""
+    from helpers.hostile_inputs import TF_CORPUS, publish_pose
+
+    corpus = [c for c in TF_CORPUS if os.environ.get("BEVFUSION_CORPUS") == "full" or c.fast]
+    model = f"model:={REPO / 'engines' / 'voxelnet' / 'model.yaml'}"
+    proc, pub, out = fed_node(
+        ros_node, scene_bag, frame_dir, spec, model, "backend:=null", "problem_log_interval:=0.0",
+        "max_camera_lidar_delay:=0.05",
+    )  # fmt: skip
+    t, step = 4_000 * 10**9, 10**8
+    failures: list[str] = []
+
+    def good(ns: int) -> None:
+        publish_pose(pub, ns)
+        pub.send(ns)
+        out.wait(lambda: _last_stamp(out) == ns, 60, proc, f"the good frame at {ns}")
+
+    def settled() -> dict[str, str]:  # diagnostics published after the last frame was counted
+        n = out.n("/diagnostics")
+        out.wait(lambda: out.n("/diagnostics") >= n + 2, 10, proc, "diagnostics")
+        return diag_values(out)
+
+    try:
+        out.wait(lambda: out.n("labels") > 0 and pub.matched() and pub.tf.get_subscription_count() > 0,
+                 60, proc, "node active and subscribed")  # fmt: skip
+        for k in range(2):  # past sweeps with poses
+            good(t + k * step)
+        for k, case in enumerate(corpus):
+            ns = t + (2 * k + 2) * step
+            before = int(settled().get(case.counter, 0))
+            case.send(pub, ns)
+            out.wait(lambda c=case, b=before: int(diag_values(out).get(c.counter, 0)) > b, 30, proc,
+                     f"{case.counter} to count {case.category}: {case.name}")  # fmt: skip
+            out.wait(lambda n=ns: _last_stamp(out) == n, 60, proc, f"the frame of {case.name} (single sweep)")
+            good(ns + step)
+    finally:
+        log = stop(proc)
+    for case in corpus:
+        if case.says not in log:
+            failures.append(f"{case.category}: {case.name}: no log line saying {case.says!r}")
+    if "Traceback" in log:  # the TF listener's thread once died with one at SIGINT
+        failures.append("a traceback in the node's log")
     assert not failures, "\n".join(failures) + "\n" + log

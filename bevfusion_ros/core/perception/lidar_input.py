@@ -33,6 +33,14 @@ def densify(
                 f"{cloud.sweeps_used} of {sweeps.sweeps} sweeps used",
             )
         )
+    if cloud.sweeps_implausible:
+        problems.append(
+            (
+                "implausible_ego_motion",
+                f"{cloud.sweeps_implausible} past sweep(s) left out at {stamp_ns} ns: {where}: {cloud.implausible}; "
+                f"{cloud.sweeps_used} of {sweeps.sweeps} sweeps used",
+            )
+        )
     if cloud.points_over_cap:
         problems.append(
             ("lidar_capped", f"densified sweeps exceed lidar.max_points: the {cloud.points_over_cap} oldest points cut")

@@ -6,9 +6,12 @@ with a time-lag column (seconds before the current sweep; 0 for it).
 Ego motion comes as each sweep's pose in a fixed frame (``fixed_from_lidar``, 4x4: the TF lookup
 of odom/map -> LiDAR at the sweep's stamp, done by the caller). A sweep without a pose is never
 used untransformed: a past one without a pose is left out and counted, and a current one without a
-pose leaves every past one out (a single-sweep cloud). The buffer is bounded by ``sweeps``; a stamp that goes backwards
-(a bag started over) empties it. The model's point cap applies after densification: the oldest
-points go first, and how many is reported.
+pose leaves every past one out (a single-sweep cloud). A past sweep whose pose puts it further from
+the current one than a road vehicle can travel in the time between them (``MAX_EGO_SPEED``), or
+whose relative pose is not a rotation, is left out too: a TF that jumped (a relocalisation, a
+wrong frame, a broken odometry source) would smear every object over the grid. The buffer is
+bounded by ``sweeps``; a stamp that goes backwards (a bag started over) empties it. The model's
+point cap applies after densification: the oldest points go first, and how many is reported.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from bevfusion_ros.core.errors import ConfigError, InputError
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
+MAX_EGO_SPEED = 70.0  # m/s (252 km/h): faster implied ego motion between two sweeps is a broken pose
+RIGID_TOL = 1e-3  # |R^T R - I| beyond this: a scaled or sheared "rotation", not a rigid motion
+
 
 @dataclass(frozen=True)
 class _Sweep:
@@ -38,6 +44,8 @@ class DensifiedCloud:
     sweeps_used: int
     sweeps_left_out: int  # past sweeps in the buffer that could not be placed (no pose: theirs or the current one's)
     points_over_cap: int = 0  # oldest points cut to keep max_points
+    sweeps_implausible: int = 0  # past sweeps left out: their pose moves faster than MAX_EGO_SPEED or is not rigid
+    implausible: str = ""  # the worst of them, in words
 
 
 class SweepBuffer:
@@ -77,7 +85,8 @@ class SweepBuffer:
         current = self._sweep(points, stamp_s, fixed_from_lidar)
         p, pose = current.points, current.fixed_from_lidar
         parts = [np.concatenate([p, np.zeros((len(p), 1), np.float32)], axis=1)]
-        missing = 0
+        missing = implausible = 0
+        worst = ""
         if self.sweeps > 1:
             if pose is None:
                 missing = len(self._past)
@@ -88,10 +97,27 @@ class SweepBuffer:
                         missing += 1
                         continue
                     t = current_from_fixed @ past.fixed_from_lidar
+                    why = _implausible(t, stamp_s - past.stamp_s)
+                    if why:
+                        implausible += 1
+                        worst = worst or why
+                        continue
                     xyz = past.points[:, :3].astype(np.float64) @ t[:3, :3].T + t[:3, 3]
                     lag = np.full((len(xyz), 1), stamp_s - past.stamp_s, np.float32)
                     parts.append(np.concatenate([xyz.astype(np.float32), past.points[:, 3:4], lag], axis=1))
             self._past.append(current)
         cloud = np.concatenate(parts)
         over = 0 if self.max_points is None else max(0, len(cloud) - self.max_points)
-        return DensifiedCloud(cloud[: len(cloud) - over], len(parts), missing, over)
+        return DensifiedCloud(cloud[: len(cloud) - over], len(parts), missing, over, implausible, worst)
+
+
+def _implausible(current_from_past: F64, dt_s: float) -> str:
+    """Why a past sweep's pose relative to the current one cannot be ego motion ('' when it can)."""
+    r = current_from_past[:3, :3]
+    off = float(np.abs(r.T @ r - np.eye(3)).max())
+    if off > RIGID_TOL:
+        return f"its pose is not a rigid motion (rotation off orthonormal by {off:.3g})"
+    dist, dt = float(np.linalg.norm(current_from_past[:3, 3])), max(dt_s, 1e-3)
+    if dist > MAX_EGO_SPEED * dt:
+        return f"its pose is {dist:.1f} m away {dt_s:.2f} s earlier ({dist / dt:.0f} m/s, over {MAX_EGO_SPEED:.0f} m/s)"
+    return ""

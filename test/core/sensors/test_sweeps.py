@@ -93,3 +93,29 @@ def test_the_point_cap_applies_after_densification_oldest_points_first() -> None
         cloud = buf.add(WORLD, float(k), np.eye(4))
     assert len(cloud.points) == 7 and cloud.points_over_cap == 2 and cloud.sweeps_used == 3
     assert cloud.points[:6, 4].tolist() == [0.0] * 3 + [1.0] * 3 and cloud.points[6, 4] == 2.0
+
+
+def test_a_pose_that_jumps_or_is_not_rigid_leaves_its_sweeps_out_and_says_why() -> None:
+    buf = SweepBuffer(4)
+    buf.add(seen_from(pose(0, 0, 0)), 0.0, pose(0, 0, 0))
+    buf.add(seen_from(pose(1, 0, 0)), 0.1, pose(1, 0, 0))  # 10 m/s: a car
+    # the odometry relocalises 500 m away: the two sweeps before it cannot be moved into this one
+    cloud = buf.add(seen_from(pose(500, 0, 0)), 0.2, pose(500, 0, 0))
+    assert (cloud.sweeps_used, cloud.sweeps_implausible, cloud.sweeps_left_out) == (1, 2, 0)
+    assert "499.0 m away 0.10 s earlier (4990 m/s, over 70 m/s)" in cloud.implausible
+    # from the new pose on, motion is plausible again: the jumped sweep is the past
+    cloud = buf.add(seen_from(pose(501, 0, 0)), 0.3, pose(501, 0, 0))
+    assert (cloud.sweeps_used, cloud.sweeps_implausible) == (2, 2)
+    placed = cloud.points[len(WORLD) : 2 * len(WORLD), :3]
+    np.testing.assert_allclose(placed, seen_from(pose(501, 0, 0))[:, :3], atol=1e-3)
+    sheared = pose(502, 0, 0)
+    sheared[:3, :3] *= 1.01  # a scaled "rotation": a broken quaternion turned into a matrix
+    cloud = buf.add(seen_from(pose(502, 0, 0)), 0.4, sheared)
+    assert cloud.sweeps_implausible == 3 and "not a rigid motion" in cloud.implausible
+
+
+def test_the_ego_speed_limit_is_a_vehicle_s() -> None:
+    buf = SweepBuffer(2)
+    buf.add(seen_from(pose(0, 0, 0)), 0.0, pose(0, 0, 0))
+    assert buf.add(seen_from(pose(6.9, 0, 0)), 0.1, pose(6.9, 0, 0)).sweeps_implausible == 0  # 69 m/s
+    assert buf.add(seen_from(pose(14.0, 0, 0)), 0.2, pose(14.0, 0, 0)).sweeps_implausible == 1  # 71 m/s
