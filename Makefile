@@ -116,7 +116,7 @@ evaluate: setup
 SOAK_FRAMES ?= 20000
 soak: setup
 	$(VPY) benchmarks/soak.py --frame $(FRAME_DIR) --frames $(SOAK_FRAMES) --out build/soak
-	BEVFUSION_CORPUS=full $(VPY) -m pytest -q test/ros/test_perception_node.py -k hostile_input_corpus
+	BEVFUSION_CORPUS=full $(VPY) -m pytest -q test/ros/test_perception_node.py -k "hostile_input_corpus or tf_faults"
 
 # INT8 post-training quantisation with NVIDIA ModelOpt in its own venv (not part of make test; writes
 # engines/reference/ptq/ + model.ptq.yaml, not committed: the shipped INT8 model, int8/, is the

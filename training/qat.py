@@ -42,9 +42,8 @@ from training.export import golden, golden_inputs, stage_modules
 from training.model import BevFusionTiny
 from training.train import MODEL_YAML, Scenes, build_index, collate, lidar_inputs, losses
 
-QAT_FIRST_SEED = (
-    2_000_000  # fine-tuning scenes: after the fp32 runs' 0.. and 1,000,000.., before evaluation's 10,000,000..
-)
+# fine-tuning scenes: after the fp32 runs' 0.. and 1,000,000.., before evaluation's 10,000,000..
+QAT_FIRST_SEED = 2_000_000
 CALIB_FIRST_SEED = 30_000_000  # as training/quantize.py: neither training nor evaluation
 GOLDEN = Path(__file__).resolve().parents[1] / "test" / "data" / "golden_reference_int8.npz"
 CONVS = (nn.Conv2d, nn.ConvTranspose2d)
