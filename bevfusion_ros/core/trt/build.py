@@ -209,7 +209,7 @@ def build_stage(
 def _set_calibrator(trt: Any, config: Any, calibrator: Any) -> None:
     """Implicit INT8 (a calibrator) is deprecated since TensorRT 10.1, which says so with a
     DeprecationWarning; under ``-W error`` that would stop the build. The package's path forward is
-    explicit Q/DQ (int8_source qdq, the ModelOpt ONNX files) wherever TensorRT supports it; the
+    explicit Q/DQ (int8_source qdq: the QAT or ModelOpt ONNX files) wherever TensorRT supports it; the
     calibrator stays only for DLA stages, which need it. The warning is logged, not raised."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DeprecationWarning)

@@ -1,7 +1,7 @@
 """How to build TensorRT engines for a model: one YAML (config/engines/*.yaml) -> frozen dataclasses.
 
 Per stage: precision (fp32, fp16, int8, best = int8 + fp16); where INT8 scales come from
-(``qdq``: Q/DQ nodes in the stage's ONNX file, e.g. model.int8.yaml from ModelOpt; ``calibrator``:
+(``qdq``: Q/DQ nodes in the stage's ONNX file, e.g. model.int8.yaml from training/qat.py; ``calibrator``:
 TensorRT's entropy calibrator fed with bag frames); DLA core (-1 = GPU only) with or without GPU
 fallback; workspace; optimisation profiles for dynamic inputs. ``defaults`` apply to every stage,
 ``stages`` override them.
