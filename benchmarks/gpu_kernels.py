@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from timing import gpu_times, median_ms  # benchmarks/, the script's own folder
+from timing import decoded_frame, gpu_times, median_ms  # benchmarks/, the script's own folder
 
 from bevfusion_ros.core.cuda import driver as cuda
 from bevfusion_ros.core.cuda.kernels import CudaBevPool, CudaImagePreprocessor, CudaPillarizer, StandInEngine
@@ -28,8 +28,6 @@ from bevfusion_ros.core.monitor.power import PowerSampler
 from bevfusion_ros.core.monitor.sources import NvmlSource
 from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
 from bevfusion_ros.core.pipeline.preprocess import ImagePreprocessor, crop_points, pillarize
-from bevfusion_ros.core.sensors.camera import CameraIntrinsics
-from bevfusion_ros.core.sensors.rig import CameraRig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,15 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    z = np.load(args.frame)
-    images = list(z["images"])
-    points = np.ascontiguousarray(z["points"][:, :4], np.float32)
-    names = tuple(str(n) for n in z["names"])
-    rig = CameraRig.create(
-        names,
-        [CameraIntrinsics.from_arrays(k, int(w), int(h)) for k, (w, h) in zip(z["K"], z["wh"], strict=True)],
-        list(z["lidar2cam"]),
-    )
+    images, points, rig = decoded_frame(args.frame)
     spec = load_model(REPO / "engines" / "reference" / "model.yaml")
     ctx = cuda.CudaContext(0)
     res: dict[str, Any] = {"device": ctx.name, "compute_capability": ctx.compute_capability}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from timing import densified, gpu_times  # benchmarks/, the script's own folder
+from timing import decoded_frame, densified, gpu_times  # benchmarks/, the script's own folder
 
 from bevfusion_ros.core.cuda import driver as cuda
 from bevfusion_ros.core.cuda.kernels import CudaBevPool, CudaImagePreprocessor, upload
@@ -25,7 +25,6 @@ from bevfusion_ros.core.cuda.voxels import CudaVoxelizer
 from bevfusion_ros.core.model import VoxelGrid, load_model
 from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
 from bevfusion_ros.core.pipeline.preprocess import ImagePreprocessor
-from bevfusion_ros.core.sensors.camera import CameraIntrinsics
 from bevfusion_ros.core.sensors.rig import CameraRig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -314,15 +313,7 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     dll = build_peer(args.peer, args.build)
-    z = np.load(args.frame)
-    images = list(z["images"])
-    sweep = np.ascontiguousarray(z["points"][:, :4], np.float32)
-    names = tuple(str(x) for x in z["names"])
-    rig = CameraRig.create(
-        names,
-        [CameraIntrinsics.from_arrays(k, int(w), int(h)) for k, (w, h) in zip(z["K"], z["wh"], strict=True)],
-        list(z["lidar2cam"]),
-    )
+    images, sweep, rig = decoded_frame(args.frame)
     spec = load_model(REPO / "engines" / "cuda_bevfusion.example.yaml", check_files=False)
     ctx = cuda.CudaContext(0)
     res: dict[str, Any] = {"device": ctx.name, "repeats": args.repeats, "rows": []}

@@ -25,13 +25,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from timing import decoded_frame  # benchmarks/, the script's own folder
 
 from bevfusion_ros.core.cuda import driver as cuda
 from bevfusion_ros.core.cuda.streamed import StreamedPipeline
 from bevfusion_ros.core.model import ONNX, load_model
 from bevfusion_ros.core.pipeline.preprocess import ImagePreprocessor, crop_points, pillarize
-from bevfusion_ros.core.sensors.camera import CameraIntrinsics
-from bevfusion_ros.core.sensors.rig import CameraRig
 from training.export import stage_modules
 from training.model import BevFusionTiny
 from training.qat import fold_batch_norms
@@ -85,16 +84,6 @@ class TorchEngine:
                 self.buffers[t.name].copy_(o)
 
 
-def load_frame(path: str) -> tuple[list[np.ndarray], np.ndarray, CameraRig]:
-    z = np.load(path)
-    rig = CameraRig.create(
-        tuple(str(n) for n in z["names"]),
-        [CameraIntrinsics.from_arrays(k, int(w), int(h)) for k, (w, h) in zip(z["K"], z["wh"], strict=True)],
-        list(z["lidar2cam"]),
-    )
-    return list(z["images"]), np.ascontiguousarray(z["points"][:, :4], np.float32), rig
-
-
 @torch.no_grad()
 def direct_heads(
     model: BevFusionTiny, spec: Any, images: list[np.ndarray], points: np.ndarray
@@ -145,7 +134,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--frames", type=int, default=200)
     args = ap.parse_args()
-    images, points, rig = load_frame(args.frame)
+    images, points, rig = decoded_frame(args.frame)
     spec = load_model(REPO / "engines" / "reference" / "model.yaml")
     model = BevFusionTiny(spec, build_index(spec, args.frame_json))
     fold_batch_norms(model)

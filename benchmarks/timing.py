@@ -1,15 +1,20 @@
 """What the benchmarks share: the median wall time of a call (after one warm-up call), the GPU time
-of a launch on a stream, and the real sweep densified as 10 sweeps would be."""
+of a launch on a stream, the real sweep densified as 10 sweeps would be, and the decoded real frame
+the GPU benchmarks read (no OpenCV on the lent machine)."""
 
 from __future__ import annotations
 
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from bevfusion_ros.core.sensors.camera import CameraIntrinsics
+from bevfusion_ros.core.sensors.rig import CameraRig
 
 
 def median_ms(fn: Callable[[], Any], repeats: int) -> float:
@@ -48,3 +53,14 @@ def gpu_times(launch: Callable[[], Any], stream: Any, n: int, warmups: int = 3) 
         b.synchronize()
         times.append(b.elapsed_ms(a))
     return {"median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99))}
+
+
+def decoded_frame(path: str | Path) -> tuple[list[npt.NDArray[np.uint8]], npt.NDArray[np.float32], CameraRig]:
+    """scripts/export_gpu_frame.py's npz -> (6 BGR images, (N, 4) x, y, z, intensity, the CameraRig)."""
+    z = np.load(path)
+    rig = CameraRig.create(
+        tuple(str(n) for n in z["names"]),
+        [CameraIntrinsics.from_arrays(k, int(w), int(h)) for k, (w, h) in zip(z["K"], z["wh"], strict=True)],
+        list(z["lidar2cam"]),
+    )
+    return list(z["images"]), np.ascontiguousarray(z["points"][:, :4], np.float32), rig
