@@ -44,17 +44,26 @@ def stage_modules(model: BevFusionTiny) -> dict[str, nn.Module]:
     }
 
 
-def export(model: BevFusionTiny, spec: ModelSpec, example: dict[str, np.ndarray], opset: int = 17) -> None:
+def export(
+    model: BevFusionTiny,
+    spec: ModelSpec,
+    example: dict[str, np.ndarray],
+    opset: int = 17,
+    directory: Path | None = None,
+) -> list[Path]:
+    """One ONNX file per stage, where the model YAML points (or as ``directory``/<file>); their paths."""
     model.eval()
+    paths = []
     for name, module in stage_modules(model).items():
         stage = spec.stage(name)
+        path = spec.path(stage) if directory is None else directory / stage.file
+        paths.append(path)
         if isinstance(module, SparseEncoder):
             ins = tuple(torch.from_numpy(example[t.name]) for t in stage.inputs)
-            export_encoder(module, *ins, spec.path(stage), output=stage.outputs[0].name)
-            print(f"{name}: {spec.path(stage)} {spec.path(stage).stat().st_size / 1e6:.2f} MB")
+            export_encoder(module, *ins, path, output=stage.outputs[0].name)
+            print(f"{name}: {path} {path.stat().st_size / 1e6:.2f} MB")
             continue
         args = tuple(torch.zeros(t.shape) for t in stage.inputs)
-        path = spec.path(stage)
         torch.onnx.export(
             module,
             args,
@@ -66,6 +75,7 @@ def export(model: BevFusionTiny, spec: ModelSpec, example: dict[str, np.ndarray]
             do_constant_folding=True,
         )
         print(f"{name}: {path} {path.stat().st_size / 1e6:.2f} MB")
+    return paths
 
 
 def golden_inputs(spec: ModelSpec, frame_json: str) -> dict[str, np.ndarray]:

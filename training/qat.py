@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from bevfusion_ros.core.model import ModelSpec, load_model
+from training.export import export as export_stages
 from training.export import golden, golden_inputs, stage_modules
 from training.model import BevFusionTiny
 from training.train import MODEL_YAML, Scenes, build_index, collate, lidar_inputs, losses
@@ -395,22 +396,11 @@ def export(args: argparse.Namespace) -> None:
                 m.quantize = False
     out_dir = spec.directory / args.subdir
     out_dir.mkdir(exist_ok=True)
-    for name, module in stage_modules(model).items():
-        stage = spec.stage(name)
-        path = out_dir / stage.file
-        torch.onnx.export(
-            module,
-            tuple(torch.zeros(t.shape) for t in stage.inputs),
-            str(path),
-            input_names=[t.name for t in stage.inputs],
-            output_names=[t.name for t in stage.outputs],
-            opset_version=17,
-            dynamo=False,
-            do_constant_folding=True,
-        )
+    inputs = golden_inputs(spec, args.frame_json)
+    for path in export_stages(model, spec, inputs, directory=out_dir):
         if not args.float:
             store_int8_weights(path)
-        print(f"{name}: {path} {path.stat().st_size / 1e6:.2f} MB")
+            print(f"{path}: weights stored as int8, {path.stat().st_size / 1e6:.2f} MB")
     stages = onnx_stages(spec)
     yaml = Path(args.model)
     method = "calibration only (no fine-tuning)" if args.ptq else "quantisation-aware training"
@@ -418,7 +408,7 @@ def export(args: argparse.Namespace) -> None:
         method = "nothing: the QAT weights in fp32, to measure what quantisation alone costs"
     files = [spec.stage(s).file for s in stages]
     int8_yaml(yaml, yaml.with_name(f"model.{args.subdir}.yaml"), args.subdir, stages, files, ("training.qat", method))
-    golden(model, spec, golden_inputs(spec, args.frame_json), Path(args.golden))
+    golden(model, spec, inputs, Path(args.golden))
 
 
 def main() -> None:
