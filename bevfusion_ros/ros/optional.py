@@ -7,6 +7,7 @@ equivalents run. Each accessor returns None when the package is missing.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,44 @@ def import_tf2_ros(why: str) -> ModuleType:
     return module
 
 
+class TfListener:
+    """A tf2 Buffer kept filled from /tf and /tf_static for ``node``.
+
+    The listener lives on a helper node of its own: TransformListener(spin_thread=True) on the node
+    itself moved it into the listener's executor, and the node answered no service after. The
+    helper is spun by a thread of ours, which ends quietly when a signal shuts the context down;
+    tf2_ros's own spin thread dies there with an ExternalShutdownException traceback in the log."""
+
+    def __init__(self, node: Node, name: str, why: str) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        tf2_ros = import_tf2_ros(why)
+        self._helper = rclpy.create_node(
+            f"{node.get_name()}_{name}", context=node.context, start_parameter_services=False
+        )
+        self.buffer = tf2_ros.Buffer()
+        self._listener = tf2_ros.TransformListener(self.buffer, self._helper, spin_thread=False)
+        self._executor = SingleThreadedExecutor(context=node.context)
+        self._executor.add_node(self._helper)
+        self._thread = threading.Thread(target=self._spin, name=name, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self._executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self._thread.join()
+        self._listener.unregister()
+        self._helper.destroy_node()
+
+
 def lookup_extrinsics(node: Node, lidar_frame: str, camera_frames: Sequence[str], timeout_s: float = 5.0) -> list[Any]:
     """lidar->camera 4x4 per camera from TF (tf2_ros, a ROS distribution package).
 
@@ -78,31 +117,22 @@ def lookup_extrinsics(node: Node, lidar_frame: str, camera_frames: Sequence[str]
     frame, i.e. the calibration file's ``lidar2cam``. Waits up to ``timeout_s`` per camera for
     /tf_static to arrive.
     """
-    tf2_ros = import_tf2_ros("extrinsics_source 'tf' (or use extrinsics_source 'file')")
-    import rclpy
     from rclpy.duration import Duration
     from rclpy.time import Time
 
     from bevfusion_ros.core.sensors.geometry import rigid_transform
 
-    # A helper node of its own, spun by the listener's thread: TransformListener(spin_thread=True) on
-    # the node itself moved it into the listener's executor, and the node answered no service after.
-    helper = rclpy.create_node(f"{node.get_name()}_tf_lookup", context=node.context, start_parameter_services=False)
-    buffer = tf2_ros.Buffer()
-    listener = tf2_ros.TransformListener(buffer, helper, spin_thread=True)
+    tf = TfListener(node, "tf_lookup", "extrinsics_source 'tf' (or use extrinsics_source 'file')")
     out = []
     try:
         for frame in camera_frames:
             try:
-                tf = buffer.lookup_transform(frame, lidar_frame, Time(), timeout=Duration(seconds=timeout_s))
+                transform = tf.buffer.lookup_transform(frame, lidar_frame, Time(), timeout=Duration(seconds=timeout_s))
             except Exception as exc:  # tf2 raises LookupException / ExtrapolationException / ...
                 msg = f"no TF from '{lidar_frame}' to '{frame}' within {timeout_s} s: {exc}"
                 raise CalibrationError(msg) from exc
-            t, q = tf.transform.translation, tf.transform.rotation
+            t, q = transform.transform.translation, transform.transform.rotation
             out.append(rigid_transform((t.x, t.y, t.z), (q.x, q.y, q.z, q.w)))
     finally:
-        listener.executor.shutdown()
-        listener.dedicated_listener_thread.join()
-        listener.unregister()
-        helper.destroy_node()
+        tf.close()
     return out

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import rclpy
 from geometry_msgs.msg import TransformStamped
 from rclpy.node import Node
 
@@ -24,7 +23,7 @@ from bevfusion_ros.core.perception.lidar_input import Problem, densify
 from bevfusion_ros.core.sensors.geometry import rigid_transform
 from bevfusion_ros.core.sensors.sweeps import SweepBuffer
 from bevfusion_ros.ros.frame_decode import xyzi
-from bevfusion_ros.ros.optional import import_tf2_ros
+from bevfusion_ros.ros.optional import TfListener, import_tf2_ros
 
 # an offline buffer holds a whole bag's /tf: its cache must outlast the bag
 _OFFLINE_CACHE_S = 24 * 3600.0
@@ -52,44 +51,15 @@ def _transform_stamped(src: Any) -> TransformStamped:
     return out
 
 
-def _spin(executor: Any) -> None:
-    """The TF helper's thread: it ends quietly when the node's context shuts down (a signal), where
-    tf2_ros's own spin thread dies with an ExternalShutdownException traceback in the node's log."""
-    from rclpy.executors import ExternalShutdownException
-
-    try:
-        executor.spin()
-    except ExternalShutdownException:
-        pass
-
-
 class SweepPoses:
-    def __init__(
-        self,
-        fixed_frame: str,
-        buffer: Any,
-        listener: Any = None,
-        helper: Node | None = None,
-        wait_s: float = 0.0,
-        spinner: tuple[Any, threading.Thread] | None = None,
-    ) -> None:
+    def __init__(self, fixed_frame: str, buffer: Any, listener: TfListener | None = None, wait_s: float = 0.0) -> None:
         self.fixed_frame, self.wait_s = fixed_frame, wait_s
-        self._buffer, self._listener, self._helper, self._spinner = buffer, listener, helper, spinner
+        self._buffer, self._listener = buffer, listener
 
     @classmethod
     def listening(cls, node: Node, fixed_frame: str) -> SweepPoses:
-        from rclpy.executors import SingleThreadedExecutor
-
-        tf2_ros = _tf2()
-        # a helper node of its own, spun by a thread of its own (see ros/optional.lookup_extrinsics)
-        helper = rclpy.create_node(f"{node.get_name()}_sweep_tf", context=node.context, start_parameter_services=False)
-        buffer = tf2_ros.Buffer()
-        listener = tf2_ros.TransformListener(buffer, helper, spin_thread=False)
-        executor = SingleThreadedExecutor(context=node.context)
-        executor.add_node(helper)
-        thread = threading.Thread(target=_spin, args=(executor,), name="sweep_tf", daemon=True)
-        thread.start()
-        return cls(fixed_frame, buffer, listener, helper, LIVE_TF_WAIT_S, (executor, thread))
+        listener = TfListener(node, "sweep_tf", "multi-sweep input (the sweeps' poses)")
+        return cls(fixed_frame, listener.buffer, listener, LIVE_TF_WAIT_S)
 
     @classmethod
     def from_messages(cls, fixed_frame: str, tf: list[Any], tf_static: list[Any]) -> SweepPoses:
@@ -123,15 +93,9 @@ class SweepPoses:
         return rigid_transform((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
     def close(self) -> None:
-        if self._spinner is not None:
-            executor, thread = self._spinner
-            executor.shutdown()
-            thread.join()
         if self._listener is not None:
-            self._listener.unregister()
-        if self._helper is not None:
-            self._helper.destroy_node()
-        self._listener = self._helper = self._spinner = None
+            self._listener.close()
+        self._listener = None
 
 
 class LidarSweeps:
