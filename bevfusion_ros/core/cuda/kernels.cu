@@ -106,11 +106,16 @@ extern "C" __global__ void pillar_finalize(const int* count, const float* zsum, 
 // Camera features (N, C, hw) -> pixel-major (N * hw, C): the pooling below then reads each frustum
 // point's C channels as one contiguous run (coalesced across the threads of an interval) instead of C
 // reads hw floats apart.
-extern "C" __global__ void channels_last(const float* feat, int n_cameras, int channels, int hw, float* out) {
+template <typename T>
+__device__ __forceinline__ void to_pixel_major(const T* feat, int n_cameras, int channels, int hw, T* out) {
   int idx = blockIdx.x * blockDim.x + threadIdx.x;
   if (idx >= n_cameras * channels * hw) return;
   int pix = idx % hw, c = (idx / hw) % channels, cam = idx / (hw * channels);
   out[((size_t)cam * hw + pix) * channels + c] = feat[idx];
+}
+
+extern "C" __global__ void channels_last(const float* feat, int n_cameras, int channels, int hw, float* out) {
+  to_pixel_major(feat, n_cameras, channels, hw, out);
 }
 
 // One thread per (interval, channel), channels fastest: the threads of an interval share each point's
@@ -132,13 +137,10 @@ extern "C" __global__ void bevpool(const float* feat_pixel_major, const float* d
 }
 
 // The fp16 path, for engines with fp16 outputs: half the bytes read and written. Features (N, C, hw)
-// half -> pixel-major half; then one thread per (interval, 8 channels): one 16-byte load brings a
+// half -> pixel-major half (to_pixel_major above); then one thread per (interval, 8 channels): one 16-byte load brings a
 // frustum point's 8 channels, the sums stay in float32 (fmaf), each written once as half.
 extern "C" __global__ void channels_last_half(const __half* feat, int n_cameras, int channels, int hw, __half* out) {
-  int idx = blockIdx.x * blockDim.x + threadIdx.x;
-  if (idx >= n_cameras * channels * hw) return;
-  int pix = idx % hw, c = (idx / hw) % channels, cam = idx / (hw * channels);
-  out[((size_t)cam * hw + pix) * channels + c] = feat[idx];
+  to_pixel_major(feat, n_cameras, channels, hw, out);
 }
 
 extern "C" __global__ void bevpool_half8(const __half* feat_pixel_major, const __half* depth, const int* depth_index,
