@@ -24,8 +24,6 @@ from bevfusion_ros.tools.data import scenes
 from bevfusion_ros.tools.data.nuscenes_frame import frame_rig
 from bevfusion_ros.tools.viz.progress import progress
 
-EVAL_FIRST_SEED = 10_000_000  # eval-scenes' first seed
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,7 +48,8 @@ def main() -> None:
     rig = frame_rig(args.frame, spec.cameras, *scenes.RENDER_SIZE)
     with Pipeline(spec) as pipe:
         pipe.set_calibration(rig)
-        for seed in progress(range(EVAL_FIRST_SEED, EVAL_FIRST_SEED + args.scenes), "int8 vs fp32", "scene"):
+        seeds = range(scenes.EVAL_SEED_BASE, scenes.EVAL_SEED_BASE + args.scenes)  # eval-scenes' seeds
+        for seed in progress(seeds, "int8 vs fp32", "scene"):
             sc = scenes.generate_scene(seed)
             r = pipe(scenes.render_cameras(sc, rig, *scenes.RENDER_SIZE), scenes.lidar_sweep(sc), keep_tensors=True)
             for name, stages in sessions.items():

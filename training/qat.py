@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from bevfusion_ros.core.model import ModelSpec, load_model
+from bevfusion_ros.tools.data import scenes
 from training.export import export as export_stages
 from training.export import golden, golden_inputs, stage_modules
 from training.model import BevFusionTiny
@@ -45,7 +46,6 @@ from training.train import MODEL_YAML, Scenes, build_index, collate, lidar_input
 
 # fine-tuning scenes: after the fp32 runs' 0.. and 1,000,000.., before evaluation's 10,000,000..
 QAT_FIRST_SEED = 2_000_000
-CALIB_FIRST_SEED = 30_000_000  # as training/quantize.py: neither training nor evaluation
 GOLDEN = Path(__file__).resolve().parents[1] / "test" / "data" / "golden_reference_int8.npz"
 CONVS = (nn.Conv2d, nn.ConvTranspose2d)
 
@@ -284,7 +284,8 @@ def train(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     spec = load_model(args.model)
-    calib = batches(spec, args.frame_json, CALIB_FIRST_SEED, args.batch, min(args.workers, args.calib_batches))
+    workers = min(args.workers, args.calib_batches)
+    calib = batches(spec, args.frame_json, scenes.CALIBRATION_SEED_BASE, args.batch, workers)
     start = time.time()
     model, quantizers = quantized_model(
         spec, args.frame_json, pillar_channel_amax(calib, args.calib_batches), args.init
@@ -383,7 +384,7 @@ def export(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     spec = load_model(args.model)
     if args.ptq:
-        calib = batches(spec, args.frame_json, CALIB_FIRST_SEED, 4, 0)
+        calib = batches(spec, args.frame_json, scenes.CALIBRATION_SEED_BASE, 4, 0)
         model, quantizers = quantized_model(spec, args.frame_json, pillar_channel_amax(calib, args.calib_batches))
         calibrate(model, quantizers, calib, args.calib_batches)
     else:

@@ -71,6 +71,8 @@ LIDAR_HEIGHT = 1.84
 RENDER_SIZE = (400, 225)
 # Held-out scenes start at this seed; training seeds stay below it.
 EVAL_SEED_BASE = 10_000_000
+# INT8 calibration scenes (training/quantize.py, training/qat.py): neither training nor evaluation
+CALIBRATION_SEED_BASE = 30_000_000
 BEAMS = np.deg2rad(np.linspace(-30.67, 10.67, 32))
 AZIMUTHS = 1084
 MAX_RANGE = 70.0
