@@ -17,7 +17,7 @@ DEMO_FRAMES ?= 20
 DEMO_SCENES ?= 50
 DEMO_RATE ?= 0.2
 
-.PHONY: setup test lint typecheck pytest demo evaluate soak quantize qat-export sparse-golden examples clean distclean
+.PHONY: setup test lint typecheck pytest demo evaluate fleet soak quantize qat-export sparse-golden examples clean distclean
 
 setup: $(VENV)/.stamp-package $(VENV)/.stamp-trt-bindings
 
@@ -63,7 +63,7 @@ $(VENV)/.stamp-trt-bindings: $(VENV)/.stamp-venv requirements/trt_bindings.txt s
 # Then the package goes into the venv's ament index as a colcon symlink install would put it.
 $(VENV)/.stamp-package: $(VENV)/.stamp-ros-tools setup.py setup.cfg pyproject.toml requirements/constraints.txt requirements/devkit.txt scripts/ament_index_install.py $(SHARE_FILES)
 	$(PIP) setuptools
-	$(PIP) --no-build-isolation -e '.[dev,bags,onnx,viz,nvml]'
+	$(PIP) --no-build-isolation -e '.[dev,bags,onnx,viz,nvml,fleet]'
 	$(PIP) --no-deps -r requirements/devkit.txt
 	$(VPY) scripts/ament_index_install.py
 	@touch $@
@@ -108,6 +108,14 @@ evaluate: setup
 	$(VENV)/bin/bevfusion-ros evaluate build/eval/scenes_bag --compare onnxruntime:int8 --max-map-drop 3 --out build/eval/scenes
 	$(VENV)/bin/bevfusion-ros make-bag --frame $(FRAME_DIR) --frames 5 --out build/eval/real_bag --overwrite
 	$(VENV)/bin/bevfusion-ros evaluate build/eval/real_bag --compare onnxruntime:int8 --out build/eval/real
+
+# The fleet evaluation benchmark (not part of make test, ~10 min on 2 cores): FLEET_BAGS generated bags x
+# FLEET_FRAMES frames evaluated in one process and as Ray tasks on 2 local workers; frames/s, scaling,
+# merge time and peak memory per worker (benchmarks/results/fleet.md).
+FLEET_BAGS ?= 8
+FLEET_FRAMES ?= 100
+fleet: setup
+	$(VPY) benchmarks/fleet.py --frame $(FRAME_DIR) --bags $(FLEET_BAGS) --frames $(FLEET_FRAMES) --results benchmarks/results/fleet
 
 # The node under stress (issue 19; not part of make test, ~40 min on 2 cores): SOAK_FRAMES real frames
 # at 10 Hz with the null backend (RSS slope, latency), a 50-frame burst into ONNX Runtime (stamp age

@@ -33,6 +33,8 @@ setup(
         "viz": ["matplotlib"],
         # the monitor's power/load/temperature source on a desktop or datacenter NVIDIA GPU
         "nvml": ["nvidia-ml-py"],
+        # evaluate over many bags as Ray tasks, on this machine or a cluster (tools/eval/fleet.py)
+        "fleet": ["ray"],
         # training and export of the reference model (training/); never needed at run time
         "train": ["torch", "onnx"],
         # onnx: the FAKE TensorRT parser in test/fakes reads the ONNX files

@@ -271,6 +271,13 @@ class Extremes(Generic[T]):
     def highest(self) -> list[tuple[float, T]]:
         return sorted(((k, it) for k, _, it in self._high), key=lambda e: -e[0])
 
+    def candidates(self) -> list[tuple[float, T]]:
+        """Every item held, as (key, item) in the order added. Fed part by part, in order, to another
+        Extremes, the candidates of each part give what one Extremes over all the items would: ties
+        go to the later item in both."""
+        held = {n: (-k, it) for k, n, it in self._low} | {n: (k, it) for k, n, it in self._high}
+        return [held[n] for n in sorted(held)]
+
 
 @dataclass(frozen=True)
 class Gate:

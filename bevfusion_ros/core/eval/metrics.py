@@ -152,6 +152,15 @@ class DetectionEvaluator:
         return out
 
 
+@dataclass(frozen=True)
+class MapCounts:
+    """Map cells per class (rows) and threshold (columns): integers, so sums are exact in any order."""
+
+    tp: npt.NDArray[np.int64]
+    fp: npt.NDArray[np.int64]
+    fn: npt.NDArray[np.int64]
+
+
 @dataclass
 class MapIoU:
     """BEVFusion's map metric: IoU per class at several thresholds, summed over frames; best threshold per class."""
@@ -167,16 +176,28 @@ class MapIoU:
         self.tp, self.fp, self.fn = (np.zeros(shape, np.int64) for _ in range(3))
 
     def add(self, probabilities: npt.ArrayLike, ground_truth: npt.ArrayLike) -> None:
+        self.add_counts(self.frame_counts(probabilities, ground_truth))
+
+    def frame_counts(self, probabilities: npt.ArrayLike, ground_truth: npt.ArrayLike) -> MapCounts:
+        """One frame's (tp, fp, fn) per class and threshold: what a fleet worker sends instead of the map."""
         p = np.asarray(probabilities, np.float32)
         g = np.asarray(ground_truth).astype(bool)
         if p.shape != g.shape or p.shape[0] != len(self.classes):
             msg = f"map probabilities {p.shape} and ground truth {g.shape} must both be ({len(self.classes)}, ny, nx)"
             raise ValueError(msg)
+        shape = (len(self.classes), len(self.thresholds))
+        tp, fp, fn = (np.zeros(shape, np.int64) for _ in range(3))
         for j, th in enumerate(self.thresholds):
             pred = p >= th
-            self.tp[:, j] += (pred & g).sum(axis=(1, 2))
-            self.fp[:, j] += (pred & ~g).sum(axis=(1, 2))
-            self.fn[:, j] += (~pred & g).sum(axis=(1, 2))
+            tp[:, j] = (pred & g).sum(axis=(1, 2))
+            fp[:, j] = (pred & ~g).sum(axis=(1, 2))
+            fn[:, j] = (~pred & g).sum(axis=(1, 2))
+        return MapCounts(tp, fp, fn)
+
+    def add_counts(self, counts: MapCounts) -> None:
+        self.tp += counts.tp
+        self.fp += counts.fp
+        self.fn += counts.fn
 
     def compute(self) -> dict[str, Any]:
         denom = self.tp + self.fp + self.fn

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 from bevfusion_ros.core.errors import BagError, DependencyError
 
 T = TypeVar("T")
+# a span of log time in ns, [start, stop): the part of a bag one slice of a fleet evaluation reads
+LogWindow = tuple[int, int]
 
 
 def _rosbags() -> Any:
@@ -96,10 +98,13 @@ def open_reader(path: Path) -> Any:
     return reader
 
 
-def iter_raw(reader: Any, topics: set[str] | None = None) -> Iterator[tuple[str, str, int, bytes]]:
-    """(topic, msgtype, log time ns, CDR bytes) in log-time order."""
+def iter_raw(
+    reader: Any, topics: set[str] | None = None, window: LogWindow | None = None
+) -> Iterator[tuple[str, str, int, bytes]]:
+    """(topic, msgtype, log time ns, CDR bytes) in log-time order, within ``window`` when given."""
     conns = [c for c in reader.connections if topics is None or c.topic in topics]
-    for conn, ns, raw in reader.messages(connections=conns):
+    start, stop = window if window is not None else (None, None)
+    for conn, ns, raw in reader.messages(connections=conns, start=start, stop=stop):
         yield conn.topic, conn.msgtype, ns, bytes(raw)
 
 

@@ -35,6 +35,7 @@ from bevfusion_ros.core.resources import config_file
 from bevfusion_ros.core.sensors.rig import CameraRig
 from bevfusion_ros.core.yamlfile import load_yaml
 from bevfusion_ros.ros.build import stamp_ns
+from bevfusion_ros.tools.bags.io import LogWindow
 from bevfusion_ros.tools.bags.layout import GT_MAP_PREFIX, GT_OBJECTS_TOPIC, GT_TOPIC
 
 T = TypeVar("T")
@@ -62,6 +63,8 @@ def node_parameters(path: Path) -> dict[str, Any]:
 class BagTopics:
     path: Path
     topics: dict[str, tuple[str, int]]  # topic -> (type, message count in the bag's index)
+    start_ns: int = 0  # log time of the first message
+    end_ns: int = 0  # log time just past the last message
 
     @classmethod
     def read(cls, path: Path) -> BagTopics:
@@ -73,9 +76,10 @@ class BagTopics:
             for c in reader.connections:
                 _, n = topics.get(c.topic, (c.msgtype, 0))
                 topics[c.topic] = (c.msgtype, n + int(c.msgcount))
+            start, end = int(reader.start_time), int(reader.end_time)
         finally:
             reader.close()
-        return cls(path, topics)
+        return cls(path, topics, start, end)
 
     def has(self, topic: str, msgtype: str | None = None) -> bool:
         return topic in self.topics and (msgtype is None or self.topics[topic][0] == msgtype)
@@ -141,16 +145,16 @@ def check_sensor_topics(cfg: PerceptionConfig, bag: BagTopics) -> None:
         raise BagError(msg)
 
 
-def checked_messages(bag: Path, topics: set[str]) -> Iterator[tuple[str, Any, int]]:
-    """(topic, rosbags message, log time ns) in log-time order; a read or decode failure part-way is
-    one BagError saying how far the bag was read."""
+def checked_messages(bag: Path, topics: set[str], window: LogWindow | None = None) -> Iterator[tuple[str, Any, int]]:
+    """(topic, rosbags message, log time ns) in log-time order, within ``window`` when given; a read or
+    decode failure part-way is one BagError saying how far the bag was read."""
     from bevfusion_ros.tools.bags.io import iter_raw, open_reader, read_ahead, typestore
 
     store = typestore()
     reader = open_reader(bag)
     n, last = 0, None
     try:
-        it = read_ahead(iter_raw(reader, topics))
+        it = read_ahead(iter_raw(reader, topics, window))
         while True:
             try:
                 topic, msgtype, ns, raw = next(it)
@@ -176,10 +180,17 @@ class ReplayFrame:
 class SensorReplay:
     """The bag's sensor topics through the node's sync policy; ``counts`` says what happened."""
 
-    def __init__(self, bag: Path, cfg: PerceptionConfig, rig: CameraRig) -> None:
-        self.bag, self.cfg, self.rig = bag, cfg, rig
-        self.counts: Counter[str] = Counter()
+    def __init__(self, bag: Path, cfg: PerceptionConfig, rig: CameraRig, window: LogWindow | None = None) -> None:
+        self.bag, self.cfg, self.rig, self.window = bag, cfg, rig, window
+        self._counts: Counter[str] = Counter()
+        self._sync: Any = None
         self.read: Counter[str] = Counter()  # messages read per topic
+
+    @property
+    def counts(self) -> Counter[str]:
+        """What happened so far: the replay's own counts and the sync policy's (``sync_`` keys)."""
+        sync = self._sync.counts if self._sync is not None else {}
+        return self._counts + Counter({f"sync_{k}": v for k, v in sync.items()})
 
     def frames(self) -> Iterator[ReplayFrame]:
         from bevfusion_ros.ros.frame_decode import rig_with_camera_info
@@ -187,39 +198,36 @@ class SensorReplay:
         cfg = self.cfg
         cams = {t: i for i, t in enumerate(cfg.image_topics)}
         infos = {t: i for i, t in enumerate(cfg.camera_info_topics)} if cfg.intrinsics_source == "camera_info" else {}
-        sync = make_sync(cfg)
+        sync = self._sync = make_sync(cfg)
         new_rig: CameraRig | None = None
         last_ns = 0
-        try:
-            for topic, msg, ns in checked_messages(self.bag, {*cams, *infos, cfg.lidar_topic}):
-                self.read[topic] += 1
-                last_ns = ns
-                if topic in infos:
-                    try:
-                        updated = rig_with_camera_info(self.rig, infos[topic], msg)
-                    except BevFusionError:
-                        self.counts["bad_camera_info"] += 1
-                        continue
-                    if updated is not None:
-                        self.rig = new_rig = updated
-                        self.counts["calibration_updates"] += 1
-                    continue
+        for topic, msg, ns in checked_messages(self.bag, {*cams, *infos, cfg.lidar_topic}, self.window):
+            self.read[topic] += 1
+            last_ns = ns
+            if topic in infos:
                 try:
-                    stamp = stamp_ns(msg.header.stamp)
-                except (AttributeError, TypeError):
-                    self.counts["bad_header"] += 1
+                    updated = rig_with_camera_info(self.rig, infos[topic], msg)
+                except BevFusionError:
+                    self._counts["bad_camera_info"] += 1
                     continue
-                if stamp <= 0:
-                    self.counts["zero_stamp"] += 1
-                    continue
-                index = sync.lidar_index if topic == cfg.lidar_topic else cams[topic]
-                for f in sync.add(index, stamp, msg, ns):
-                    yield ReplayFrame(f, new_rig)
-                    new_rig = None
-            for f in sync.finish(last_ns):
+                if updated is not None:
+                    self.rig = new_rig = updated
+                    self._counts["calibration_updates"] += 1
+                continue
+            try:
+                stamp = stamp_ns(msg.header.stamp)
+            except (AttributeError, TypeError):
+                self._counts["bad_header"] += 1
+                continue
+            if stamp <= 0:
+                self._counts["zero_stamp"] += 1
+                continue
+            index = sync.lidar_index if topic == cfg.lidar_topic else cams[topic]
+            for f in sync.add(index, stamp, msg, ns):
                 yield ReplayFrame(f, new_rig)
-        finally:
-            self.counts.update({f"sync_{k}": v for k, v in sync.counts.items()})
+                new_rig = None
+        for f in sync.finish(last_ns):
+            yield ReplayFrame(f, new_rig)
 
 
 def occupancy(msg: Any) -> tuple[npt.NDArray[np.int8], Grid]:
@@ -236,13 +244,15 @@ def occupancy(msg: Any) -> tuple[npt.NDArray[np.int8], Grid]:
     return cells, Grid(x0, y0, x0 + info.width * res, y0 + info.height * res, res)
 
 
-def stamped_groups(bag: Path, decoders: dict[str, Callable[[Any], Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+def stamped_groups(
+    bag: Path, decoders: dict[str, Callable[[Any], Any]], window: LogWindow | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """Messages of ``decoders``' topics decoded and grouped by header stamp, roughly in stamp order
     (a group is handed out once the log is ``GROUP_WINDOW_NS`` past its stamp)."""
     groups: dict[int, dict[str, Any]] = {}
     newest = 0
     try:
-        for topic, msg, _ in checked_messages(bag, set(decoders)):
+        for topic, msg, _ in checked_messages(bag, set(decoders), window):
             stamp = stamp_ns(msg.header.stamp)
             groups.setdefault(stamp, {})[topic] = decoders[topic](msg)
             newest = max(newest, stamp)
@@ -271,7 +281,9 @@ def with_velocities(det: Detections | None, velocities: npt.NDArray[np.float32] 
     return replace(det, velocities=velocities)
 
 
-def ground_truth(bag: Path, spec: ModelSpec, with_map: bool) -> Iterator[tuple[int, GroundTruth]]:
+def ground_truth(
+    bag: Path, spec: ModelSpec, with_map: bool, window: LogWindow | None = None
+) -> Iterator[tuple[int, GroundTruth]]:
     from bevfusion_ros.ros import convert
 
     classes = spec.map.classes if spec.map is not None and with_map else ()
@@ -280,7 +292,7 @@ def ground_truth(bag: Path, spec: ModelSpec, with_map: bool) -> Iterator[tuple[i
         GT_OBJECTS_TOPIC: convert.detected_objects_velocities,
     }
     decoders.update({GT_MAP_PREFIX + c: occupancy for c in classes})
-    for stamp, g in stamped_groups(bag, decoders):
+    for stamp, g in stamped_groups(bag, decoders, window):
         layers = [v for c in classes if (v := g.get(GT_MAP_PREFIX + c)) is not None]
         have = bool(classes) and len(layers) == len(classes)
         yield (
@@ -307,7 +319,9 @@ def recorded_topics(spec: ModelSpec, node: str = NODE) -> dict[str, str]:
     return topics
 
 
-def recorded_outputs(bag: Path, spec: ModelSpec, node: str = NODE) -> Iterator[tuple[int, RecordedFrame]]:
+def recorded_outputs(
+    bag: Path, spec: ModelSpec, node: str = NODE, window: LogWindow | None = None
+) -> Iterator[tuple[int, RecordedFrame]]:
     """The node's published outputs, one RecordedFrame per LiDAR stamp that has detections."""
     from bevfusion_ros.ros import convert
 
@@ -324,7 +338,7 @@ def recorded_outputs(bag: Path, spec: ModelSpec, node: str = NODE) -> Iterator[t
         f"{node}/timing": timing,
     }
     decoders.update({f"{node}/map/{c}": occupancy for c in classes})
-    for stamp, g in stamped_groups(bag, decoders):
+    for stamp, g in stamped_groups(bag, decoders, window):
         det = with_velocities(g.get(f"{node}/detections"), g.get(f"{node}/objects"))
         if det is None:
             continue

@@ -1,9 +1,15 @@
-"""``bevfusion-ros evaluate BAG``: is this model, backend or precision good enough to drive with?
+"""``bevfusion-ros evaluate BAG [BAG ...]``: is this model, backend or precision good enough to drive with?
 
-Replays the bag's sensors through the node's own code, scores every run against the bag's ground
+Replays the bags' sensors through the node's own code, scores every run against the bags' ground
 truth (nuScenes mAP/NDS from the devkit, BEV map IoU), times every stage, and with ``--compare``
 runs other backends / precisions in lockstep on the same frames and measures how far they agree
 with the first run; ``--recorded`` scores what the node published (``tools.eval.evaluation``).
+
+BAG is a bag, a folder of bags or a manifest (bags with time ranges and tags; ``tools.eval.fleet``).
+Several bags are scored as one evaluation, with a breakdown per bag and per tag; with Ray installed
+(the ``[fleet]`` extra) each bag, or each ``--slice-s`` slice of one, is a Ray task on a local
+instance (``--workers N``, default one per core) or on a cluster (``--ray-address``). The scores
+equal those of one process (``--workers 1``).
 
 Runs: ``onnxruntime``, ``onnxruntime:int8`` (the model's ``<name>.int8.yaml`` next to it),
 ``tensorrt[:fp16|int8|int8_dla|ENGINE_CONFIG.yaml]``, ``model:PATH`` (the primary backend),
@@ -26,12 +32,19 @@ from typing import Any
 import numpy as np
 
 from bevfusion_ros.core.paramspec import parse_override
-from bevfusion_ros.tools.eval.evaluation import EvaluationOptions, evaluate
+from bevfusion_ros.tools.eval.evaluation import evaluate
 from bevfusion_ros.tools.eval.report import write_report
+from bevfusion_ros.tools.eval.runs import EvaluationOptions
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("bag", type=Path, help="rosbag2 folder (mcap or sqlite3) with sensors and/or ground truth")
+    p.add_argument(
+        "bags",
+        nargs="+",
+        type=Path,
+        metavar="BAG",
+        help="rosbag2 folder (mcap or sqlite3) with sensors and/or ground truth, a folder of bags, or a manifest YAML",
+    )
     p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "tensorrt"))
     p.add_argument("--model", type=Path, default=None, help="model YAML (default: the bundled reference model)")
     p.add_argument(
@@ -40,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         const="",
         default=None,
         metavar="OUTPUTS_BAG",
-        help="score the node's recorded outputs (in OUTPUTS_BAG, default BAG) instead of replaying",
+        help="score the node's recorded outputs (in OUTPUTS_BAG, default each BAG itself) instead of replaying",
     )
     p.add_argument(
         "--compare",
@@ -52,7 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params-file", type=Path, default=None, help="node parameters (default: config/perception.yaml)")
     p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE", help="override one node parameter")
     p.add_argument("--calibration", type=Path, default=None, help="default: <bag>/calibration.yaml")
-    p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: the whole bag)")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames per bag (0: the whole bag)")
     p.add_argument("--out", type=Path, default=Path("build/evaluate"))
     p.add_argument("--min-map", type=float, default=None, help="fail (exit 1) when a run's mAP is below this")
     p.add_argument(
@@ -64,15 +77,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-p99-ms", type=float, default=None, help="fail when a run's p99 pipeline time exceeds this")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Ray workers on a local instance (default: one per core with Ray installed, else 1: this process)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="join this Ray cluster (ray start --head; README) instead of starting a local instance",
+    )
+    p.add_argument(
+        "--slice-s",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="replay bags longer than S seconds as slices of S seconds, each its own task (0: whole bags)",
+    )
 
 
 def options(args: argparse.Namespace) -> EvaluationOptions:
-    recorded = None if args.recorded is None else Path(args.recorded) if args.recorded else args.bag
     return EvaluationOptions(
-        bag=args.bag,
+        bags=tuple(args.bags),
         backend=args.backend,
         model=args.model,
-        recorded=recorded,
+        recorded=Path(args.recorded) if args.recorded else None,
+        recorded_in_bag=args.recorded == "",
         compare=tuple(args.compare),
         params_file=args.params_file,
         params=dict(parse_override(p) for p in args.param),
@@ -82,6 +114,9 @@ def options(args: argparse.Namespace) -> EvaluationOptions:
         max_map_drop=args.max_map_drop,
         max_p99_ms=args.max_p99_ms,
         progress=args.progress,
+        workers=args.workers,
+        ray_address=args.ray_address,
+        slice_s=args.slice_s,
     )
 
 

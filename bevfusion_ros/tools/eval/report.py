@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from bevfusion_ros.core.pipeline.postprocess import Segmentation
-from bevfusion_ros.tools.eval.evaluation import EvaluationResult, FrameView
+from bevfusion_ros.tools.eval.bag_replay import FrameView
+from bevfusion_ros.tools.eval.evaluation import EvaluationResult
 
 
 def _plt() -> Any:
@@ -65,6 +66,29 @@ def plot_ap(runs: list[dict[str, Any]], path: Path) -> bool:
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     ax.set_title("Per-class AP")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def plot_groups(groups: list[tuple[str, dict[str, Any]]], runs: list[str], title: str, path: Path) -> bool:
+    """mAP and mIoU per bag or per tag, a bar per run: the drive or the weather that regresses."""
+    if not any(g["runs"].get(r, {}).get("mean_ap") is not None for _, g in groups for r in runs):
+        return False
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.2 * len(groups) + 4), 4), dpi=100, squeeze=False)
+    width = 0.8 / len(runs)
+    x = np.arange(len(groups))
+    for ax, key, label in zip(axes[0], ("mean_ap", "miou"), ("mAP", "mIoU"), strict=True):
+        for k, run in enumerate(runs):
+            values = [g["runs"].get(run, {}).get(key) for _, g in groups]
+            ax.bar(x + k * width, [np.nan if v is None else v for v in values], width, label=run)
+        ax.set_xticks(x + width * (len(runs) - 1) / 2, [name for name, _ in groups], rotation=30, ha="right")
+        ax.set_ylabel(label)
+        ax.set_ylim(0, 1)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -173,6 +197,11 @@ def write_report(result: EvaluationResult, out: Path) -> None:
     add(plot_pr(runs, plots / "pr_curves.png"), "Precision-recall curves", "pr_curves.png")
     samples = {r.name: r.latency_samples for r in result.runs if r.latency_samples}
     add(plot_latency(runs, samples, plots / "latency.png"), "Latency per stage", "latency.png")
+    names = [r["name"] for r in runs]
+    bags = [(b["bag"], b) for b in res["bags"]]
+    add(plot_groups(bags, names, "Per bag", plots / "per_bag.png"), "Per bag", "per_bag.png")
+    tags = list(res["tags"].items())
+    add(plot_groups(tags, names, "Per tag", plots / "per_tag.png"), "Per tag", "per_tag.png")
     ref = runs[0]["name"]
     for k, (name, cmp) in enumerate(result.agreement.items()):
         add(
@@ -271,6 +300,30 @@ CMP_HEADER = [
 ]
 
 
+def _group_table(
+    res: dict[str, Any], groups: list[tuple[str, dict[str, Any]]], kind: str
+) -> tuple[list[str], list[list[str]]]:
+    """Per bag or per tag: frames, then mAP / NDS / mIoU of each run, then what went wrong."""
+    names = [r["name"] for r in res["runs"]]
+    header = [kind, "tags" if kind == "bag" else "bags", "frames", *(f"{n} mAP / NDS / mIoU" for n in names)]
+    if kind == "bag":
+        header.append("status")
+    rows = []
+    for name, g in groups:
+        scores = [g["runs"].get(n, {}) for n in names]
+        first: dict[str, Any] = next(iter(g["runs"].values()), {})
+        frames = g.get("frames", first.get("frames", 0))
+        tags = ", ".join(f"{k}={v}" for k, v in g["tags"].items()) if kind == "bag" else str(g["bags"])
+        cells = [f"{_f(s.get('mean_ap'))} / {_f(s.get('nd_score'))} / {_f(s.get('miou'))}" for s in scores]
+        row = [name, tags, str(frames), *cells]
+        if kind == "bag":
+            row.append(
+                f"error: {g['error']}" if g["error"] else f"incomplete: {g['incomplete']}" if g["incomplete"] else "ok"
+            )
+        rows.append(row)
+    return header, rows
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
@@ -285,6 +338,21 @@ def markdown(res: dict[str, Any], images: list[tuple[str, str]]) -> str:
         f"Evaluation throughput: {_f(thr, '.2f')} frames/s over {res['frames']} frames "
         f"({res['wall_s']:.1f} s, every run, decoding and scoring included; this machine).",
     ]
+    if res["fleet"].get("tasks", 1) > 1:
+        f = res["fleet"]
+        where = (
+            f"the Ray cluster at {f['ray_address']}"
+            if f["ray_address"]
+            else (f"a local Ray instance of {f['workers']} workers" if f["workers"] > 1 else "this process")
+        )
+        merge = f"merging and scoring took {f['merge_s']:.1f} s"
+        lines += ["", f"{f['bags']} bags in {f['tasks']} tasks on {where}; {merge}."]
+    if res["bags"]:
+        lines += ["", "## Per bag", ""]
+        lines += _table(*_group_table(res, [(b["bag"], b) for b in res["bags"]], "bag"))
+    if res["tags"]:
+        lines += ["", "## Per tag", ""]
+        lines += _table(*_group_table(res, list(res["tags"].items()), "tag"))
     if modes := _mode_rows(res):
         lines += ["", f"## {MODES_TITLE}", ""]
         lines += _table(MODE_HEADER, modes)

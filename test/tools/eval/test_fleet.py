@@ -1,0 +1,169 @@
+"""``bevfusion-ros evaluate`` over a fleet of bags: a manifest of three generated bags scored by Ray
+tasks on a local instance equals one process to the last digit; time slices equal the whole bag;
+a broken bag, a lost worker and a bad manifest each end as they should."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from bevfusion_ros.core.model import load_model
+from bevfusion_ros.core.resources import default_model
+from bevfusion_ros.tools import cli
+from bevfusion_ros.tools.bags.writer import scene_frame, write_bag
+from bevfusion_ros.tools.data import scenes
+from bevfusion_ros.tools.data.nuscenes_frame import load_frame
+
+pytest.importorskip("ray")
+
+SEED = 10_000_400
+FRAMES = 2
+# what may differ between two evaluations of the same frames: how long things took, and where
+TIMING_KEYS = {"latency_ms", "frames_per_s", "wall_s", "evaluation_frames_per_s", "fleet", "p99_ms"}
+
+
+def drive(frame_dir: Path, out: Path, seed: int, frames: int) -> Path:
+    first = scene_frame(load_frame(frame_dir), seed)
+    grid = load_model(default_model()).map.grid  # type: ignore[union-attr]
+    return write_bag(
+        first,
+        out,
+        frames,
+        show_progress=False,
+        frames=lambda k: first if k == 0 else scene_frame(first, seed + k),
+        maps=lambda k: (scenes.rasterize_map(scenes.generate_scene(seed + k), grid), grid, scenes.MAP_CLASSES),
+    )
+
+
+@pytest.fixture(scope="module")
+def fleet(frame_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest of three drives with tags, bags beside it."""
+    root = tmp_path_factory.mktemp("fleet")
+    tags = [{"weather": "rain", "route": "ring"}, {"weather": "clear", "route": "ring"}, {"weather": "rain"}]
+    lines = ["bags:"]
+    for k, t in enumerate(tags):
+        drive(frame_dir, root / "drives" / f"drive{k}", SEED + 100 * k, FRAMES)
+        lines += [f"  - path: drives/drive{k}", f"    tags: {json.dumps(t)}"]
+    (root / "manifest.yaml").write_text("\n".join(lines) + "\n")
+    return root / "manifest.yaml"
+
+
+def evaluate(out: Path, *args: str) -> tuple[int, dict[str, Any] | None]:
+    code = cli.main(["evaluate", *args, "--out", str(out), "--no-progress"])
+    path = out / "evaluation.json"
+    return code, json.loads(path.read_text()) if path.is_file() else None
+
+
+def scores(res: dict[str, Any]) -> Any:
+    """Everything but timings."""
+
+    def strip(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items() if k not in TIMING_KEYS}
+        if isinstance(o, list):
+            return [strip(v) for v in o]
+        return o
+
+    return strip(res)
+
+
+def test_ray_tasks_score_a_fleet_exactly_as_one_process(fleet: Path, tmp_path: Path) -> None:
+    code, one = evaluate(tmp_path / "one", str(fleet), "--workers", "1", "--compare", "onnxruntime:int8")
+    assert code == 0 and one is not None and one["fleet"]["workers"] == 1
+    code, ray = evaluate(tmp_path / "ray", str(fleet), "--workers", "2", "--compare", "onnxruntime:int8")
+    assert code == 0 and ray is not None and ray["fleet"] == dict(ray["fleet"], workers=2, tasks=3, bags=3)
+    assert scores(ray) == scores(one)
+    assert ray["frames"] == 3 * FRAMES and ray["runs"][0]["frames_scored"] == 3 * FRAMES
+    assert ray["incomplete"] is None and 0.3 < ray["runs"][0]["mean_ap"] <= 1
+    # the breakdowns: a bag's entry is that bag evaluated alone; a tag's covers its bags
+    bags = {b["bag"]: b for b in ray["bags"]}
+    assert list(bags) == ["drive0", "drive1", "drive2"] and bags["drive2"]["tags"] == {"weather": "rain"}
+    code, alone = evaluate(tmp_path / "alone", str(fleet.parent / "drives" / "drive1"))
+    assert code == 0 and alone is not None
+    fp32 = "onnxruntime:fp32"
+    assert bags["drive1"]["runs"][fp32]["mean_ap"] == alone["runs"][0]["mean_ap"]
+    assert bags["drive1"]["runs"][fp32]["miou"] == alone["runs"][0]["map"]["miou"]
+    assert (
+        ray["tags"]["weather=rain"]["bags"] == 2 and ray["tags"]["weather=rain"]["runs"][fp32]["frames"] == 2 * FRAMES
+    )
+    assert ray["tags"]["weather=clear"]["runs"][fp32]["mean_ap"] == bags["drive1"]["runs"][fp32]["mean_ap"]
+    md = (tmp_path / "ray" / "report.md").read_text()
+    assert "## Per bag" in md and "## Per tag" in md and "| weather=rain | 2 | 4 |" in md
+    assert (tmp_path / "ray" / "plots" / "per_bag.png").stat().st_size > 5_000
+
+
+def test_slices_of_a_bag_equal_the_whole_bag(frame_dir: Path, tmp_path: Path) -> None:
+    bag = drive(frame_dir, tmp_path / "long", SEED + 1000, 6)
+    code, whole = evaluate(tmp_path / "whole", str(bag), "--workers", "1")
+    assert code == 0 and whole is not None
+    code, sliced = evaluate(tmp_path / "sliced", str(bag), "--workers", "2", "--slice-s", "0.2")
+    assert code == 0 and sliced is not None and sliced["fleet"]["tasks"] == 3
+    assert scores(sliced) == scores(whole)
+    assert [f["stamp_ns"] for f in sliced["per_frame"]] == [f["stamp_ns"] for f in whole["per_frame"]]
+
+
+def test_a_broken_bag_is_reported_and_the_rest_still_score(fleet: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    drives = fleet.parent / "drives"
+    broken = tmp_path / "broken"
+    shutil.copytree(drives / "drive1", broken)
+    path = next(broken.glob("*.mcap"))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    code, res = evaluate(
+        tmp_path / "ev", str(drives / "drive0"), str(broken), str(tmp_path / "missing"), "--workers", "2"
+    )
+    assert code == 2 and res is not None
+    bags = {b["bag"]: b for b in res["bags"]}
+    assert bags["drive0"]["error"] is None and bags["drive0"]["runs"]["onnxruntime:fp32"]["frames_scored"] == FRAMES
+    assert "cannot open bag" in bags["broken"]["error"] and "does not exist" in bags["missing"]["error"]
+    assert res["runs"][0]["frames_scored"] == FRAMES and "broken could not be replayed" in res["incomplete"]
+    assert "INCOMPLETE" in capsys.readouterr().out
+
+
+def test_a_worker_lost_mid_task_is_retried(fleet: Path, tmp_path: Path) -> None:
+    """SIGKILL the first Ray worker seen replaying a bag: Ray runs its task again, once."""
+    killed: list[int] = []
+
+    def kill_one() -> None:
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            for p in psutil.process_iter(["pid", "cmdline"]):
+                if any("ray::replay_on_worker" in part for part in p.info["cmdline"] or ()):
+                    p.kill()
+                    killed.append(p.info["pid"])
+                    return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one, daemon=True)
+    killer.start()
+    code, res = evaluate(tmp_path / "ev", str(fleet), "--workers", "2")
+    killer.join(timeout=1)
+    assert killed, "no Ray worker was seen replaying a bag"
+    assert code == 0 and res is not None and res["incomplete"] is None
+    assert res["runs"][0]["frames_scored"] == 3 * FRAMES and all(b["error"] is None for b in res["bags"])
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ("bags: []\n", "expected a non-empty list under 'bags:'"),
+        (
+            "bags:\n  - path: a\n    weather: rain\n",
+            "bags[0]: unknown key 'weather'; allowed: path, start_s, end_s, tags",
+        ),
+        ("bags:\n  - path: a\n    start_s: 5\n    end_s: 2\n", "end_s (2.0) must be after start_s (5.0)"),
+        ("bags:\n  - {path: a, start_s: soon}\n", "start_s must be a number of seconds >= 0, got 'soon'"),
+    ],
+)
+def test_a_bad_manifest_is_one_line_naming_the_key(tmp_path: Path, capsys, manifest: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "fleet.yaml"
+    path.write_text(manifest)
+    code, res = evaluate(tmp_path / "ev", str(path))
+    err = capsys.readouterr().err
+    assert code == 2 and res is None and message in err and "Traceback" not in err
