@@ -83,6 +83,45 @@ def test_pillars_summarise_points_per_cell(spec) -> None:  # type: ignore[no-unt
     assert (p[0] > 0).sum() == 2
 
 
+def test_pillars_equal_a_point_by_point_reference(spec) -> None:  # type: ignore[no-untyped-def]
+    """The scatter reductions against a plain loop over the points, many sharing cells."""
+    rng = np.random.default_rng(3)
+    r, g = spec.lidar.point_cloud_range, spec.lidar.grid
+    pts = np.column_stack(
+        [rng.uniform(-3, 3, 500), rng.uniform(-3, 3, 500), rng.uniform(r[2], r[5], 500), rng.uniform(0, 255, 500)]
+    ).astype(np.float32)
+    got = pillarize(crop_points(pts, spec.lidar), spec.lidar)[0].reshape(5, -1)
+    cells: dict[int, list[tuple[float, float]]] = {}
+    for x, y, z, i in pts:
+        cell = int((y - g.ymin) / g.resolution) * g.nx + int((x - g.xmin) / g.resolution)
+        cells.setdefault(cell, []).append((float((z - r[2]) / (r[5] - r[2])), float(i / spec.lidar.intensity_scale)))
+    want = np.zeros_like(got)
+    for cell, v in cells.items():
+        zs, its = np.array(v).T
+        want[:, cell] = np.log1p(len(zs)), zs.max(), zs.mean(), zs.min(), its.mean()
+    assert max(len(v) for v in cells.values()) > 3
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_image_pooling_with_and_without_opencv_and_against_float_arithmetic(spec) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("cv2")
+    img = np.random.default_rng(4).integers(0, 256, (900, 1600, 3), dtype=np.uint8)
+    pre = ImagePreprocessor(spec.image)
+    with_cv2, without = (np.empty((3, spec.image.input_height, spec.image.input_width), np.float32) for _ in "ab")
+    pre.one(img, with_cv2, use_cv2=True)
+    pre.one(img, without, use_cv2=False)
+    np.testing.assert_array_equal(with_cv2, without)  # both pool in exact integers
+    # the definition: block means in float64, bilinear taps, normalisation
+    t, (x0, x1, wx), (y0, y1, wy) = pre._plan(1600, 900)
+    k = t.pool
+    pooled = img.reshape(900 // k, k, 1600 // k, k, 3).mean(axis=(1, 3))
+    rows = pooled[y0] * (1 - wy)[:, None, None] + pooled[y1] * wy[:, None, None]
+    full = rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
+    mean, std = np.asarray(spec.image.mean), np.asarray(spec.image.std)
+    want = ((full[..., pre._channels] - mean) / std).transpose(2, 0, 1)
+    assert np.abs(with_cv2 - want).max() < 1e-4
+
+
 @pytest.fixture
 def calibrated(frame_dir, spec, pipeline):  # type: ignore[no-untyped-def]
     rig = frame_rig(frame_dir, spec.cameras, *scenes.RENDER_SIZE)
