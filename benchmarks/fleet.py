@@ -1,10 +1,16 @@
-"""Fleet evaluation throughput: ``bevfusion-ros evaluate`` over a manifest of generated bags, in one
-process (``--workers 1``) and as Ray tasks on a local instance of 2 (or more) workers. Prints and
-writes (``--results``) frames/s, the scaling against one worker, the driver's merge-and-score time,
-the peak memory of the driver and of each worker, and whether the scores of every worker count are
-equal to the last digit. Asserts nothing.
+"""Fleet evaluation throughput: ``bevfusion-ros evaluate`` over a manifest of generated bags
 
-    .venv/bin/python benchmarks/fleet.py [--bags 8] [--frames 100] [--workers 1 2] [--out build/fleet_bench]
+- in one process with ONNX Runtime on every core (the single-process path, ``--workers 1``);
+- in one process on one thread: one worker's share of the machine, the unit the scaling is against;
+- as Ray tasks on a local instance of 2 (or more) workers of one thread each;
+- with ``--baseline-src DIR``, the code in DIR (a checkout of an earlier commit) in one process,
+  one bag after another (before the fleet, evaluate took one bag).
+
+Prints and writes (``--results``) frames/s, the scaling, the driver's merge-and-score time, the peak
+memory of the driver and of each worker, and whether all give the same scores to the last digit.
+Asserts nothing.
+
+    .venv/bin/python benchmarks/fleet.py [--bags 8] [--frames 100] [--workers 2] [--baseline-src DIR]
 
 The bags (generated scenes with box and map ground truth, 400x225 cameras, about 3.4 MB a frame)
 are written once under ``--out`` and reused.
@@ -70,9 +76,37 @@ def peak_rss(proc: psutil.Process, stop: threading.Event, peaks: dict[str, float
         time.sleep(0.2)
 
 
-def evaluate(manifest: Path, workers: int, out: Path) -> dict[str, Any]:
+# the CLI of another checkout: its package ahead of this one's editable install
+OTHER_SOURCE = (
+    "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+    "sys.path.insert(0, sys.argv.pop(1)); from bevfusion_ros.tools.cli import main; sys.exit(main())"
+)
+
+
+def baseline(src: Path, manifest: Path, out: Path) -> dict[str, Any]:
+    """The code in ``src``, one bag at a time (every bag's own process, as a user of it would run)."""
+    bags = [
+        manifest.parent / line.split("path:")[1].strip()
+        for line in manifest.read_text().splitlines()
+        if "path:" in line
+    ]
+    frames, wall = 0, 0.0
+    for bag in bags:
+        cmd = [sys.executable, "-c", OTHER_SOURCE, str(src), "evaluate", str(bag), "--out", str(out / bag.name)]
+        start = time.perf_counter()
+        subprocess.run([*cmd, "--no-progress"], check=True, stdout=subprocess.DEVNULL)
+        wall += time.perf_counter() - start
+        frames += json.loads((out / bag.name / "evaluation.json").read_text())["frames"]
+    return {"label": f"before ({src.name}), one process per bag", "workers": 1, "threads": "all", "exit": 0,
+            "frames": frames, "wall_s": wall, "frames_per_s": frames / wall, "merge_s": None,
+            "driver_peak_mib": None, "worker_peak_mib": None, "scores": None}  # fmt: skip
+
+
+def evaluate(manifest: Path, workers: int, out: Path, threads: int = 0) -> dict[str, Any]:
     cmd = [str(Path(sys.executable).parent / "bevfusion-ros"), "evaluate", str(manifest), "--workers", str(workers)]
     cmd += ["--out", str(out), "--no-progress"]
+    if threads:
+        cmd += ["--param", f"backend_threads:={threads}"]
     peaks: dict[str, float] = {}
     stop = threading.Event()
     start = time.perf_counter()
@@ -85,8 +119,11 @@ def evaluate(manifest: Path, workers: int, out: Path) -> dict[str, Any]:
     sampler.join()
     res = json.loads((out / "evaluation.json").read_text())
     worker_peaks = [v for k, v in peaks.items() if k.startswith("worker")]
+    where = "this process" if workers == 1 else f"Ray, {workers} workers"
     return {
+        "label": where,
         "workers": workers,
+        "threads": threads or ("all" if workers == 1 else 1),
         "exit": code,
         "frames": res["frames"],
         "wall_s": wall,
@@ -110,29 +147,41 @@ def strip(o: Any) -> Any:
 
 
 def table(rows: list[dict[str, Any]], bags: int, frames: int) -> str:
-    base = rows[0]["frames_per_s"]
+    unit = next(r for r in rows if r["workers"] == 1 and r["threads"] == 1 and r["scores"] is not None)
+    single = next(r for r in rows if r["workers"] == 1 and r["threads"] == "all" and r["scores"] is not None)
     cpu = f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}"
     lines = [
         f"# Fleet evaluation: {bags} generated bags x {frames} frames, reference model fp32 (ONNX Runtime), {cpu}",
         "",
-        "| workers | frames | wall s | frames/s | scaling vs 1 | merge + score s | driver peak MiB | worker peak MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | ORT threads per worker | frames | wall s | frames/s | vs one worker (1 thread) | vs this process "
+        "(all cores) | merge + score s | driver peak MiB | worker peak MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         worker = f"{r['worker_peak_mib']:.0f}" if r["worker_peak_mib"] else "(in the driver)"
+        if r["driver_peak_mib"] is None:
+            worker = "n/a"
         lines.append(
-            f"| {r['workers']} | {r['frames']} | {r['wall_s']:.1f} | {r['frames_per_s']:.2f} | "
-            f"{r['frames_per_s'] / base:.2f}x | {r['merge_s']:.1f} | {r['driver_peak_mib']:.0f} | {worker} |"
+            f"| {r['label']} | {r['threads']} | {r['frames']} | {r['wall_s']:.1f} | {r['frames_per_s']:.2f} | "
+            f"{r['frames_per_s'] / unit['frames_per_s']:.2f}x | {r['frames_per_s'] / single['frames_per_s']:.2f}x | "
+            f"{_f(r['merge_s'])} | {_f(r['driver_peak_mib'], '.0f')} | {worker} |"
         )
-    same = all(r["scores"] == rows[0]["scores"] for r in rows)
+    scored = [r for r in rows if r["scores"] is not None]
+    same = all(r["scores"] == scored[0]["scores"] for r in scored)
     lines += [
         "",
-        f"Scores of every worker count equal to the last digit: {'yes' if same else 'NO'} "
-        f"(mAP {rows[0]['mean_ap']:.4f}, mIoU {rows[0]['miou']:.4f}).",
+        f"Scores of every run of this code equal to the last digit: {'yes' if same else 'NO'} "
+        f"(mAP {scored[0]['mean_ap']:.4f}, mIoU {scored[0]['miou']:.4f}).",
         "",
-        "Wall time is the whole command (Ray's start included); frames/s = frames / wall.",
+        "Wall time is the whole command (Python's start, Ray's start and the scoring included); frames/s = "
+        "frames / wall. One worker on one thread is the unit a fleet adds per core; ONNX Runtime on both "
+        "cores in one process already uses the second core for inference.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _f(v: float | None, fmt: str = ".1f") -> str:
+    return "n/a" if v is None else format(v, fmt)
 
 
 def main() -> None:
@@ -140,18 +189,23 @@ def main() -> None:
     ap.add_argument("--frame", type=Path, default=REPO.parent / "shared" / "data" / "nuscenes_frame")
     ap.add_argument("--bags", type=int, default=8)
     ap.add_argument("--frames", type=int, default=100)
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--workers", type=int, nargs="+", default=[2], help="Ray worker counts to run")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "fleet_bench")
+    ap.add_argument("--baseline-src", type=Path, default=None, help="a checkout of an earlier commit to compare")
     ap.add_argument("--results", type=Path, default=None, help="write the table (.md) and numbers (.json) here")
     args = ap.parse_args()
     manifest = make_bags(args.frame, args.out, args.bags, args.frames)
+    runs: list[tuple[int, int]] = [(1, 0), (1, 1), *((w, 0) for w in args.workers)]
     rows = []
-    for w in args.workers:
-        row = evaluate(manifest, w, args.out / f"workers{w}")
+    if args.baseline_src:
+        rows.append(baseline(args.baseline_src, manifest, args.out / "baseline"))
+        print(f"{rows[-1]['label']}: {rows[-1]['frames_per_s']:.2f} frames/s", flush=True)
+    for workers, threads in runs:
+        row = evaluate(manifest, workers, args.out / f"workers{workers}_threads{threads}", threads)
         print(
-            f"workers {w}: {row['frames']} frames in {row['wall_s']:.1f} s = {row['frames_per_s']:.2f} frames/s, "
-            f"merge {row['merge_s']:.1f} s, driver {row['driver_peak_mib']:.0f} MiB, "
-            f"worker {row['worker_peak_mib']:.0f} MiB, exit {row['exit']}",
+            f"{row['label']} ({row['threads']} threads): {row['frames']} frames in {row['wall_s']:.1f} s = "
+            f"{row['frames_per_s']:.2f} frames/s, merge {row['merge_s']:.1f} s, driver {row['driver_peak_mib']:.0f} "
+            f"MiB, worker {row['worker_peak_mib']:.0f} MiB, exit {row['exit']}",
             flush=True,
         )
         rows.append(row)

@@ -10,6 +10,9 @@ import signal
 import psutil
 
 DAEMON = "ros2-daemon"  # the ros2 CLI's graph cache: a module fixture keeps it across tests
+# what module fixtures keep across their tests besides the daemon, by a word of the command line
+# (test_fleet.py's local Ray instance: its raylet, GCS and workers)
+KEPT: set[str] = set()
 
 
 def in_domain(domain_id: int, include_daemon: bool = False) -> list[psutil.Process]:
@@ -20,7 +23,8 @@ def in_domain(domain_id: int, include_daemon: bool = False) -> list[psutil.Proce
         try:
             if p.environ().get("ROS_DOMAIN_ID") != str(domain_id) or p.status() == psutil.STATUS_ZOMBIE:
                 continue
-            if not include_daemon and DAEMON in " ".join(p.cmdline()):
+            cmd = " ".join(p.cmdline())
+            if not include_daemon and any(word in cmd for word in (DAEMON, *KEPT)):
                 continue
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue

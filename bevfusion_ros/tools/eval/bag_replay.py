@@ -8,36 +8,27 @@ map IoU counts, stage timings and sensor mode, each compared run's agreement wit
 few best and worst frames for their renders. No images travel, so many workers send the driver
 little, and the driver scores the records exactly as one process would (``tools.eval.evaluation``).
 
-A slice owns the frames stamped in ``[start_ns, end_ns)`` but reads from ``WARMUP_NS`` before its
-start, through the sync policy and the past-sweep buffer only, so that both hold at its first frame
-what a replay of the whole bag holds there; it reads ``LOOKAHEAD_NS`` past its end so the sync
-policy completes its last frames as it would mid-bag.
+A task (``tools.eval.records``: a bag or a time slice of one) owns the frames stamped inside it.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from bevfusion_ros.core.errors import BagError, BevFusionError, ConfigError
-from bevfusion_ros.core.eval.agreement import Extremes, FrameAgreement, FrameQuality, frame_agreement, frame_quality
-from bevfusion_ros.core.eval.metrics import MapCounts, MapIoU
+from bevfusion_ros.core.eval.agreement import Extremes, FrameAgreement, frame_agreement, frame_quality
+from bevfusion_ros.core.eval.metrics import MapIoU
 from bevfusion_ros.core.model import LIDAR_ONLY, ModelSpec
 from bevfusion_ros.core.perception.lidar_input import Problem
-from bevfusion_ros.core.pipeline.detections import Detections
-from bevfusion_ros.core.pipeline.postprocess import Segmentation
-from bevfusion_ros.tools.bags.io import LogWindow
 from bevfusion_ros.tools.bags.layout import GT_MAP_PREFIX, GT_TOPIC
 from bevfusion_ros.tools.bags.replay import (
     BagTopics,
-    GroundTruth,
     RecordedFrame,
     SensorReplay,
     StampCursor,
@@ -47,6 +38,8 @@ from bevfusion_ros.tools.bags.replay import (
     recorded_outputs,
     recorded_topics,
 )
+from bevfusion_ros.tools.eval.records import EXTREMES, BagOutcome, BagTask, FrameRecord, FrameView, RunFrame
+from bevfusion_ros.tools.eval.scoring import RunScore
 
 if TYPE_CHECKING:
     from bevfusion_ros.core.perception.config import PerceptionConfig
@@ -56,89 +49,6 @@ if TYPE_CHECKING:
 RENDER_POINTS = 30_000  # points kept per best/worst frame for its BEV render
 # the ground truth is stamped at the LiDAR sweeps; under half a 10 Hz frame from a frame's stamp
 GT_STAMP_TOLERANCE_NS = 45_000_000
-# A slice's reading margins. Before: longer than the past-sweep window (20 sweeps at 10 Hz at most)
-# and the sync policy's waits; after: longer than the sync policy waits for a frame's images.
-WARMUP_NS = 3_000_000_000
-LOOKAHEAD_NS = 3_000_000_000
-EXTREMES = 2  # best and worst frames rendered
-
-
-@dataclass(frozen=True)
-class BagTask:
-    """One unit of fleet work: a bag, or the frames of one stamped in ``[start_ns, end_ns)``."""
-
-    bag: Path
-    index: int  # position in the fleet: outcomes are scored in this order
-    label: str  # the bag as the report names it
-    tags: Mapping[str, str] = field(default_factory=dict)
-    start_ns: int | None = None
-    end_ns: int | None = None
-    expected_frames: int = 0  # for the progress bar
-
-    @property
-    def sliced(self) -> bool:
-        return self.start_ns is not None or self.end_ns is not None
-
-    def owns(self, stamp_ns: int) -> bool:
-        return (self.start_ns is None or stamp_ns >= self.start_ns) and (self.end_ns is None or stamp_ns < self.end_ns)
-
-    def window(self) -> LogWindow | None:
-        """The log time this task reads (messages are logged at or after their stamps)."""
-        if not self.sliced:
-            return None
-        start = 0 if self.start_ns is None else max(0, self.start_ns - WARMUP_NS)
-        end = 2**63 - 1 if self.end_ns is None else self.end_ns + LOOKAHEAD_NS
-        return start, end
-
-
-@dataclass(frozen=True)
-class FrameView:
-    """What the report draws for one best or worst frame."""
-
-    stamp_ns: int
-    points: npt.NDArray[np.float32] | None
-    ground_truth: GroundTruth
-    detections: Detections
-    segmentation: Segmentation | None
-    f1: float
-    bag: str = ""
-
-
-@dataclass(frozen=True)
-class RunFrame:
-    """One run's output on one frame, as the scores need it."""
-
-    detections: Detections
-    timings_ms: dict[str, float]
-    mode: str
-    map_counts: MapCounts | None  # against the frame's map ground truth, when both lie on one grid
-
-
-@dataclass(frozen=True)
-class FrameRecord:
-    stamp_ns: int
-    ground_truth: Detections | None  # None: the frame is not scored (no ground truth for it)
-    outputs: dict[str, RunFrame]  # run name -> its output; a run without one missed the frame
-    agreement: dict[str, FrameAgreement]  # compared run -> its agreement with the first run
-    quality: FrameQuality | None  # the first run against the ground truth
-
-
-@dataclass
-class BagOutcome:
-    """Everything one task sends back; ``error`` says why a bag could not be replayed at all."""
-
-    task: BagTask
-    specs: dict[str, ModelSpec] = field(default_factory=dict)  # run name -> its model
-    frames: list[FrameRecord] = field(default_factory=list)
-    extremes: list[tuple[float, FrameView]] = field(default_factory=list)  # candidates, in frame order
-    compute_s: dict[str, float] = field(default_factory=dict)  # run name -> seconds in its runner
-    drops: Counter[str] = field(default_factory=Counter)
-    sync: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    incomplete: str | None = None  # why the bag was read only in part
-    error: str | None = None
-    frames_without_gt: int = 0
-    wall_s: float = 0.0
 
 
 class ReplayRun:
@@ -467,10 +377,17 @@ def replay_task(
             raise
         return BagOutcome(task, error=str(exc))
     try:
-        return replay.run(tick)
+        outcome = replay.run(tick)
     except BevFusionError as exc:  # a recording without detections
         if raise_errors:
             raise
         return BagOutcome(task, error=str(exc))
     finally:
         replay.close()
+    if task.score_alone:  # the bag's own scores, computed here where many run at once, not in the driver
+        scores = {name: RunScore.of(name, spec) for name, spec in outcome.specs.items()}
+        for record in outcome.frames:
+            for name, out in record.outputs.items():
+                scores[name].add(out, record.ground_truth, str(record.stamp_ns))
+        outcome.bag_scores = {name: score.scores() for name, score in scores.items()}
+    return outcome

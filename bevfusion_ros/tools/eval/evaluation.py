@@ -18,55 +18,10 @@ from typing import Any
 
 from bevfusion_ros.core.errors import BagError, ConfigError
 from bevfusion_ros.core.eval.agreement import AgreementSummary, Extremes, Gate, check_gates
-from bevfusion_ros.core.eval.metrics import DetectionEvaluator, MapIoU
 from bevfusion_ros.core.model import ModelSpec, load_model
-from bevfusion_ros.core.pipeline.detections import Detections
-from bevfusion_ros.tools.eval.bag_replay import EXTREMES, BagOutcome, BagTask, FrameView, RunFrame
+from bevfusion_ros.tools.eval.records import EXTREMES, BagOutcome, BagTask, FrameView
 from bevfusion_ros.tools.eval.runs import EvaluationOptions, RunSpec, run_specs
-
-
-@dataclass
-class RunScore:
-    name: str
-    spec: ModelSpec
-    det: DetectionEvaluator
-    map: MapIoU | None
-    stages: dict[str, list[float]] = field(default_factory=dict)
-    frames: int = 0
-    scored: int = 0
-    missing: int = 0  # frames the run produced no output for
-    compute_s: float = 0.0
-
-    @classmethod
-    def of(cls, name: str, spec: ModelSpec) -> RunScore:
-        return cls(name, spec, DetectionEvaluator(spec.class_names), MapIoU(spec.map.classes) if spec.map else None)
-
-    def add(self, out: RunFrame, gt: Detections | None, token: str) -> None:
-        self.frames += 1
-        for k, v in out.timings_ms.items():
-            self.stages.setdefault(k, []).append(v)
-        if gt is None:
-            return
-        self.scored += 1
-        self.det.add(token, gt, out.detections)
-        if self.map is not None and out.map_counts is not None:
-            self.map.add_counts(out.map_counts)
-
-    def scores(self) -> dict[str, Any]:
-        """mAP, NDS and mIoU over the frames added (None where nothing was scored)."""
-        if not self.scored:
-            return {"frames": self.frames, "frames_scored": 0, "mean_ap": None, "nd_score": None, "miou": None}
-        det = self.det.compute()
-        miou = None
-        if self.map is not None and self.map.tp.sum() + self.map.fn.sum() > 0:
-            miou = float(self.map.compute()["miou"])
-        return {
-            "frames": self.frames,
-            "frames_scored": self.scored,
-            "mean_ap": float(det["mean_ap"]),
-            "nd_score": float(det["nd_score"]),
-            "miou": miou,
-        }
+from bevfusion_ros.tools.eval.scoring import RunScore
 
 
 @dataclass(frozen=True)
@@ -201,6 +156,7 @@ class Scoring:
         # so a delta compares like with like when a recording lacks frames the replay has
         self.common: dict[str, tuple[RunScore, RunScore]] = {}
         self.by_bag: dict[str, dict[str, RunScore]] = {}
+        self.bag_scored: dict[str, dict[str, dict[str, Any]]] = {}  # scored by the bag's worker
         self.by_tag: dict[str, dict[str, RunScore]] = {}
         self.bag_entries: dict[str, dict[str, Any]] = {}
         self.extremes: Extremes[FrameView] = Extremes(EXTREMES)
@@ -247,8 +203,12 @@ class Scoring:
         self.frames_without_gt += outcome.frames_without_gt
         entry["frames"] += len(outcome.frames)
         first = self.runs[0].name
-        bag_scores = self.by_bag.setdefault(task.label, {})
-        tag_scores = [self.by_tag.setdefault(f"{k}={v}", {}) for k, v in sorted(task.tags.items())]
+        # a whole bag comes scored by its worker; the slices of one are scored here, together
+        groups = [self.by_tag.setdefault(f"{k}={v}", {}) for k, v in sorted(task.tags.items())]
+        if outcome.bag_scores is not None:
+            self.bag_scored[task.label] = outcome.bag_scores
+        else:
+            groups.append(self.by_bag.setdefault(task.label, {}))
         for rec in outcome.frames:
             token = f"{task.index}:{rec.stamp_ns}"
             gt = rec.ground_truth
@@ -263,7 +223,7 @@ class Scoring:
                     by_mode[out.mode] = self._score(r.name)
                 by_mode[out.mode].add(out, gt, token)
                 if self.fleet:
-                    for group in (bag_scores, *tag_scores):
+                    for group in groups:
                         if r.name not in group:
                             group[r.name] = self._score(r.name)
                         group[r.name].add(out, gt, token)
@@ -336,8 +296,10 @@ class Scoring:
         gates = check_gates(summaries, o.min_map, o.max_map_drop, o.max_p99_ms)
         bags = []
         for label, entry in self.bag_entries.items():
-            scores = self.by_bag.get(label, {})
-            bags.append(dict(entry, runs={n: sc.scores() for n, sc in scores.items()}))
+            scored = self.bag_scored.get(label)
+            if scored is None:
+                scored = {n: sc.scores() for n, sc in self.by_bag.get(label, {}).items()}
+            bags.append(dict(entry, runs=scored))
         tags = {
             tag: {"bags": sum(1 for t in self.bag_entries.values() if tag in _tag_names(t["tags"])),
                   "runs": {n: sc.scores() for n, sc in scores.items()}}

@@ -26,6 +26,7 @@ import math
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from bevfusion_ros.core.errors import BevFusionError, ConfigError, DependencyError
 from bevfusion_ros.core.yamlfile import load_yaml
-from bevfusion_ros.tools.eval.bag_replay import BagOutcome, BagTask, Tick, replay_task
+from bevfusion_ros.tools.eval.bag_replay import Tick, replay_task
+from bevfusion_ros.tools.eval.records import BagOutcome, BagTask
 
 if TYPE_CHECKING:
     from bevfusion_ros.core.model import ModelSpec
@@ -176,6 +178,9 @@ def plan(options: EvaluationOptions) -> list[BagTask]:
             tasks.append(BagTask(entry.path, len(tasks), label, entry.tags, a, b, max(1, round(share))))
     if options.max_frames:
         tasks = [replace(t, expected_frames=min(t.expected_frames, options.max_frames)) for t in tasks]
+    per_label = Counter(t.label for t in tasks)
+    if len(per_label) > 1:
+        tasks = [replace(t, score_alone=per_label[t.label] == 1) for t in tasks]
     return tasks
 
 
@@ -272,25 +277,23 @@ def _on_ray(options: EvaluationOptions, tasks: list[BagTask], base_spec: ModelSp
     # instance the cores shared out, on a cluster one (each task reserves as many Ray CPUs)
     threads = options.backend_threads or (max(1, cores // workers) if local else 1)
     env = {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    if local:
-        ray.init(
-            num_cpus=workers * threads,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-            runtime_env={"env_vars": env},
-        )
-    else:
-        ray.init(
-            address=options.ray_address, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env}
-        )
+    # a program that already runs Ray (a notebook, a test session) lends its instance; else one is
+    # started here, and stopped at the end
+    owned = not ray.is_initialized()
+    if owned:
+        where: dict[str, Any] = {"address": options.ray_address}
+        if local:
+            where = {"num_cpus": workers * threads, "include_dashboard": False}
+        ray.init(**where, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env})
     worker_options = replace(options, backend_threads=threads, progress=False)
     outcomes: list[BagOutcome] = []
     interrupted = False
     bar = _bar(options, tasks)
     try:
         counter = ray.remote(num_cpus=0)(FrameCounter).remote()
-        replay = ray.remote(replay_on_worker).options(num_cpus=threads, max_retries=1, retry_exceptions=False)
+        replay = ray.remote(replay_on_worker).options(
+            num_cpus=threads, max_retries=1, retry_exceptions=False, runtime_env={"env_vars": env}
+        )
         model = ray.put(base_spec)
         refs = {replay.remote(worker_options, t, model, counter): t for t in tasks}
         pending = list(refs)
@@ -315,5 +318,6 @@ def _on_ray(options: EvaluationOptions, tasks: list[BagTask], base_spec: ModelSp
     finally:
         if bar is not None:
             bar.close()
-        ray.shutdown()
+        if owned:
+            ray.shutdown()
     return FleetRun(outcomes, workers, options.ray_address, interrupted)

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from bevfusion_ros.core.pipeline.postprocess import Segmentation
-from bevfusion_ros.tools.eval.bag_replay import FrameView
 from bevfusion_ros.tools.eval.evaluation import EvaluationResult
+from bevfusion_ros.tools.eval.records import FrameView
 
 
 def _plt() -> Any:
