@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,11 @@ def options(args: argparse.Namespace) -> EvaluationOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = evaluate(options(args))
+    try:
+        result = evaluate(options(args))
+    except KeyboardInterrupt:  # with a bag finished, evaluate returns what finished instead
+        print("bevfusion-ros evaluate: interrupted before any bag finished; nothing to report", file=sys.stderr)
+        return 130
     args.out.mkdir(parents=True, exist_ok=True)
     write_report(result, args.out)
     (args.out / "evaluation.json").write_text(json.dumps(_finite(result.summary()), indent=1, default=_json))

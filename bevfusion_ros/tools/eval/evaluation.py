@@ -21,7 +21,7 @@ from bevfusion_ros.core.eval.agreement import AgreementSummary, Extremes, Gate, 
 from bevfusion_ros.core.model import ModelSpec, load_model
 from bevfusion_ros.tools.eval.records import EXTREMES, BagOutcome, BagTask, FrameView
 from bevfusion_ros.tools.eval.runs import EvaluationOptions, RunSpec, run_specs
-from bevfusion_ros.tools.eval.scoring import RunScore
+from bevfusion_ros.tools.eval.scoring import Mapper, RunScore, compute_all
 
 
 @dataclass(frozen=True)
@@ -247,6 +247,16 @@ class Scoring:
         for f1, view in outcome.extremes:
             self.extremes.add(f1, view)
 
+    def compute(self, mapper: Mapper) -> None:
+        """Every detection score results() will ask for, computed at once through ``mapper`` (on a
+        fleet's workers: the driver would compute them one after another)."""
+        groups: list[RunScore] = [*self.scores.values()]
+        for by_mode in self.mode_scores.values():
+            groups += by_mode.values() if len(by_mode) > 1 else []
+        groups += [s for pair in self.common.values() for s in pair]
+        groups += [s for scores in (*self.by_tag.values(), *self.by_bag.values()) for s in scores.values()]
+        compute_all([g.det for g in groups if g.scored], mapper)
+
     def results(self, wall_s: float, fleet: dict[str, Any]) -> EvaluationResult:
         from bevfusion_ros.core.eval.agreement import percentiles
 
@@ -306,9 +316,9 @@ class Scoring:
             for tag, scores in sorted(self.by_tag.items())
         }  # fmt: skip
         fleet = dict(fleet, merge_s=fleet.get("merge_s", 0.0) + time.perf_counter() - merge_start)
-        labels = list(self.bag_entries)
+        labels, tasks = list(self.bag_entries), self.tasks
         return EvaluationResult(
-            bag=labels[0] if not self.fleet else f"{len(labels)} bags",
+            bag=f"{tasks[0].bag}{tasks[0].span}" if not self.fleet else f"{len(labels)} bags",
             runs=runs,
             comparisons=comparisons,
             frames=max((s.frames for s in self.scores.values()), default=0),
@@ -363,7 +373,7 @@ def evaluate(options: EvaluationOptions) -> EvaluationResult:
     """Replay and/or read the recordings of every bag (in this process or as Ray tasks), score every
     run, compare them, apply the gates."""
     from bevfusion_ros.core.resources import default_model
-    from bevfusion_ros.tools.eval.fleet import execute, plan
+    from bevfusion_ros.tools.eval.fleet import FleetRun, execute, plan
 
     tasks = plan(options)
     runs = run_specs(options, tasks[0].bag)
@@ -372,20 +382,24 @@ def evaluate(options: EvaluationOptions) -> EvaluationResult:
         raise ConfigError(msg)
     base_spec = load_model(options.model or default_model())
     start = time.perf_counter()
-    done = execute(options, tasks, base_spec)
-    scoring = Scoring(options, runs, tasks)
-    merge_start = time.perf_counter()
-    for outcome in sorted(done.outcomes, key=lambda o: o.task.index):
-        scoring.add(outcome)
-    if done.interrupted:
-        finished = len(done.outcomes)
-        scoring.problems.append(f"interrupted: {finished} of {len(tasks)} tasks finished and are scored")
-    fleet = {
-        "tasks": len(tasks),
-        "bags": len({t.bag for t in tasks}),
-        "workers": done.workers,
-        "ray_address": done.address,
-        "merge_s": time.perf_counter() - merge_start,
-        "interrupted": done.interrupted,
-    }
-    return scoring.results(time.perf_counter() - start, fleet)
+
+    def score(done: FleetRun, mapper: Mapper) -> EvaluationResult:
+        scoring = Scoring(options, runs, tasks)
+        merge_start = time.perf_counter()
+        for outcome in sorted(done.outcomes, key=lambda o: o.task.index):
+            scoring.add(outcome)
+        if done.interrupted:
+            finished = len(done.outcomes)
+            scoring.problems.append(f"interrupted: {finished} of {len(tasks)} tasks finished and are scored")
+        scoring.compute(mapper)
+        fleet = {
+            "tasks": len(tasks),
+            "bags": len({t.bag for t in tasks}),
+            "workers": done.workers,
+            "ray_address": done.address,
+            "merge_s": time.perf_counter() - merge_start,
+            "interrupted": done.interrupted,
+        }
+        return scoring.results(time.perf_counter() - start, fleet)
+
+    return execute(options, tasks, base_spec, score)

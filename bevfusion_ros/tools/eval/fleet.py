@@ -27,16 +27,17 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bevfusion_ros.core.errors import BevFusionError, ConfigError, DependencyError
 from bevfusion_ros.core.yamlfile import load_yaml
 from bevfusion_ros.tools.eval.bag_replay import Tick, replay_task
 from bevfusion_ros.tools.eval.records import BagOutcome, BagTask
+from bevfusion_ros.tools.eval.scoring import Mapper, in_order
 
 if TYPE_CHECKING:
     from bevfusion_ros.core.model import ModelSpec
@@ -47,6 +48,8 @@ MANIFEST_SUFFIXES = (".yaml", ".yml")
 BAG_METADATA = "metadata.yaml"  # what makes a folder a rosbag2 bag
 POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
 TICK_INTERVAL_S = 0.5  # how often a Ray worker reports its frames to the progress bar
+R = TypeVar("R")
+Score = Callable[["FleetRun", Mapper], R]  # what the evaluation makes of the outcomes
 
 
 def import_ray() -> ModuleType:
@@ -164,18 +167,19 @@ def plan(options: EvaluationOptions) -> list[BagTask]:
             continue
         clouds = info.of_type(POINTCLOUD2)
         frames = max((info.count(t) for t in clouds), default=0)
-        span = max(1, info.end_ns - info.start_ns)
+        duration = max(1, info.end_ns - info.start_ns)
         start = None if entry.start_s is None else info.start_ns + round(entry.start_s * 1e9)
         end = None if entry.end_s is None else info.start_ns + round(entry.end_s * 1e9)
+        span = ""
         if entry.start_s is not None or entry.end_s is not None:
-            label += f"[{entry.start_s or 0:g}-{'' if entry.end_s is None else f'{entry.end_s:g}'}s]"
+            span = f"[{entry.start_s or 0:g}-{'' if entry.end_s is None else f'{entry.end_s:g}'}s]"
         lo, hi = start if start is not None else info.start_ns, end if end is not None else info.end_ns
         pieces = max(1, math.ceil((hi - lo) / (options.slice_s * 1e9))) if options.slice_s else 1
         for k in range(pieces):
             a = start if k == 0 else lo + (hi - lo) * k // pieces
             b = end if k == pieces - 1 else lo + (hi - lo) * (k + 1) // pieces
-            share = frames * (min(hi, info.end_ns) - max(lo, info.start_ns)) / span / pieces
-            tasks.append(BagTask(entry.path, len(tasks), label, entry.tags, a, b, max(1, round(share))))
+            share = frames * (min(hi, info.end_ns) - max(lo, info.start_ns)) / duration / pieces
+            tasks.append(BagTask(entry.path, len(tasks), label + span, entry.tags, a, b, max(1, round(share)), span))
     if options.max_frames:
         tasks = [replace(t, expected_frames=min(t.expected_frames, options.max_frames)) for t in tasks]
     per_label = Counter(t.label for t in tasks)
@@ -202,11 +206,13 @@ def worker_count(options: EvaluationOptions) -> int:
     return (os.cpu_count() or 1) if ray_installed() else 1
 
 
-def execute(options: EvaluationOptions, tasks: list[BagTask], base_spec: ModelSpec) -> FleetRun:
+def execute(options: EvaluationOptions, tasks: list[BagTask], base_spec: ModelSpec, score: Score[R]) -> R:
+    """Runs the tasks here or on Ray, then ``score``s what came back while the workers are still
+    there to compute the scores in parallel."""
     workers = worker_count(options)
     if options.ray_address is None and (workers == 1 or len(tasks) == 1):
-        return _inline(options, tasks, base_spec)
-    return _on_ray(options, tasks, base_spec, workers)
+        return score(_inline(options, tasks, base_spec), in_order)
+    return _on_ray(options, tasks, base_spec, workers, score)
 
 
 def _bar(options: EvaluationOptions, tasks: list[BagTask]) -> Any:
@@ -214,6 +220,9 @@ def _bar(options: EvaluationOptions, tasks: list[BagTask]) -> Any:
         return None
     from tqdm import tqdm
 
+    # no monitor thread: a Ctrl-C landing while the bar holds tqdm's lock left the thread waiting on
+    # it, and the interpreter's exit waiting on the thread (seen in test_fleet)
+    tqdm.monitor_interval = 0
     return tqdm(total=sum(t.expected_frames for t in tasks), desc="evaluate", unit="frame", dynamic_ncols=True)
 
 
@@ -267,7 +276,7 @@ def replay_on_worker(options: EvaluationOptions, task: BagTask, base_spec: Model
             counter.add.remote(state["frames"])
 
 
-def _on_ray(options: EvaluationOptions, tasks: list[BagTask], base_spec: ModelSpec, workers: int) -> FleetRun:
+def _on_ray(options: EvaluationOptions, tasks: list[BagTask], base_spec: ModelSpec, workers: int, score: Score[R]) -> R:
     ray = import_ray()
     from ray.exceptions import RayError, RayTaskError
 
@@ -315,9 +324,20 @@ def _on_ray(options: EvaluationOptions, tasks: list[BagTask], base_spec: ModelSp
             interrupted = True
             for ref in pending:
                 ray.cancel(ref, force=True)
+        if bar is not None:
+            bar.close()
+            bar = None
+
+        def on_workers(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+            remote = ray.remote(fn).options(num_cpus=threads)
+            return list(ray.get([remote.remote(item) for item in items]))
+
+        # after a Ctrl-C, which reached the workers too, what finished is scored here
+        return score(
+            FleetRun(outcomes, workers, options.ray_address, interrupted), in_order if interrupted else on_workers
+        )
     finally:
         if bar is not None:
             bar.close()
         if owned:
             ray.shutdown()
-    return FleetRun(outcomes, workers, options.ray_address, interrupted)

@@ -43,6 +43,7 @@ class BagTask:
     start_ns: int | None = None
     end_ns: int | None = None
     expected_frames: int = 0  # for the progress bar
+    span: str = ""  # a manifest's time range, as the report writes it after the bag's name
     score_alone: bool = False  # the fleet's only task of this bag: its worker scores it for the breakdown
 
     @property

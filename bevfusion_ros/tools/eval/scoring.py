@@ -3,6 +3,7 @@ The same class scores a whole fleet, a bag, a tag or a sensor mode."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,25 @@ from bevfusion_ros.core.eval.metrics import DetectionEvaluator, MapIoU
 from bevfusion_ros.core.model import ModelSpec
 from bevfusion_ros.core.pipeline.detections import Detections
 from bevfusion_ros.tools.eval.records import RunFrame
+
+# ``map`` over a list, here or on a fleet's workers: (function, items) -> results in the items' order
+Mapper = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
+
+
+def in_order(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """The Mapper of one process."""
+    return [fn(item) for item in items]
+
+
+def detection_metrics(evaluator: DetectionEvaluator) -> dict[str, Any]:
+    return evaluator.compute()
+
+
+def compute_all(evaluators: list[DetectionEvaluator], mapper: Mapper) -> None:
+    """Computes every evaluator's metrics through ``mapper``; each keeps its result for compute()."""
+    todo = [ev for ev in evaluators if ev.computed is None and ev.gt]
+    for ev, result in zip(todo, mapper(detection_metrics, todo), strict=True):
+        ev.computed = result
 
 
 @dataclass

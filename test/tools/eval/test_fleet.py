@@ -123,7 +123,17 @@ def test_slices_of_a_bag_equal_the_whole_bag(frame_dir: Path, tmp_path: Path) ->
     code, sliced = evaluate(tmp_path / "sliced", str(bag), "--workers", "2", "--slice-s", "0.2")
     assert code == 0 and sliced is not None and sliced["fleet"]["tasks"] == 3
     assert scores(sliced) == scores(whole)
-    assert [f["stamp_ns"] for f in sliced["per_frame"]] == [f["stamp_ns"] for f in whole["per_frame"]]
+    stamps = [f["stamp_ns"] for f in whole["per_frame"]]
+    assert [f["stamp_ns"] for f in sliced["per_frame"]] == stamps
+    # a manifest's time range: the frames stamped 0.15 s to 0.45 s after the bag's first message
+    manifest = tmp_path / "range.yaml"
+    manifest.write_text(f"bags:\n  - path: {bag}\n    start_s: 0.15\n    end_s: 0.45\n")
+    code, part = evaluate(tmp_path / "range", str(manifest), "--workers", "1")
+    assert code == 0 and part is not None and [f["stamp_ns"] for f in part["per_frame"]] == stamps[2:5]
+    assert (
+        part["bag"] == f"{bag}[0.15-0.45s]"
+        and f"Evaluation of {bag}[0.15-0.45s]" in (tmp_path / "range" / "report.md").read_text()
+    )
 
 
 def test_a_broken_bag_is_reported_and_the_rest_still_score(fleet: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -213,8 +223,8 @@ def test_ctrl_c_writes_the_report_of_the_finished_bags(fleet: Path, tmp_path: Pa
         seen = max(counts, default=0)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, (seen, out.decode()[-2000:], err.decode()[-2000:])
     res = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
-    assert proc.returncode == 2, (out.decode()[-2000:], err.decode()[-2000:])
     assert res["fleet"]["interrupted"] and "interrupted" in res["incomplete"]
     assert FRAMES <= res["frames"] < 12 * FRAMES and res["runs"][0]["frames_scored"] == res["frames"]
     assert "Traceback" not in err.decode()
