@@ -24,17 +24,12 @@ only in part (the report then covers what was read).
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from bevfusion_ros.core.paramspec import parse_override
 from bevfusion_ros.tools.eval.evaluation import evaluate
-from bevfusion_ros.tools.eval.report import write_report
+from bevfusion_ros.tools.eval.report import evaluation_json, write_report
 from bevfusion_ros.tools.eval.runs import EvaluationOptions
 
 
@@ -129,26 +124,9 @@ def run(args: argparse.Namespace) -> int:
         return 130
     args.out.mkdir(parents=True, exist_ok=True)
     write_report(result, args.out)
-    (args.out / "evaluation.json").write_text(json.dumps(_finite(result.summary()), indent=1, default=_json))
+    (args.out / "evaluation.json").write_text(evaluation_json(result))
     print((args.out / "summary.txt").read_text())
     if result.incomplete:
         print(f"bevfusion-ros evaluate: incomplete: {result.incomplete}")
         return 2
     return 0 if result.passed else 1
-
-
-def _finite(o: Any) -> Any:
-    """NaN and infinities become null: evaluation.json is strict JSON for CI tools."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    return o
-
-
-def _json(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    return str(o)

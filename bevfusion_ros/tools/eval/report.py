@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 import re
 from pathlib import Path
@@ -177,6 +178,27 @@ def plot_frame(view: FrameView, label: str, path: Path) -> None:
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path)
     plt.close(fig)
+
+
+def evaluation_json(result: EvaluationResult) -> str:
+    """evaluation.json: every number of the result, strict JSON (NaN and infinities as null) for CI tools."""
+    return json.dumps(_finite(result.summary()), indent=1, default=_json)
+
+
+def _finite(o: Any) -> Any:
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
+
+
+def _json(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    return str(o)
 
 
 def write_report(result: EvaluationResult, out: Path) -> None:
