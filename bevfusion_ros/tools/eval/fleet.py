@@ -293,7 +293,14 @@ def _on_ray(options: EvaluationOptions, tasks: list[BagTask], base_spec: ModelSp
         where: dict[str, Any] = {"address": options.ray_address}
         if local:
             where = {"num_cpus": workers * threads, "include_dashboard": False}
-        ray.init(**where, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env})
+        try:
+            ray.init(**where, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env})
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            hint = ""
+            if not local and os.environ.get("RAY_AUTH_MODE") != "token":
+                hint = " (a cluster with token authentication, Ray's default, needs RAY_AUTH_MODE=token and its token)"
+            msg = f"cannot start or join Ray at {options.ray_address or 'a local instance'}: {exc}{hint}"
+            raise ConfigError(msg) from None
     worker_options = replace(options, backend_threads=threads, progress=False)
     outcomes: list[BagOutcome] = []
     interrupted = False
