@@ -31,9 +31,10 @@ from typing import Any
 
 import psutil
 
+from bevfusion_ros.tools.eval.report import without_timings
+
 REPO = Path(__file__).resolve().parents[1]
 FIRST_SEED = 10_200_000  # held-out generated scenes (tools/data/scenes.EVAL_SEED_BASE and on)
-TIMING_KEYS = {"latency_ms", "frames_per_s", "wall_s", "evaluation_frames_per_s", "fleet", "p99_ms", "path"}
 
 
 def make_bags(frame: Path, out: Path, bags: int, frames: int) -> Path:
@@ -134,16 +135,8 @@ def evaluate(manifest: Path, workers: int, out: Path, threads: int = 0) -> dict[
         "worker_peak_mib": max(worker_peaks, default=0.0),
         "mean_ap": res["runs"][0]["mean_ap"],
         "miou": (res["runs"][0]["map"] or {}).get("miou"),
-        "scores": strip(res),
+        "scores": without_timings(res),
     }
-
-
-def strip(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {k: strip(v) for k, v in o.items() if k not in TIMING_KEYS}
-    if isinstance(o, list):
-        return [strip(v) for v in o]
-    return o
 
 
 def table(rows: list[dict[str, Any]], bags: int, frames: int) -> str:

@@ -185,6 +185,19 @@ def evaluation_json(result: EvaluationResult) -> str:
     return json.dumps(_finite(result.summary()), indent=1, default=_json)
 
 
+# what differs between two evaluations of the same frames: how long things took, and where
+TIMING_KEYS = frozenset({"latency_ms", "frames_per_s", "wall_s", "evaluation_frames_per_s", "fleet", "p99_ms"})
+
+
+def without_timings(o: Any) -> Any:
+    """An evaluation.json (or part of one) without TIMING_KEYS: what must be equal however it ran."""
+    if isinstance(o, dict):
+        return {k: without_timings(v) for k, v in o.items() if k not in TIMING_KEYS}
+    if isinstance(o, list):
+        return [without_timings(v) for v in o]
+    return o
+
+
 def _finite(o: Any) -> Any:
     if isinstance(o, float):
         return o if math.isfinite(o) else None

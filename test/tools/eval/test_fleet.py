@@ -24,14 +24,12 @@ from bevfusion_ros.tools.commands import evaluate as command
 from bevfusion_ros.tools.data import scenes
 from bevfusion_ros.tools.data.nuscenes_frame import load_frame
 from bevfusion_ros.tools.eval.evaluation import evaluate as run_evaluation
-from bevfusion_ros.tools.eval.report import evaluation_json
+from bevfusion_ros.tools.eval.report import evaluation_json, without_timings
 
 pytest.importorskip("ray")
 
 SEED = 10_000_400
 FRAMES = 2
-# what may differ between two evaluations of the same frames: how long things took, and where
-TIMING_KEYS = {"latency_ms", "frames_per_s", "wall_s", "evaluation_frames_per_s", "fleet", "p99_ms"}
 
 
 def drive(frame_dir: Path, out: Path, seed: int, frames: int) -> Path:
@@ -94,15 +92,7 @@ def scored(*args: str) -> dict[str, Any]:
 
 def scores(res: dict[str, Any]) -> Any:
     """Everything but timings."""
-
-    def strip(o: Any) -> Any:
-        if isinstance(o, dict):
-            return {k: strip(v) for k, v in o.items() if k not in TIMING_KEYS}
-        if isinstance(o, list):
-            return [strip(v) for v in o]
-        return o
-
-    return strip(res)
+    return without_timings(res)
 
 
 def test_ray_tasks_score_a_fleet_exactly_as_one_process(fleet: Path, tmp_path: Path) -> None:
