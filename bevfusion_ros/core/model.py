@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,18 @@ from bevfusion_ros.core.errors import ConfigError
 from bevfusion_ros.core.yamlfile import load_yaml
 
 
-class StageKind(StrEnum):
-    """What runs a stage: a backend (``onnx``) or the runtime itself (numpy, with CUDA twins)."""
+class StageKind(str, Enum):
+    """What runs a stage: a backend (``onnx``) or the runtime itself (numpy, with CUDA twins).
+
+    A ``str`` mixin rather than ``enum.StrEnum`` (Python 3.11+): JetPack 6 runs Python 3.10. Its
+    ``str()`` and ``format()`` are the value, as StrEnum's are, on every Python version.
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
 
     ONNX = "onnx"
     IMAGE_PREPROCESS = "image_preprocess"
