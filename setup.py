@@ -9,7 +9,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={f"{PACKAGE}.core.cuda": ["kernels.cu"]},  # compiled at run time by pycuda
+    package_data={f"{PACKAGE}.core.cuda": ["*.cu"]},  # compiled at run time by pycuda
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -58,3 +58,25 @@ def test_fastdds_profile_is_shared_memory_only() -> None:
     assert int(desc.findtext("d:maxMessageSize", namespaces=ns)) == 16 * 2**20
     rtps = root.find("d:profiles/d:participant/d:rtps", ns)
     assert rtps.findtext("d:useBuiltinTransports", namespaces=ns) == "false"
+
+
+def test_a_non_editable_install_carries_every_file_the_package_reads(tmp_path: Path) -> None:
+    """colcon's default (no --symlink-install) and pip install copy only the declared package data:
+    every non-Python file under bevfusion_ros/ (the CUDA sources pycuda compiles on the car) must be
+    among them, not only in the source tree an editable install points at."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "lib"
+    res = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    shipped = {p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.suffix != ".py"}
+    tracked = subprocess.run(["git", "ls-files", "bevfusion_ros"], cwd=REPO, capture_output=True, text=True, check=True)
+    wanted = {Path(f) for f in tracked.stdout.split() if not f.endswith(".py")}
+    assert wanted and wanted <= shipped, sorted(map(str, wanted - shipped))
