@@ -73,7 +73,7 @@ def test_every_example_stage_builds_against_the_fake_tensorrt(trt_fakes, tmp_pat
     from bevfusion_ros.core.trt.engine_config import StageBuild
 
     lib = tmp_path / "libautoware_tensorrt_plugins.so"  # the fake's plugin library: the op names it registers
-    lib.write_text("GetIndicePairsImplicitGemm\nImplicitGemm\n")
+    lib.write_text("GetIndicePairsImplicitGemm v3\nImplicitGemm v3\n")  # V3 creators, as Autoware's
     ctx = cuda.CudaContext(0)
     with ctx.active():
         for model in (CUDA_BEVFUSION, POINTPILLARS):

@@ -302,12 +302,16 @@ class ParserError:
         return f"In node {self._node}: {self._desc}"
 
 
-_LOADED_PLUGIN_OPS: set[str] = set()
+# op type -> the creator interface its library registers: "v1" (IPluginCreator) or "v3" (IPluginCreatorV3One)
+_LOADED_PLUGIN_OPS: dict[str, str] = {}
 
 
-class IPluginCreator:
-    def __init__(self) -> None:
-        self._name = ""
+class IPluginCreatorInterface:
+    """TensorRT 10's common base of V1 and V3 creators (8.6 has only IPluginCreator)."""
+
+
+class _NamedCreator:
+    _name = ""
 
     @property
     def name(self) -> str:
@@ -322,36 +326,62 @@ class IPluginCreator:
         return ""
 
 
+class IPluginCreator(IPluginCreatorInterface, _NamedCreator):
+    pass
+
+
+class IPluginCreatorV3One(IPluginCreatorInterface, _NamedCreator):
+    pass
+
+
+def _ten_or_later() -> bool:
+    return int(__version__.split(".")[0]) >= 10
+
+
 class IPluginRegistry:
     def load_library(self, plugin_path: str) -> Any:
         """As TensorRT 8.6 and 10: None, never an exception, when the library cannot be loaded or
         one of its plugins is registered already (a second load of the same library)."""
         if not os.path.isfile(plugin_path):
             return None
-        # The fake's plugin library is a text file listing the op types it provides; anything else
-        # is "not a plugin library".
+        # The fake's plugin library is a text file, a line per creator: the op type it provides, then
+        # "v3" for an IPluginCreatorV3One (TensorRT 10's plugin interface, which Autoware's
+        # autoware_tensorrt_plugins use). Anything else is "not a plugin library".
         data = open(plugin_path, "rb").read()
         if data.startswith(b"\x7fELF"):  # a real shared object is not a fake plugin library
             return None
         try:
-            ops = {op.strip() for op in data.decode().split() if op.strip()}
+            lines = [line.split() for line in data.decode().splitlines() if line.strip()]
         except UnicodeDecodeError:
             return None
-        if not ops or ops & _LOADED_PLUGIN_OPS:
+        ops = {parts[0]: "v3" if parts[1:] == ["v3"] else "v1" for parts in lines}
+        if not ops or ops.keys() & _LOADED_PLUGIN_OPS.keys():
+            return None
+        if "v3" in ops.values() and not _ten_or_later():  # built against TensorRT 10: 8.6 cannot load it
             return None
         _LOADED_PLUGIN_OPS.update(ops)
         return object()  # a capsule in TensorRT
 
     @property
-    def plugin_creator_list(self) -> list[IPluginCreator]:
-        return [_creator(op) for op in sorted(_LOADED_PLUGIN_OPS)]
+    def plugin_creator_list(self) -> list[IPluginCreator | IPluginCreatorV3One]:
+        """Only the V1 creators, on TensorRT 10 as on 8.6."""
+        return [_creator(op, kind) for op, kind in sorted(_LOADED_PLUGIN_OPS.items()) if kind == "v1"]
+
+    @property
+    def all_creators(self) -> list[IPluginCreator | IPluginCreatorV3One]:
+        """V1 and V3 creators; TensorRT 10 only (the attribute does not exist on 8.6)."""
+        if not _ten_or_later():
+            msg = "'tensorrt.tensorrt.IPluginRegistry' object has no attribute 'all_creators'"
+            raise AttributeError(msg)
+        return [_creator(op, kind) for op, kind in sorted(_LOADED_PLUGIN_OPS.items())]
 
     def get_plugin_creator(self, type: str, version: str, plugin_namespace: str = "") -> IPluginCreator | None:
-        return _creator(type) if type in _LOADED_PLUGIN_OPS and version == "1" else None
+        found = _LOADED_PLUGIN_OPS.get(type) == "v1" and version == "1"
+        return _creator(type, "v1") if found else None  # type: ignore[return-value]
 
 
-def _creator(name: str) -> IPluginCreator:
-    creator = IPluginCreator()
+def _creator(name: str, kind: str) -> IPluginCreator | IPluginCreatorV3One:
+    creator = IPluginCreatorV3One() if kind == "v3" else IPluginCreator()
     creator._name = name
     return creator
 

@@ -62,7 +62,9 @@ def parse_failure_is_false_with_errors(trt: Any, work: Path) -> Result:
     bad.write_bytes(b"not an onnx model")
     logger, _ = make_logger(trt, echo="internal_error")
     builder = trt.Builder(logger)
-    parser = trt.OnnxParser(builder.create_network(network_flags(trt)), logger)
+    # the parser keeps a raw pointer to the network: a temporary would be freed under it
+    network = builder.create_network(network_flags(trt))
+    parser = trt.OnnxParser(network, logger)
     ok = parser.parse_from_file(str(bad))
     return (not ok and parser.num_errors > 0), f"parse_from_file -> {ok}, {parser.num_errors} error(s)"
 

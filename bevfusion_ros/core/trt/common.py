@@ -136,13 +136,29 @@ def load_plugins(trt: Any, paths: Sequence[Path | str], required: Sequence[str] 
                 raise BackendError(msg)
             _LOADED_LIBRARIES[str(path)] = handle
         loaded.append(str(path))
-    registered = {str(c.name) for c in registry.plugin_creator_list}
-    missing = sorted(set(required) - registered)
+    registered = plugin_creators(registry)
+    missing = sorted(set(required) - set(registered))
     if missing:
+        searched = " and ".join(dict.fromkeys(registered.values())) or "plugin_creator_list"
         msg = (
             f"TensorRT plugin(s) {', '.join(missing)} are not registered after loading "
-            f"{', '.join(loaded) or 'no plugin library'}: list the library that provides them under the engine "
-            "config's plugins"
+            f"{', '.join(loaded) or 'no plugin library'} (searched TensorRT {trt.__version__}'s {searched}): list "
+            "the library that provides them under the engine config's plugins"
         )
         raise BackendError(msg)
     return loaded
+
+
+def plugin_creators(registry: Any) -> dict[str, str]:
+    """Every registered plugin creator's name -> the registry list it was found in.
+
+    TensorRT 10's ``plugin_creator_list`` holds only the deprecated ``IPluginCreator`` (V1) creators;
+    ``IPluginCreatorV3One`` creators, which Autoware's plugin library registers for its sparse
+    convolutions, are only in ``all_creators`` (V1 and V3 alike). 8.6 has no ``all_creators``.
+    """
+    found = {str(c.name): "plugin_creator_list" for c in registry.plugin_creator_list}
+    for creator in getattr(registry, "all_creators", ()):
+        name = getattr(creator, "name", None)  # an interface pybind11 could not downcast has none
+        if name is not None:
+            found.setdefault(str(name), "all_creators")
+    return found

@@ -11,7 +11,9 @@ to an issue (selftest.md + selftest.json).
    cannot show (core/trt/assumptions.py: how a parse fails, what a failed plugin load returns, that
    TensorRT swallows a calibrator's exception, the inspector's JSON, the DLA placement log), each
    PASS/FAIL by name, so the report says which assumptions held on this machine.
-4. Everything that cannot run here is reported as SKIP with the reason; a FAIL makes the exit code 1.
+4. With ``--plugin-library`` (and ``--plugin-model``): each plugin creator, and whether TensorRT lists
+   it in ``plugin_creator_list`` (V1) or only in ``all_creators`` (TensorRT 10's V3 creators).
+5. Everything that cannot run here is reported as SKIP with the reason; a FAIL makes the exit code 1.
 """
 
 from __future__ import annotations
@@ -58,6 +60,20 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--calibration-frames", type=int, default=16, help="frames for the INT8 calibrator")
     ap.add_argument("--bag", default="", help="use this bag's frames instead of generated scenes")
     ap.add_argument("--device", type=int, default=0)
+    ap.add_argument(
+        "--plugin-library",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a TensorRT plugin library to load (absolute path; repeatable), e.g. Autoware's "
+        "libautoware_tensorrt_plugins.so: each plugin creator is reported with the registry list it was found in",
+    )
+    ap.add_argument(
+        "--plugin-model",
+        default="",
+        metavar="MODEL_YAML",
+        help="the model whose stages name the plugins that must be registered (default: every creator registered)",
+    )
     ap.add_argument("--no-progress", action="store_true")
 
 
@@ -340,6 +356,30 @@ def assumption_checks(trt: Any, facts: dict[str, Any], device: int, out: Path) -
     return [Check(sec, name, status[ok], detail) for name, (ok, detail) in results.items()]
 
 
+def plugin_checks(trt: Any, libraries: list[str], model: str) -> list[Check]:
+    """Load the given plugin libraries and say, for each creator the model needs, which of TensorRT's
+    registry lists holds it (TensorRT 10 lists V3 creators only in ``all_creators``)."""
+    from bevfusion_ros.core.trt.common import load_plugins, plugin_creators
+
+    sec = "tensorrt plugins"
+    if not libraries and not model:
+        return [Check(sec, "plugins", "SKIP", "no --plugin-library or --plugin-model given")]
+    if trt is None:
+        return [Check(sec, "plugins", "SKIP", "TensorRT is not installed (see environment)")]
+    try:
+        required = sorted({p for s in load_model(model).stages for p in s.plugins}) if model else []
+        load_plugins(trt, libraries, ())
+    except BevFusionError as exc:
+        return [Check(sec, "plugins", "FAIL", str(exc))]
+    found = plugin_creators(trt.get_plugin_registry())
+    checks = []
+    for name in required or sorted(found):
+        where = found.get(name)
+        detail = f"registered, in {where}" if where else "not registered by " + (", ".join(libraries) or "any library")
+        checks.append(Check(sec, name, "PASS" if where else "FAIL", detail, {"list": where}))
+    return checks
+
+
 def write_report(out: Path, checks: list[Check]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     counts = {s: sum(c.status == s for c in checks) for s in ("PASS", "FAIL", "SKIP", "INFO")}
@@ -366,6 +406,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     checks, trt, facts = environment(args.device)
     checks += assumption_checks(trt, facts, args.device, out)
+    checks += plugin_checks(trt, args.plugin_library, args.plugin_model)
     for name in names:
         checks += variant_checks(name, trt, facts, args, out)
     if trt is None:  # still useful here: the reference backend's per-stage latency on this machine

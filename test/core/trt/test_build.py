@@ -298,8 +298,44 @@ def test_a_sparse_encoder_builds_with_its_plugin_library(trt_fakes, ctx, tmp_pat
                                                 "coors": ((1, 4), (20000, 4), (60000, 4))})  # fmt: skip
     with pytest.raises(BackendError, match="No importer registered for op: GetIndicePairsImplicitGemm"):
         build_stage(trt_fakes.trt, stage, spec.path(stage), sb, tmp_path / "without", DEVICE)
-    lib = tmp_path / "libautoware_tensorrt_plugins.so"
-    lib.write_text("\n".join(SPARSE_PLUGINS) + "\n")
+    lib = tmp_path / "libautoware_tensorrt_plugins.so"  # Autoware's sparse convolutions are V3 creators
+    lib.write_text("".join(f"{name} v3\n" for name in SPARSE_PLUGINS))
     load_plugins(trt_fakes.trt, [lib], required=stage.plugins)
     r = build_stage(trt_fakes.trt, stage, spec.path(stage), sb, tmp_path / "with", DEVICE)
     assert r.engine.is_file() and read_info(r.engine).extra["profiles"]["coors"] == [[1, 4], [20000, 4], [60000, 4]]
+
+
+def test_tensorrt_10_v3_creators_are_found_in_all_creators(trt_fakes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """TensorRT 10's plugin_creator_list has only the deprecated V1 creators: a library registering
+    IPluginCreatorV3One creators (Autoware's) is registered, but only all_creators lists them."""
+    from bevfusion_ros.core.trt.common import plugin_creators
+
+    lib = tmp_path / "libmixed_plugins.so"
+    lib.write_text("ImplicitGemm v3\nGetIndicePairsImplicitGemm v3\nBEVPool\n")
+    assert load_plugins(trt_fakes.trt, [lib], required=["ImplicitGemm", "GetIndicePairsImplicitGemm", "BEVPool"])
+    registry = trt_fakes.trt.get_plugin_registry()
+    assert [c.name for c in registry.plugin_creator_list] == ["BEVPool"]
+    assert plugin_creators(registry) == {
+        "BEVPool": "plugin_creator_list",
+        "GetIndicePairsImplicitGemm": "all_creators",
+        "ImplicitGemm": "all_creators",
+    }
+    with pytest.raises(BackendError, match=r"Missing are not registered .*searched TensorRT 10\.3\.0's plugin_creator"):
+        load_plugins(trt_fakes.trt, [lib], required=["Missing"])
+
+
+def test_tensorrt_8_6_reads_plugin_creator_list_and_cannot_load_a_v3_library(tmp_path: Path) -> None:
+    from fakes.install import fakes
+
+    from bevfusion_ros.core.trt.common import plugin_creators
+
+    v1, v3 = tmp_path / "libv1.so", tmp_path / "libv3.so"
+    v1.write_text("SparseConv3d\n")
+    v3.write_text("ImplicitGemm v3\n")
+    with fakes(trt_version="8.6.2") as f:
+        registry = f.trt.get_plugin_registry()
+        assert not hasattr(registry, "all_creators")
+        assert load_plugins(f.trt, [v1], required=["SparseConv3d"]) == [str(v1)]
+        assert plugin_creators(registry) == {"SparseConv3d": "plugin_creator_list"}
+        with pytest.raises(BackendError, match="could not load the plugin library"):
+            load_plugins(f.trt, [v3], required=["ImplicitGemm"])

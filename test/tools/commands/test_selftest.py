@@ -15,8 +15,9 @@ from bevfusion_ros.tools.commands import selftest
 
 def _args(out: Path, **kw: object) -> argparse.Namespace:
     a = argparse.Namespace(
-        out=str(out), variants="fp16,int8,int8-dla0", frames=2, calibration_frames=2, bag="", device=0, no_progress=True
-    )
+        out=str(out), variants="fp16,int8,int8-dla0", frames=2, calibration_frames=2, bag="", device=0,
+        no_progress=True, plugin_library=[], plugin_model="",
+    )  # fmt: skip
     vars(a).update(kw)
     return a
 
@@ -75,3 +76,25 @@ def test_a_check_outside_tolerance_fails_the_command(  # type: ignore[no-untyped
     assert selftest.run(_args(tmp_path, variants="fp16")) == 1
     assert _checks(tmp_path)[("variant fp16", "accuracy vs ONNX Runtime")]["status"] == "FAIL"
     assert "| accuracy vs ONNX Runtime | FAIL |" in (tmp_path / "selftest.md").read_text()
+
+
+def test_it_names_the_registry_list_of_each_plugin_creator_the_model_needs(trt_fakes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from model_variants import SPARSE_PLUGINS, voxelnet_yaml
+
+    lib = tmp_path / "libautoware_tensorrt_plugins.so"  # V3 creators, as Autoware registers them
+    lib.write_text("".join(f"{name} v3\n" for name in SPARSE_PLUGINS))
+    model = voxelnet_yaml(tmp_path)
+    checks = selftest.plugin_checks(trt_fakes.trt, [str(lib)], str(model))
+    assert [(c.name, c.status, c.detail) for c in checks] == [
+        (name, "PASS", "registered, in all_creators") for name in sorted(SPARSE_PLUGINS)
+    ]
+    # registered for the rest of the process: the model's plugins are found without the library again
+    assert [c.status for c in selftest.plugin_checks(trt_fakes.trt, [], str(model))] == ["PASS", "PASS"]
+    other = tmp_path / "libother.so"
+    other.write_text("BEVPool\n")
+    assert [(c.name, c.status, c.detail) for c in selftest.plugin_checks(trt_fakes.trt, [str(other)], "")] == [
+        ("BEVPool", "PASS", "registered, in plugin_creator_list"),
+        *((name, "PASS", "registered, in all_creators") for name in sorted(SPARSE_PLUGINS)),
+    ]
+    assert selftest.plugin_checks(trt_fakes.trt, ["relative.so"], "")[0].status == "FAIL"
+    assert selftest.plugin_checks(None, [str(lib)], "")[0].status == "SKIP"
