@@ -80,3 +80,20 @@ def test_a_non_editable_install_carries_every_file_the_package_reads(tmp_path: P
     tracked = subprocess.run(["git", "ls-files", "bevfusion_ros"], cwd=REPO, capture_output=True, text=True, check=True)
     wanted = {Path(f) for f in tracked.stdout.split() if not f.endswith(".py")}
     assert wanted and wanted <= shipped, sorted(map(str, wanted - shipped))
+
+
+def test_no_package_index_host_is_named_in_the_repository() -> None:
+    """Packages come through their registries' own clients (pip, apt) by name; a script that names an
+    index's host (curl from it) breaks where that host is mirrored or unreachable."""
+    import subprocess
+
+    hosts = ["pypi" + ".org", "pythonhosted" + ".org", "registry.npmjs" + ".org", "deb.debian" + ".org"]
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    named = []
+    for rel in filter(None, listed.decode().split("\0")):
+        path = REPO / rel
+        if path.suffix in {".onnx", ".npz", ".png"} or not path.is_file():
+            continue
+        text = path.read_text(errors="ignore")
+        named += [f"{rel}: {h}" for h in hosts if h in text]
+    assert named == []

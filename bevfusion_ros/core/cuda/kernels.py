@@ -24,6 +24,9 @@ from bevfusion_ros.core.pipeline.bevpool import BevPoolIndex
 from bevfusion_ros.core.pipeline.preprocess import PILLAR_FEATURES, ImagePreprocessor
 
 SOURCE = Path(__file__).with_name("kernels.cu")
+# nvcc options for every source (pycuda adds --cubin -arch sm_XX for the current device); the sources are
+# compiled with these for the Orin and Thor in test/core/cuda/test_nvcc_targets.py
+NVCC_OPTIONS = ("-std=c++14",)
 # one compiled module per (context, source): pycuda modules belong to one context
 _MODULES: dict[tuple[int, Path], Any] = {}
 
@@ -35,7 +38,7 @@ def kernel(name: str, source: Path = SOURCE) -> Any:
     key = (id(drv.Context.get_current()), source)
     if key not in _MODULES:
         try:
-            _MODULES[key] = compiler.SourceModule(source.read_text(), no_extern_c=True, options=["-std=c++14"])
+            _MODULES[key] = compiler.SourceModule(source.read_text(), no_extern_c=True, options=list(NVCC_OPTIONS))
         except drv.CompileError as exc:
             msg = f"cannot compile {source.name} with nvcc: {exc}"
             raise BackendError(msg) from None

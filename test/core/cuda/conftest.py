@@ -1,6 +1,7 @@
 """The GPU tests skip, each reported, where pycuda is absent (as in CI); scripts/gpu_tests.sh runs them
-on a CUDA machine. A module-level importorskip is not used: with launch_testing's pytest plugin
-installed it dropped the folder's other test file from collection instead of skipping it."""
+on a CUDA machine. A test module that needs no pycuda says so with ``NEEDS_PYCUDA = False``. A
+module-level importorskip is not used: with launch_testing's pytest plugin installed it dropped the
+folder's other test file from collection instead of skipping it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="pycuda is not installed (GPU machine / Orin only)")
     for item in items:
-        if "core/cuda/" in str(item.fspath):
+        if "core/cuda/" in str(item.fspath) and getattr(item.module, "NEEDS_PYCUDA", True):
             item.add_marker(skip)
 
 
