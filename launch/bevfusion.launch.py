@@ -17,10 +17,10 @@ override the params files.
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
+from launch import Condition, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, NotEqualsSubstitution
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 
@@ -97,7 +97,9 @@ def generate_launch_description():
                     "--delay",
                     "1.0",
                 ],
-                condition=IfCondition(NotEqualsSubstitution(arg("bag"), "")),
+                # bag != '': a predicate, as Humble has no NotEqualsSubstitution and Kilted deprecates
+                # LaunchConfigurationNotEquals
+                condition=Condition(predicate=lambda context: arg("bag").perform(context) != ""),
             ),
         ]
     )
