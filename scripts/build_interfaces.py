@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,9 +19,11 @@ import sysconfig
 from pathlib import Path
 
 # The wheels were built in manylinux containers and their exported CMake targets still name
-# that container's interpreter; rosidl_generator_py refuses to configure against missing paths.
-_WHEEL_PYTHON_INCLUDE = "/opt/python/cp311-cp311/include/python3.11"
-_WHEEL_NUMPY_INCLUDE = "/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include"
+# that container's interpreter (/opt/python/cp311-cp311/... for the cp311 wheels, cp310-cp310 for
+# the cp310 ones); rosidl_generator_py refuses to configure against missing paths.
+_WHEEL_PYTHON = r"/opt/python/cp3\d+-cp3\d+"
+_WHEEL_PYTHON_INCLUDE = re.compile(_WHEEL_PYTHON + r"/include/python3\.\d+")
+_WHEEL_NUMPY_INCLUDE = re.compile(_WHEEL_PYTHON + r"/lib/python3\.\d+/site-packages/numpy/(?:_core|core)/include")
 
 
 def fail(msg: str) -> None:
@@ -36,9 +39,10 @@ def patch_cmake_exports(prefix: Path) -> int:
     patched = 0
     for path in (prefix / "share").glob("*/cmake/*.cmake"):
         text = path.read_text()
-        if _WHEEL_PYTHON_INCLUDE not in text and _WHEEL_NUMPY_INCLUDE not in text:
+        new = _WHEEL_NUMPY_INCLUDE.sub(lambda _: np_inc, _WHEEL_PYTHON_INCLUDE.sub(lambda _: py_inc, text))
+        if new == text:
             continue
-        path.write_text(text.replace(_WHEEL_PYTHON_INCLUDE, py_inc).replace(_WHEEL_NUMPY_INCLUDE, np_inc))
+        path.write_text(new)
         patched += 1
     return patched
 

@@ -8,14 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.domains import domain_id
 
 from bevfusion_ros.ros.transport import transport_env
 
 REPO = Path(__file__).resolve().parents[1]
 FRAME_DIR = Path(os.environ.get("BEVFUSION_FRAME_DIR", REPO.parent / "shared" / "data" / "nuscenes_frame"))
-# A domain of our own so parallel runs on one machine (two checkouts, CI and a session) never
+# A domain of our own so parallel runs on one machine (two checkouts, the stacks of make test) never
 # see each other's topics.
-DOMAIN_ID = 100 + os.getpid() % 100
+DOMAIN_ID = domain_id("BEVFUSION_TEST_DOMAINS", (100, 199))
 os.environ.update(transport_env(domain_id=DOMAIN_ID))
 
 

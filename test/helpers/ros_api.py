@@ -36,6 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# try/except, and try/except* where the Python has it (ast.TryStar is 3.11+; JetPack 6 runs 3.10)
+_TRY_NODES: tuple[type[ast.stmt], ...] = (ast.Try, getattr(ast, "TryStar", ast.Try))
+
 ROS_PACKAGES = (
     "rclpy",
     "launch",
@@ -885,7 +888,7 @@ class Scanner:
                     env.pop(name, None)
                 self._statements(st.body, env, ctx, later)
                 self._statements(st.orelse, env, ctx, later)
-            elif isinstance(st, ast.Try | ast.TryStar):
+            elif isinstance(st, _TRY_NODES):
                 self._statements(st.body, env, ctx, later)
                 for h in st.handlers:
                     if h.type is not None:

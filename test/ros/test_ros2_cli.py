@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 import yaml
 from geometry_msgs.msg import TransformStamped
+from helpers.domains import domain_id
 
 from bevfusion_ros.core.sensors.geometry import rotation_to_quaternion
 
 NODE = "/bevfusion_perception"
 REPO = Path(__file__).resolve().parents[2]
-# A domain of this module's own (the session's is 100-199): a node or daemon left by an earlier test
-# of the session can never answer for the node under test here.
-DOMAIN_ID = 1 + os.getpid() % 99
+# A domain of this module's own (not the session's): a node or daemon left by an earlier test of the
+# session can never answer for the node under test here.
+DOMAIN_ID = domain_id("BEVFUSION_CLI_TEST_DOMAINS", (1, 99))
 ENV = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID))
 
 
@@ -71,9 +72,10 @@ def node_log_on_failure(proc: subprocess.Popen[str]) -> Iterator[list[str]]:
     result: list[str] = []
     try:
         yield result
-    except BaseException as exc:
+    except BaseException:
         code, log = stop(proc)
-        exc.add_note(f"node exit code {code}; its log:\n{log}")
+        # pytest shows a failed test's captured stderr (BaseException.add_note is Python 3.11+)
+        print(f"node exit code {code}; its log:\n{log}", file=sys.stderr)
         raise
     code, log = stop(proc)
     result += [str(code), log]
