@@ -24,8 +24,13 @@ _shm_before: set[Path] = set()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    from bevfusion_ros.ros.transport import fastdds_shm_files
+    from bevfusion_ros.ros.transport import clean_orphaned_shm, fastdds_shm_files
 
+    # Segments and ports of participants that were killed (a run stopped by SIGKILL or a timeout) and
+    # that no process maps or holds open any more: a new participant given such a stale port was seen
+    # to reach no one (the launch test's node published nothing to it for 180 s, 3 runs in 4). Only
+    # files older than 10 minutes: a run starting beside this one (make test's stacks) keeps its own.
+    clean_orphaned_shm(min_age_s=600.0)
     _shm_before.update(fastdds_shm_files())
 
 

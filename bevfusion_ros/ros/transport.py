@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -27,6 +28,20 @@ def profile_path() -> Path:
     return config_file(PROFILE_NAME)
 
 
+def _fastdds2(distro: str) -> bool:
+    """Whether the Fast DDS in use is 2.x: by the sourced distribution's name, else (the pip wheels,
+    no ROS_DISTRO) by the installed package: Fast DDS 2 installs share/fastrtps, 3 share/fastdds."""
+    if distro:
+        return distro in _FASTDDS2_DISTROS
+    prefixes = [sys.prefix, *os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)]
+    for prefix in filter(None, prefixes):
+        if (Path(prefix) / "share" / "fastdds").is_dir():
+            return False
+        if (Path(prefix) / "share" / "fastrtps").is_dir():
+            return True
+    return False
+
+
 def middleware_settings(profile: str | None, rmw: str | None, distro: str = "") -> dict[str, str]:
     """The variables that select the middleware and its profile: ``rmw`` (e.g. rmw_fastrtps_cpp) and
     a Fast DDS XML ``profile``; an empty or None value leaves that choice to the environment (a
@@ -37,7 +52,7 @@ def middleware_settings(profile: str | None, rmw: str | None, distro: str = "") 
         out["RMW_IMPLEMENTATION"] = rmw
     if profile:
         out["FASTDDS_DEFAULT_PROFILES_FILE"] = profile
-        if distro in _FASTDDS2_DISTROS:
+        if _fastdds2(distro):
             out["FASTRTPS_DEFAULT_PROFILES_FILE"] = profile  # Fast DDS 2.x reads only the old name
     return out
 
@@ -84,9 +99,15 @@ def _shm_in_use(root: Path) -> set[str]:
     return used
 
 
+# Fast DDS 3 names its files fastdds_*, 2.x (Humble, Jazzy) fastrtps_*
+SHM_PREFIXES = ("fastdds_", "fastrtps_")
+
+
 def fastdds_shm_files(shm: Path = Path("/dev/shm")) -> set[Path]:
     """Fast DDS's segments, locks and port semaphores under ``shm``."""
-    return {*shm.glob("fastdds_*"), *shm.glob("sem.fastdds_*")} if shm.is_dir() else set()
+    if not shm.is_dir():
+        return set()
+    return {p for pre in SHM_PREFIXES for p in (*shm.glob(f"{pre}*"), *shm.glob(f"sem.{pre}*"))}
 
 
 def clean_orphaned_shm(

@@ -3,9 +3,10 @@
 package's bag player, started by the launch file exactly as ``ros2 launch`` starts them, on a
 generated-scene bag and on the real nuScenes frame.
 
-The player starts once two subscribers match the LiDAR topic: the node and this test, whose
-WaitForTopics subscribes to the LiDAR beside the outputs, so no output can be published before the
-test listens (with only the node awaited, a two-frame bag was over before the test had subscribed).
+The player starts once two subscribers match the LiDAR topic (the node and this test, whose
+WaitForTopics subscribes to the LiDAR beside the outputs) and the node matches every camera, and it
+loops the bag until the test is done: a subscription of this test to an output may match later than
+its LiDAR subscription did, and a short bag would be over by then.
 The test waits (with a deadline, no sleeps) for detections, a map grid, markers, diagnostics and the
 monitor's metrics, then checks that every process exited 0 when launch shut them down with SIGINT.
 """
@@ -76,6 +77,10 @@ def generate_test_description(which: str) -> launch.LaunchDescription:
             "calibration_file": str(bag / "calibration.yaml"),
             "bag": str(bag),
             "rate": "0.25",  # slower than the model on two cores: no frame is replaced while busy
+            # again and again until the test has what it waits for (then launch stops the player): each of
+            # this test's subscriptions matches the node's publishers on its own time, so the first
+            # frames' outputs may come before some of them matched (seen on the Jazzy wheels)
+            "loop": "100",
             "monitor": "true",
             "wait_subscribers": "2",  # the node and this test's WaitForTopics
         }.items(),

@@ -480,7 +480,10 @@ def _opened_by(pid: int) -> set[str]:
 
 def _data_segments() -> set[str]:
     """Fast DDS data segments in /dev/shm (port files are shared by every participant and not counted)."""
-    return {str(p) for p in Path("/dev/shm").glob("fastdds_*") if not p.name.startswith("fastdds_port")}
+    from bevfusion_ros.ros.transport import SHM_PREFIXES, fastdds_shm_files
+
+    ports = tuple(f"{pre}port" for pre in SHM_PREFIXES)
+    return {str(p) for p in fastdds_shm_files() if not p.name.startswith(("sem.", *ports))}
 
 
 @pytest.mark.parametrize(("backend", "sig"), [("onnxruntime", signal.SIGINT), ("onnxruntime", signal.SIGTERM),

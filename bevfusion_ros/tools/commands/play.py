@@ -46,16 +46,22 @@ def _qos(reliability: str, depth: int, latched: bool) -> Any:
     )
 
 
-def wait_for_subscribers(node: Node, publishers: dict[str, Any], min_subs: int, timeout_s: float) -> bool:
-    """Spin until every publisher has ``min_subs`` matched subscriptions, or the deadline."""
+# A perception node subscribes to every camera and LiDAR topic of a bag (--wait-sensors)
+SENSOR_TYPES = frozenset({"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/PointCloud2"})
+
+
+def wait_for_subscribers(node: Node, wanted: dict[str, tuple[Any, int]], timeout_s: float) -> list[str]:
+    """Spin until every publisher of ``wanted`` (topic -> (publisher, minimum)) has that many matched
+    subscriptions, or the deadline; returns the topics still short of theirs."""
     import rclpy
 
+    def short() -> list[str]:
+        return [t for t, (p, n) in wanted.items() if p.get_subscription_count() < n]
+
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if all(p.get_subscription_count() >= min_subs for p in publishers.values()):
-            return True
+    while short() and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
-    return False
+    return short()
 
 
 def play(
@@ -72,6 +78,7 @@ def play(
     clock: bool = False,
     delay_s: float = 0.0,
     wait_topics: set[str] | None = None,
+    wait_sensors: bool = False,
 ) -> PlayStats:
     stats = PlayStats()
     reader = open_reader(bag)
@@ -96,10 +103,17 @@ def play(
             from bevfusion_ros.ros.build import stamp
 
             clock_pub, clock_msg = node.create_publisher(Clock, "/clock", 10), Clock()
-        awaited = {t: p for t, p in publishers.items() if wait_topics is None or t in wait_topics}
-        if wait_subscribers and not wait_for_subscribers(node, awaited, wait_subscribers, wait_timeout_s):
-            waiting = [t for t, p in awaited.items() if p.get_subscription_count() < wait_subscribers]
-            node.get_logger().warning(f"playing although no subscriber matched yet on: {', '.join(waiting)}")
+        wanted: dict[str, tuple[Any, int]] = {}
+        if wait_sensors:  # each camera and LiDAR topic matched (discovery is per topic: one matched says
+            # nothing of the others, and a best-effort camera frame sent before its match is lost)
+            sensors = {c.topic for c in reader.connections if c.msgtype in SENSOR_TYPES}
+            wanted.update({t: (p, 1) for t, p in publishers.items() if t in sensors})
+        if wait_subscribers:
+            wanted.update(
+                {t: (p, wait_subscribers) for t, p in publishers.items() if wait_topics is None or t in wait_topics}
+            )
+        if wanted and (waiting := wait_for_subscribers(node, wanted, wait_timeout_s)):
+            node.get_logger().warning(f"playing although subscribers are still missing on: {', '.join(waiting)}")
         if delay_s > 0:
             # A writer sees a reader before that reader has matched the writer; samples sent in between
             # are lost to a best-effort reader. ros2 bag play has the same --delay for this.
@@ -159,6 +173,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     )
     ap.add_argument("--wait-timeout", type=float, default=10.0, help="seconds to wait for subscribers")
     ap.add_argument("--wait-topics", nargs="*", help="the topics --wait-subscribers waits on (default: all played)")
+    ap.add_argument(
+        "--wait-sensors",
+        action="store_true",
+        help="before playing, also wait until every camera and LiDAR topic has a matched subscriber",
+    )
     ap.add_argument("--clock", action="store_true", help="publish /clock with the bag time")
     ap.add_argument("--delay", type=float, default=0.0, help="seconds to wait after subscribers matched (default 0)")
 
@@ -187,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
             args.clock,
             args.delay,
             set(args.wait_topics) if args.wait_topics else None,
+            args.wait_sensors,
         )
     except BevFusionError as exc:
         print(f"play: error: {exc}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bevfusion_ros.core.backends.onnxruntime.partitioned import PartitionedSession, plugin_op_names
+from bevfusion_ros.core.backends.onnxruntime.partitioned import PartitionedSession, inference_session, plugin_op_names
 from bevfusion_ros.core.errors import BackendError
 from bevfusion_ros.core.model import ModelSpec, Stage, StageKind
 from bevfusion_ros.core.optional import import_onnxruntime
@@ -59,7 +59,7 @@ class OnnxRuntimeBackend(Backend):
                 raise BackendError(msg) from None
         else:
             try:
-                self._session = ort.InferenceSession(str(path), opts, providers=list(self.providers))
+                self._session = inference_session(ort, str(path), opts, self.providers)
             except Exception as exc:  # ORT raises its own untyped errors for unreadable or invalid files
                 msg = f"stage {self.stage.name}: ONNX Runtime cannot load {path}: {exc}"
                 ops = _plugin_ops_or_none(path)

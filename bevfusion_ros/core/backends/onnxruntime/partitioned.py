@@ -20,6 +20,17 @@ from bevfusion_ros.core.backends.onnxruntime.plugin_ops import PLUGIN_OPS, Plugi
 from bevfusion_ros.core.errors import BackendError, BevFusionError
 from bevfusion_ros.core.optional import import_onnx
 
+
+def inference_session(ort: Any, model: str | bytes, options: Any, providers: Sequence[str]) -> Any:
+    """``ort.InferenceSession``; before ONNX Runtime 1.21 without its MatMul+BatchNormalization fusion, which turns a
+    MatMul of rank > 2 into a Gemm that fails shape inference ("First input does not have rank 2",
+    microsoft/onnxruntime#22512; engines/examples/pointpillars_tiny's lidar.pfn; 1.17-1.20 are
+    what Ubuntu 24.04 / JetPack 7 pip installs may hold)."""
+    major, minor = (int(x) for x in ort.__version__.split(".")[:2])
+    kwargs = {"disabled_optimizers": ["MatMul_BatchNormalization_Fusion"]} if (major, minor) < (1, 21) else {}
+    return ort.InferenceSession(model, options, providers=list(providers), **kwargs)
+
+
 # domains ONNX Runtime runs itself; a node of any other domain is a plugin op
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
 # ONNX element type -> the type string ONNX Runtime's NodeArg reports
@@ -180,7 +191,7 @@ class PartitionedSession:
             if value.type.tensor_type.elem_type:
                 types[value.name] = value.type.tensor_type.elem_type
         try:
-            return ort.InferenceSession(part.SerializeToString(), options, providers=list(providers))
+            return inference_session(ort, part.SerializeToString(), options, providers)
         except Exception as exc:  # ORT raises its own untyped errors
             msg = f"{self._path.name}: ONNX Runtime cannot load part {index} of the graph: {exc}"
             raise BackendError(msg) from None
