@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 FRAME_DIR = Path(os.environ.get("BEVFUSION_FRAME_DIR", REPO.parent / "shared" / "data" / "nuscenes_frame"))
 # A domain of our own so parallel runs on one machine (two checkouts, the stacks of make test) never
 # see each other's topics.
-DOMAIN_ID = domain_id("BEVFUSION_TEST_DOMAINS", (100, 199))
+DOMAIN_ID = domain_id("BEVFUSION_TEST_DOMAINS", (100, 169))  # 170-229: the stacks (Makefile)
 os.environ.update(transport_env(domain_id=DOMAIN_ID))
 
 
