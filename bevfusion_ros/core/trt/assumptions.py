@@ -62,7 +62,7 @@ def parse_failure_is_false_with_errors(trt: Any, work: Path) -> Result:
     bad.write_bytes(b"not an onnx model")
     logger, _ = make_logger(trt, echo="internal_error")
     builder = trt.Builder(logger)
-    # the parser keeps a raw pointer to the network: a temporary would be freed under it
+    # the network the parser writes into, held as parse_onnx holds it (not a temporary)
     network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     ok = parser.parse_from_file(str(bad))

@@ -48,6 +48,7 @@ def _qos(reliability: str, depth: int, latched: bool) -> Any:
 
 # A perception node subscribes to every camera and LiDAR topic of a bag (--wait-sensors)
 SENSOR_TYPES = frozenset({"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/PointCloud2"})
+SENSOR_WAIT_S = 10.0
 
 
 def wait_for_subscribers(node: Node, wanted: dict[str, tuple[Any, int]], timeout_s: float) -> list[str]:
@@ -103,17 +104,19 @@ def play(
             from bevfusion_ros.ros.build import stamp
 
             clock_pub, clock_msg = node.create_publisher(Clock, "/clock", 10), Clock()
-        wanted: dict[str, tuple[Any, int]] = {}
-        if wait_sensors:  # each camera and LiDAR topic matched (discovery is per topic: one matched says
-            # nothing of the others, and a best-effort camera frame sent before its match is lost)
-            sensors = {c.topic for c in reader.connections if c.msgtype in SENSOR_TYPES}
-            wanted.update({t: (p, 1) for t, p in publishers.items() if t in sensors})
+        missing: list[str] = []
         if wait_subscribers:
-            wanted.update(
-                {t: (p, wait_subscribers) for t, p in publishers.items() if wait_topics is None or t in wait_topics}
-            )
-        if wanted and (waiting := wait_for_subscribers(node, wanted, wait_timeout_s)):
-            node.get_logger().warning(f"playing although subscribers are still missing on: {', '.join(waiting)}")
+            chosen = [t for t in publishers if wait_topics is None or t in wait_topics]
+            awaited = {t: (publishers[t], wait_subscribers) for t in chosen}
+            missing += wait_for_subscribers(node, awaited, wait_timeout_s)
+        if wait_sensors:  # then each camera and LiDAR topic matched: discovery is per topic, one matched says
+            # nothing of the others, and a best-effort frame sent before its topic matched is lost. Bounded
+            # apart: a bag may carry sensor topics nobody subscribes to (another camera, raw beside compressed).
+            sensors = {c.topic for c in reader.connections if c.msgtype in SENSOR_TYPES}
+            wanted = {t: (p, 1) for t, p in publishers.items() if t in sensors and t not in missing}
+            missing += wait_for_subscribers(node, wanted, min(wait_timeout_s, SENSOR_WAIT_S))
+        if missing:
+            node.get_logger().warning(f"playing although subscribers are still missing on: {', '.join(missing)}")
         if delay_s > 0:
             # A writer sees a reader before that reader has matched the writer; samples sent in between
             # are lost to a best-effort reader. ros2 bag play has the same --delay for this.
@@ -176,7 +179,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--wait-sensors",
         action="store_true",
-        help="before playing, also wait until every camera and LiDAR topic has a matched subscriber",
+        help=f"before playing, also wait (up to {SENSOR_WAIT_S:.0f} s more) until every camera and LiDAR topic has a "
+        "matched subscriber",
     )
     ap.add_argument("--clock", action="store_true", help="publish /clock with the bag time")
     ap.add_argument("--delay", type=float, default=0.0, help="seconds to wait after subscribers matched (default 0)")
