@@ -137,3 +137,35 @@ def test_ground_truth_velocities_come_back_from_the_bag(bag, frame, spec) -> Non
     want = frame.boxes.velocities
     np.testing.assert_allclose(gt.detections.velocities, want, atol=1e-4)  # NaN where the frame has none
     assert np.isfinite(want).all(axis=1).sum() > 10
+
+
+def test_the_player_waits_for_each_sensor_topic_then_plays_anyway(bag, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """--wait-sensors: a camera topic with a subscriber lets the player go as soon as every sensor topic
+    has one; topics nobody subscribes to hold it only for SENSOR_WAIT_S, then it plays and names them."""
+    import time
+
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+
+    from bevfusion_ros.tools.commands import play as player
+
+    monkeypatch.setattr(player, "SENSOR_WAIT_S", 1.5)
+    owned = not rclpy.ok()
+    if owned:
+        rclpy.init()
+    try:
+        node = rclpy.create_node("test_wait_sensors")
+        warned: list[str] = []
+        monkeypatch.setattr(node.get_logger(), "warning", lambda msg, **_: warned.append(msg))
+        sub = node.create_subscription(Image, image_topic("CAM_FRONT"), lambda m: None, qos_profile_sensor_data)
+        start = time.monotonic()
+        stats = player.play(node, bag, rate=100.0, wait_sensors=True)
+        waited = time.monotonic() - start
+        assert sum(stats.published.values()) > 0 and 1.5 <= waited < 10, waited
+        (line,) = warned
+        assert LIDAR_TOPIC in line and image_topic("CAM_BACK") in line and image_topic("CAM_FRONT") not in line
+        node.destroy_subscription(sub)
+        node.destroy_node()
+    finally:
+        if owned:
+            rclpy.shutdown()
