@@ -79,24 +79,27 @@ def launch_middleware(context: Any) -> list[Any]:
     return [SetEnvironmentVariable(k, v) for k, v in settings.items()]
 
 
-def _shm_in_use(root: Path) -> set[str]:
-    """Paths under ``root`` that some live process has mapped or open (how a segment in use looks)."""
+def shm_opened_by(pid: int | str, root: Path = Path("/dev/shm")) -> set[str]:
+    """Paths under ``root`` that process ``pid`` maps or holds open (how a segment in use looks);
+    empty when the process is gone or not ours to read."""
     prefix = str(root).rstrip("/") + "/"
     used: set[str] = set()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/maps") as maps:
-                used.update(line.split()[-1] for line in maps if prefix in line)
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                with contextlib.suppress(OSError):
-                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                    if target.startswith(prefix):
-                        used.add(target)
-        except OSError:  # the process ended, or is not ours to read
-            continue
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            used.update(line.split()[-1] for line in maps if prefix in line)
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith(prefix):
+                    used.add(target)
+    except OSError:
+        return set()
     return used
+
+
+def _shm_in_use(root: Path) -> set[str]:
+    """Paths under ``root`` that some live process has mapped or open."""
+    return {path for pid in os.listdir("/proc") if pid.isdigit() for path in shm_opened_by(pid, root)}
 
 
 # Fast DDS 3 names its files fastdds_*, 2.x (Humble, Jazzy) fastrtps_*

@@ -3,7 +3,6 @@ against the offline pipeline, and every kind of bad input sent into it while it 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -467,17 +466,6 @@ def test_node_on_the_real_frame_bag(ros_node, tmp_path, frame_dir, spec) -> None
     np.testing.assert_allclose(got.centers, want.centers, atol=1e-3)
 
 
-def _opened_by(pid: int) -> set[str]:
-    """/dev/shm paths the process maps or holds open."""
-    found = set()
-    with open(f"/proc/{pid}/maps") as maps:
-        found.update(line.split()[-1] for line in maps if "/dev/shm/" in line)
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(OSError):
-            found.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
-    return found
-
-
 def _data_segments() -> set[str]:
     """Fast DDS data segments in /dev/shm (port files are shared by every participant and not counted)."""
     from bevfusion_ros.ros.transport import SHM_PREFIXES, fastdds_shm_files
@@ -500,7 +488,9 @@ def test_a_signal_while_streaming_exits_0_and_frees_the_shared_memory(ros_node, 
         out.wait(lambda: out.n("labels") > 0, 60, proc, "the node to be active")
         # what the node's participant created: new segments the node maps or holds open (another test run
         # on this machine, e.g. make test's other stacks, creates its own meanwhile)
-        segments = {s for s in _data_segments() - before if s.split("_el")[0] in _opened_by(proc.pid)}
+        from bevfusion_ros.ros.transport import shm_opened_by
+
+        segments = {s for s in _data_segments() - before if s.split("_el")[0] in shm_opened_by(proc.pid)}
         assert segments, "the node made no Fast DDS segment: is the shared-memory profile in use?"
         topics = [LIDAR_TOPIC, *(image_topic(c) for c in CAMS)]
         player = subprocess.Popen(
